@@ -1,0 +1,1 @@
+"""Sandboxed code execution: HTTP API → Redis Streams → warm Docker pool → result."""

@@ -1,0 +1,1 @@
+"""The HTTP layer: decodes requests, maps errors to status codes, writes JSON."""

@@ -1,0 +1,60 @@
+"""/v1/run (wait for the result) and /v1/jobs (queue now, collect later)."""
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Response
+
+from service.api.auth import require_key
+from service.api.services import Services, get_services
+from service.jobspec import build_job_spec
+from service.models import ErrorBody, JobAccepted, JobState, JobStatus, RunRequest, RunResult
+
+router = APIRouter(prefix="/v1", tags=["run"], dependencies=[Depends(require_key)])
+
+ERRORS = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Malformed JSON.",
+        401: "Missing or wrong API key.",
+        413: "Request body over the cap.",
+        422: "Invalid request: a field's type, a limit above its maximum, an unknown language.",
+        429: "The queue is full; retry after Retry-After seconds.",
+        503: "The queue (Redis) is unreachable; retry after Retry-After seconds.",
+    }.items()
+}
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@router.post("/run", response_model=RunResult, responses=ERRORS)
+async def run(request: RunRequest, services: Services = Depends(get_services)) -> Response:
+    """Run one snippet and wait for its result.
+
+    A failure of ours (no container, Docker down) is a 200 with outcome `sandbox_error`,
+    distinct from the code's own failure.
+    """
+    spec = build_job_spec(request, services.settings)
+    return json_response(await services.submitter.run(spec))
+
+
+@router.post("/jobs", status_code=202, response_model=JobAccepted, responses=ERRORS)
+async def submit_job(request: RunRequest,
+                     services: Services = Depends(get_services)) -> JobAccepted:
+    """Queue one snippet and return its id at once; poll `GET /v1/jobs/{id}` for the result."""
+    spec = build_job_spec(request, services.settings)
+    job_id = await services.submitter.submit(spec)
+    return JobAccepted(id=job_id, state=JobState.QUEUED)
+
+
+@router.get("/jobs/{job_id}", response_model=JobStatus,
+            responses={404: {"model": ErrorBody, "description": "Unknown or expired job."}})
+async def job_status(job_id: str, services: Services = Depends(get_services)) -> Response:
+    """A job's state (queued, running, done) and, once done, its result (kept for the TTL)."""
+    found = await services.queue.status(job_id)
+    if found is None:
+        raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
+    state, result = found
+    body = b'{"id":%s,"state":"%s","result":%s}' % (
+        orjson.dumps(job_id), state.value.encode(), result or b"null")
+    return json_response(body)

@@ -1,0 +1,41 @@
+"""What the routers need, built once per API process and reached through the app state."""
+
+import uuid
+from dataclasses import dataclass
+
+from fastapi import Request
+from redis import asyncio as aioredis
+
+from service.keys import Keys
+from service.queue import JobQueue, ReplyListener
+from service.settings import Settings
+from service.submit import Submitter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: aioredis.Redis
+    queue: JobQueue
+    replies: ReplyListener
+    submitter: Submitter
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Services":
+        redis = aioredis.from_url(settings.redis_url, socket_keepalive=True, socket_timeout=30,
+                                  socket_connect_timeout=2, health_check_interval=30,
+                                  max_connections=256)
+        keys = Keys(settings.key_prefix)
+        api_id = uuid.uuid4().hex[:12]
+        queue = JobQueue(redis, keys, settings.result_ttl_s, settings.max_queue_depth)
+        replies = ReplyListener(redis, keys, api_id)
+        return cls(settings, redis, queue, replies,
+                   Submitter(queue, replies, api_id, settings.queue_wait_s))
+
+    async def close(self) -> None:
+        await self.replies.stop()
+        await self.redis.aclose()
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services

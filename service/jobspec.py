@@ -1,0 +1,93 @@
+"""A request turned into a job: limits resolved against the settings, files encoded.
+
+The API builds a JobSpec from each RunRequest (refusing what exceeds the maxima) and queues it as
+JSON; the worker reads it back. Both sides share this one definition.
+"""
+
+import base64
+import binascii
+import posixpath
+
+from pydantic import BaseModel
+
+from service.models import BinaryFile, Language, RunRequest
+from service.settings import Settings
+
+
+class InvalidRequest(ValueError):
+    """A request the service refuses, with a machine-readable reason."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class JobSpec(BaseModel):
+    language: Language
+    code: str
+    stdin_b64: str | None
+    files_b64: dict[str, str]
+    timeout_s: float
+    memory_mb: int
+    max_output_bytes: int
+    max_file_bytes: int
+    fresh_interpreter: bool
+
+
+def check_file_name(name: str) -> None:
+    parts = name.split("/")
+    if (not name or name.startswith("/") or "\\" in name or "\0" in name
+            or any(p in ("", ".", "..") for p in parts) or len(name) > 255
+            or posixpath.normpath(name) != name):
+        raise InvalidRequest("invalid_file_name",
+                             f"file name {name!r} must be relative, without '..', '.' or '//'")
+
+
+def encode_files(files: dict[str, str | BinaryFile], settings: Settings) -> dict[str, str]:
+    if len(files) > settings.max_file_count:
+        raise InvalidRequest("too_many_files", f"at most {settings.max_file_count} files")
+    encoded, total = {}, 0
+    for name, content in files.items():
+        check_file_name(name)
+        if isinstance(content, BinaryFile):
+            try:
+                data = base64.b64decode(content.base64, validate=True)
+            except binascii.Error as exc:
+                raise InvalidRequest("invalid_base64", f"file {name!r}: {exc}") from exc
+        else:
+            data = content.encode("utf-8", "surrogateescape")
+        total += len(data)
+        encoded[name] = base64.b64encode(data).decode()
+    if total > settings.max_files_bytes:
+        raise InvalidRequest("files_too_large", f"files exceed {settings.max_files_bytes} bytes")
+    return encoded
+
+
+def _bounded(name: str, value: float | None, default: float, low: float, high: float) -> float:
+    value = default if value is None else value
+    if not low <= value <= high:
+        raise InvalidRequest("limit_exceeded", f"{name} must be between {low} and {high}")
+    return value
+
+
+def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
+    if len(req.code.encode("utf-8", "surrogateescape")) > settings.max_code_bytes:
+        raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
+    stdin = req.stdin.encode("utf-8", "surrogateescape") if req.stdin else b""
+    if len(stdin) > settings.max_files_bytes:
+        raise InvalidRequest("stdin_too_large", f"stdin exceeds {settings.max_files_bytes} bytes")
+    return JobSpec(
+        language=req.language,
+        code=req.code,
+        stdin_b64=base64.b64encode(stdin).decode() if stdin else None,
+        files_b64=encode_files(req.files, settings),
+        timeout_s=_bounded("timeout", req.timeout, settings.default_timeout_s, 0.001,
+                           settings.max_timeout_s),
+        memory_mb=int(_bounded("memory_mb", req.memory_mb, settings.default_memory_mb,
+                               settings.min_memory_mb, settings.max_memory_mb)),
+        max_output_bytes=int(_bounded("max_output_bytes", req.max_output_bytes,
+                                      settings.default_output_bytes, 1,
+                                      settings.max_output_bytes)),
+        max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
+        fresh_interpreter=req.fresh_interpreter,
+    )

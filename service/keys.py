@@ -1,0 +1,37 @@
+"""Every Redis key, stream, group and channel name. Nothing else spells a key."""
+
+from dataclasses import dataclass
+
+WORKER_GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def jobs(self) -> str:
+        """The job stream, read by the consumer group WORKER_GROUP."""
+        return f"{self.prefix}:jobs"
+
+    @property
+    def dead_letters(self) -> str:
+        """Jobs delivered too often, kept for inspection."""
+        return f"{self.prefix}:dead"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id → time of its last heartbeat (ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash: one worker's self-description, expiring with its heartbeats."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def job(self, job_id: str) -> str:
+        """Hash: a job's state and, when done, its result."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def replies(self, api_id: str) -> str:
+        """Stream of results for the callers waiting on one API process."""
+        return f"{self.prefix}:replies:{api_id}"

@@ -1,0 +1,268 @@
+"""The only code that speaks Redis Streams: enqueue, claim, complete, reclaim, reply.
+
+At-least-once delivery through the consumer group; exactly one visible result per job, because
+completing is a script that keeps the first result and ignores any later one.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+
+import orjson
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from service import wire
+from service.keys import WORKER_GROUP, Keys
+from service.models import JobState
+
+log = logging.getLogger(__name__)
+
+REPLY_STREAM_MAXLEN = 10_000
+REPLY_STREAM_TTL_S = 3600
+
+
+class QueueUnavailable(Exception):
+    """Redis cannot be reached or refused the command: our failure, retry later."""
+
+
+class QueueFull(Exception):
+    """The queue holds as many jobs as it may: back off and retry."""
+
+
+_ENQUEUE = f"""
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[3], '{wire.F_PAYLOAD}', ARGV[4],
+           '{wire.F_REPLY_TO}', ARGV[5], '{wire.F_ENQUEUED_MS}', ARGV[6],
+           '{wire.F_DEADLINE_MS}', ARGV[7])
+redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}')
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+
+_MARK_RUNNING = f"""
+if redis.call('HGET', KEYS[1], '{wire.F_STATE}') == '{JobState.QUEUED}' then
+  redis.call('HSET', KEYS[1], '{wire.F_STATE}', '{JobState.RUNNING}')
+end
+return 1
+"""
+
+_COMPLETE = f"""
+local first = redis.call('HGET', KEYS[1], '{wire.F_STATE}') ~= '{JobState.DONE}'
+if first then
+  redis.call('HSET', KEYS[1], '{wire.F_STATE}', '{JobState.DONE}', '{wire.F_RESULT}', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  if ARGV[6] == '1' then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', {REPLY_STREAM_MAXLEN}, '*',
+               '{wire.F_ID}', ARGV[5], '{wire.F_RESULT}', ARGV[1])
+    redis.call('EXPIRE', KEYS[3], {REPLY_STREAM_TTL_S})
+  end
+end
+redis.call('XACK', KEYS[2], ARGV[4], ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
+if first then return 1 end
+return 0
+"""
+
+
+@contextlib.contextmanager
+def translate_errors():
+    """Redis's exceptions become ours at this boundary."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+class JobQueue:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, result_ttl_s: int, max_depth: int):
+        self.redis = redis
+        self.keys = keys
+        self.result_ttl_s = result_ttl_s
+        self.max_depth = max_depth
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._mark_running = redis.register_script(_MARK_RUNNING)
+        self._complete = redis.register_script(_COMPLETE)
+
+    # --- API side ------------------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
+                      deadline_ms: float) -> list[bool]:
+        """Queue (job id, payload) pairs in one round trip; False where the queue was full."""
+        now = wire.now_ms()
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id, payload in jobs:
+                    await self._enqueue(
+                        keys=[self.keys.jobs, self.keys.job(job_id)],
+                        args=[self.max_depth, self.result_ttl_s, job_id, payload, reply_to,
+                              now, deadline_ms],
+                        client=pipe,
+                    )
+                return [bool(ok) for ok in await pipe.execute()]
+
+    async def status(self, job_id: str) -> tuple[JobState, bytes | None] | None:
+        with translate_errors():
+            fields = await self.redis.hmget(self.keys.job(job_id), wire.F_STATE, wire.F_RESULT)
+        state, result = fields
+        if state is None:
+            return None
+        return JobState(state.decode()), result
+
+    async def depth(self) -> int:
+        with translate_errors():
+            return await self.redis.xlen(self.keys.jobs)
+
+    # --- worker side ---------------------------------------------------------------------------
+
+    async def ensure_group(self) -> None:
+        with translate_errors():
+            try:
+                await self.redis.xgroup_create(self.keys.jobs, WORKER_GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def claim(self, consumer: str, count: int, block_ms: int) -> list[wire.Job]:
+        """New jobs for this consumer, as many as it has room for, waiting up to block_ms."""
+        with translate_errors():
+            reply = await self.redis.xreadgroup(
+                WORKER_GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms
+            )
+        jobs = [wire.Job.from_entry(eid, fields) for _, entries in reply or ()
+                for eid, fields in entries if fields]
+        if jobs:
+            await self._set_running(jobs)
+        return jobs
+
+    async def _set_running(self, jobs: Iterable[wire.Job]) -> None:
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    await self._mark_running(keys=[self.keys.job(job.id)], client=pipe)
+                await pipe.execute()
+
+    async def complete(self, job: wire.Job, result: bytes) -> bool:
+        """Publish the result and retire the job; False when another delivery answered first."""
+        reply = self.keys.replies(job.reply_to) if job.reply_to else self.keys.jobs
+        with translate_errors():
+            first = await self._complete(
+                keys=[self.keys.job(job.id), self.keys.jobs, reply],
+                args=[result, self.result_ttl_s, job.entry_id, WORKER_GROUP, job.id,
+                      "1" if job.reply_to else "0"],
+            )
+        return bool(first)
+
+    async def keep_claimed(self, consumer: str, entry_ids: Sequence[str]) -> None:
+        """Reset the idle time of jobs still running here, so no reaper takes them."""
+        if not entry_ids:
+            return
+        with translate_errors():
+            await self.redis.xclaim(self.keys.jobs, WORKER_GROUP, consumer, 0, list(entry_ids),
+                                    justid=True)
+
+    async def reclaim(self, consumer: str, idle_ms: int, max_deliveries: int,
+                      count: int) -> tuple[list[wire.Job], list[wire.Job]]:
+        """Take over jobs of silent workers: (jobs to run again, jobs delivered too often)."""
+        with translate_errors():
+            pending = await self.redis.xpending_range(
+                self.keys.jobs, WORKER_GROUP, min="-", max="+", count=count, idle=idle_ms
+            )
+            if not pending:
+                return [], []
+            ids = [p["message_id"] for p in pending]
+            claimed = await self.redis.xclaim(self.keys.jobs, WORKER_GROUP, consumer, idle_ms, ids)
+        deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
+        retry, dead = [], []
+        for entry_id, fields in claimed:
+            if not fields:  # deleted meanwhile: nothing left to run
+                continue
+            job = wire.Job.from_entry(entry_id, fields)
+            too_many = deliveries.get(entry_id, 0) >= max_deliveries
+            (dead if too_many else retry).append(job)
+        if retry:
+            await self._set_running(retry)
+        return retry, dead
+
+    async def dead_letter(self, job: wire.Job, reason: str) -> None:
+        """Keep the job for inspection and answer its caller with a sandbox_error."""
+        with translate_errors():
+            await self.redis.xadd(
+                self.keys.dead_letters,
+                {wire.F_ID: job.id, wire.F_PAYLOAD: job.payload, "reason": reason},
+                maxlen=10_000, approximate=True,
+            )
+        await self.complete(job, wire.sandbox_error(job.id, reason, job.enqueued_ms))
+
+    async def heartbeat(self, worker_id: str, info: dict[str, str | int | float],
+                        ttl_s: float) -> None:
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(self.keys.worker(worker_id), mapping=info)
+                pipe.expire(self.keys.worker(worker_id), max(1, round(ttl_s)))
+                pipe.zadd(self.keys.workers, {worker_id: wire.now_ms()})
+                await pipe.execute()
+
+    async def forget_worker(self, worker_id: str) -> None:
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(self.keys.worker(worker_id))
+                pipe.zrem(self.keys.workers, worker_id)
+                await pipe.execute()
+
+
+class ReplyListener:
+    """One reader per API process: resolves the futures of waiting callers by job id."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, api_id: str):
+        self.redis = redis
+        self.stream = keys.replies(api_id)
+        self.waiters: dict[str, asyncio.Future[bytes]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def expect(self, job_id: str) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.waiters[job_id] = future
+        return future
+
+    def forget(self, job_id: str) -> None:
+        self.waiters.pop(job_id, None)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read_forever(), name="reply-listener")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self.stream)
+
+    async def _read_forever(self) -> None:
+        last_id = "0"
+        backoff = 0.05
+        while True:
+            try:
+                reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
+                backoff = 0.05
+            except (RedisError, OSError) as exc:
+                log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self._resolve(fields)
+
+    def _resolve(self, fields: dict[bytes, bytes]) -> None:
+        job_id = fields.get(wire.F_ID.encode(), b"").decode()
+        future = self.waiters.pop(job_id, None)
+        if future is not None and not future.done():
+            future.set_result(fields.get(wire.F_RESULT.encode(), b""))
+
+
+def decode_result(raw: bytes) -> dict:
+    return orjson.loads(raw)

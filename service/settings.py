@@ -1,0 +1,72 @@
+"""The one settings class: every knob is an environment variable prefixed SANDBOX_."""
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", frozen=True)
+
+    # Where things are
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the queue.")
+    key_prefix: str = Field("sandbox", description="Prefix of every Redis key; one per deployment.")
+    host: str = Field("127.0.0.1", description="Address the API binds.")
+    port: int = Field(8000, ge=1, le=65535)
+    docker_url: str | None = Field(None, description="Docker engine; default: DOCKER_HOST or local socket.")
+    image_python: str = Field("sandbox-python:latest", description="Image of the python sandbox.")
+
+    # Access
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Comma-separated bearer keys; empty: no authentication.")
+    allow_insecure_bind: bool = Field(False, description="Allow a non-loopback bind without keys.")
+
+    # Worker and pool
+    pool_size: int = Field(4, ge=1, le=256, description="Warm containers per worker = concurrent executions.")
+    executions_per_container: int = Field(1000, ge=1, description="Recycle a container after this many.")
+    preload: str = Field("numpy", description="Modules the runner imports before forking (comma-separated).")
+    container_cpus: float = Field(1.0, gt=0, le=64, description="CPU quota of one container.")
+    container_pids: int = Field(128, ge=16, le=4096, description="Processes in one container.")
+    container_tmpfs_mb: int = Field(64, ge=1, le=4096, description="Size of the working tmpfs.")
+    runner_memory_mb: int = Field(192, ge=32, description="Memory added to memory_mb for the runner itself.")
+    heartbeat_s: float = Field(2.0, gt=0, le=60)
+    reclaim_idle_s: float = Field(15.0, gt=0, description="Reclaim a job silent this long.")
+    max_deliveries: int = Field(3, ge=1, le=100, description="Dead-letter a job delivered this often.")
+
+    # Limits of one execution: defaults and maxima
+    default_timeout_s: float = Field(10.0, gt=0)
+    max_timeout_s: float = Field(300.0, gt=0)
+    default_memory_mb: int = Field(512, ge=16)
+    min_memory_mb: int = Field(16, ge=1)
+    max_memory_mb: int = Field(8192, ge=16)
+    default_output_bytes: int = Field(1 * MIB, ge=1)
+    max_output_bytes: int = Field(16 * MIB, ge=1)
+    max_code_bytes: int = Field(1 * MIB, ge=1)
+    max_files_bytes: int = Field(32 * MIB, ge=0, description="All supplied files of one request together.")
+    max_file_count: int = Field(256, ge=0)
+
+    # API and queue
+    max_body_bytes: int = Field(64 * MIB, ge=1024, description="Largest request body accepted.")
+    result_ttl_s: int = Field(3600, ge=1, description="How long results stay readable.")
+    max_queue_depth: int = Field(100_000, ge=1, description="Past this many queued jobs: 429.")
+    queue_wait_s: float = Field(600.0, gt=0, description="How long a sync caller waits in the queue.")
+    log_level: str = Field("INFO")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    def image_for(self, language: str) -> str:
+        return {"python": self.image_python}[language]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,73 @@
+"""Submitting jobs from an API process: queue them, then await their results.
+
+A caller waits on a future resolved by the process's one ReplyListener; no Redis connection is
+held per waiting request.
+"""
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from service import wire
+from service.jobspec import JobSpec
+from service.queue import JobQueue, QueueFull, ReplyListener
+
+REPLY_GRACE_S = 10.0
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Submitter:
+    def __init__(self, queue: JobQueue, replies: ReplyListener, api_id: str, queue_wait_s: float):
+        self.queue = queue
+        self.replies = replies
+        self.api_id = api_id
+        self.queue_wait_s = queue_wait_s
+
+    async def submit(self, spec: JobSpec) -> str:
+        """Queue one job for later collection by id."""
+        job_id = new_job_id()
+        (accepted,) = await self.queue.enqueue([(job_id, spec.model_dump_json().encode())],
+                                               reply_to="", deadline_ms=0)
+        if not accepted:
+            raise QueueFull
+        return job_id
+
+    async def run(self, spec: JobSpec) -> bytes:
+        (result,) = await self.run_many([spec])
+        return result
+
+    async def run_many(self, specs: Sequence[JobSpec]) -> list[bytes]:
+        """Queue jobs in one round trip and wait for all: results in the order given.
+
+        All or nothing at admission: if the queue cannot take every job, QueueFull is raised and
+        any that were taken are answered without being waited for.
+        """
+        ids = [new_job_id() for _ in specs]
+        futures = [self.replies.expect(job_id) for job_id in ids]
+        deadline_ms = wire.now_ms() + self.queue_wait_s * 1000
+        payloads = [(job_id, spec.model_dump_json().encode())
+                    for job_id, spec in zip(ids, specs, strict=True)]
+        try:
+            accepted = await self.queue.enqueue(payloads, self.api_id, deadline_ms)
+        except BaseException:
+            self._forget(ids)
+            raise
+        if not all(accepted):
+            self._forget(ids)
+            raise QueueFull
+        longest = max(spec.timeout_s for spec in specs)
+        wait_s = self.queue_wait_s + longest + REPLY_GRACE_S
+        done, _ = await asyncio.wait(futures, timeout=wait_s)
+        self._forget(ids)
+        return [
+            f.result() if f in done else
+            wire.sandbox_error(job_id, "no result in time; the job may still run")
+            for job_id, f in zip(ids, futures, strict=True)
+        ]
+
+    def _forget(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            self.replies.forget(job_id)

@@ -1,0 +1,66 @@
+"""The job and result wire format between API processes and workers, through Redis."""
+
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from service.models import Outcome
+
+# Fields of an entry in the job stream.
+F_ID = "id"
+F_PAYLOAD = "payload"
+F_REPLY_TO = "reply_to"
+F_ENQUEUED_MS = "enqueued_ms"
+F_DEADLINE_MS = "deadline_ms"
+# Fields of a job hash and of a reply-stream entry.
+F_STATE = "state"
+F_RESULT = "result"
+
+
+def now_ms() -> float:
+    return time.time() * 1000
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as a worker sees it: the request (still JSON) and where to answer."""
+
+    entry_id: str
+    id: str
+    payload: bytes
+    reply_to: str
+    enqueued_ms: float
+    deadline_ms: float
+
+    @classmethod
+    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> "Job":
+        def text(name: str) -> str:
+            return fields.get(name.encode(), b"").decode()
+
+        return cls(
+            entry_id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            id=text(F_ID),
+            payload=fields.get(F_PAYLOAD.encode(), b"{}"),
+            reply_to=text(F_REPLY_TO),
+            enqueued_ms=float(text(F_ENQUEUED_MS) or 0),
+            deadline_ms=float(text(F_DEADLINE_MS) or 0),
+        )
+
+
+def sandbox_error(job_id: str, message: str, enqueued_ms: float | None = None) -> bytes:
+    """The result of a job we failed to run: the code is not to blame, a retry is safe."""
+    now = now_ms()
+    waited = max(0.0, now - enqueued_ms) if enqueued_ms else 0.0
+    return orjson.dumps({
+        "id": job_id,
+        "outcome": Outcome.SANDBOX_ERROR,
+        "exit_code": None,
+        "signal": None,
+        "stdout": "",
+        "stderr": "",
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+        "timing": {"queue_ms": round(waited, 3), "run_ms": 0.0, "total_ms": round(waited, 3)},
+        "message": message,
+    })

@@ -1,0 +1,1 @@
+"""Workers: claim jobs from Redis, run them in warm containers, publish the results."""

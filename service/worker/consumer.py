@@ -1,0 +1,155 @@
+"""The consumer loop: claim as many jobs as there are free containers, run them, answer.
+
+Alongside it: a heartbeat (keeps this worker's running jobs claimed and tells the dashboard it
+lives) and a reaper (takes over jobs of silent workers; dead-letters those delivered too often).
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+
+from service import wire
+from service.queue import JobQueue, QueueUnavailable
+from service.settings import Settings
+from service.worker.executor import Executor
+from service.worker.pool import ContainerPool
+
+log = logging.getLogger(__name__)
+
+CLAIM_BLOCK_MS = 1000
+REDIS_RETRY_MAX_S = 5.0
+
+
+class Consumer:
+    def __init__(self, queue: JobQueue, pool: ContainerPool, executor: Executor,
+                 settings: Settings, worker_id: str, host: str):
+        self.queue = queue
+        self.pool = pool
+        self.executor = executor
+        self.settings = settings
+        self.worker_id = worker_id
+        self.host = host
+        self.started = time.time()
+        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self._slot_free = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.pool.size - len(self.inflight))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._slot_free.set()
+
+    async def run(self, grace_s: float) -> None:
+        """Serve until stop(); then let running jobs finish for up to grace_s."""
+        await self._retry(self.queue.ensure_group)
+        helpers = [asyncio.create_task(self._heartbeat_loop()),
+                   asyncio.create_task(self._reaper_loop())]
+        try:
+            await self._claim_loop()
+            if self.inflight:
+                await asyncio.wait(list(self.inflight.values()), timeout=grace_s)
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(QueueUnavailable):
+                await self.queue.forget_worker(self.worker_id)
+
+    # --- claiming and running ------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            if not self.free_slots:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                jobs = await self.queue.claim(self.worker_id, self.free_slots, CLAIM_BLOCK_MS)
+                backoff = 0.1
+            except QueueUnavailable as exc:
+                log.warning("queue unavailable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, REDIS_RETRY_MAX_S)
+                continue
+            for job in jobs:
+                self._start(job)
+
+    def _start(self, job: wire.Job) -> None:
+        task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
+        self.inflight[job.entry_id] = task
+        task.add_done_callback(lambda _: self._finished(job.entry_id))
+
+    def _finished(self, entry_id: str) -> None:
+        self.inflight.pop(entry_id, None)
+        self._slot_free.set()
+
+    async def _handle(self, job: wire.Job) -> None:
+        if job.deadline_ms and wire.now_ms() > job.deadline_ms:
+            result = wire.sandbox_error(job.id, "deadline passed before the job could run",
+                                        job.enqueued_ms)
+        else:
+            result = await self.executor.run(job)
+        # Keep trying to answer; if we die meanwhile the job is reclaimed and run again.
+        await self._retry(lambda: self.queue.complete(job, result))
+
+    async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]
+        backoff = 0.1
+        while True:
+            try:
+                return await call()
+            except QueueUnavailable as exc:
+                log.warning("queue unavailable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, REDIS_RETRY_MAX_S)
+
+    # --- heartbeat and reaper ------------------------------------------------------------------
+
+    def describe(self) -> dict[str, str | int | float]:
+        return {
+            "host": self.host,
+            "pid": os.getpid(),
+            "started": self.started,
+            "containers": self.pool.live,
+            "busy": len(self.inflight),
+            "capacity": self.pool.size,
+            "idle_containers": self.pool.idle,
+            "executions": self.executor.executions,
+            "replaced": self.pool.replaced,
+            "pool_error": self.pool.last_error or "",
+            "heartbeat": time.time(),
+        }
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_s
+        while True:
+            with contextlib.suppress(QueueUnavailable):
+                await self.queue.heartbeat(self.worker_id, self.describe(), ttl_s=interval * 3)
+                await self.queue.keep_claimed(self.worker_id, list(self.inflight))
+            await asyncio.sleep(interval)
+
+    async def _reaper_loop(self) -> None:
+        idle_ms = int(self.settings.reclaim_idle_s * 1000)
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s * random.uniform(1, 2))
+            if self._stopping.is_set() or not self.free_slots:
+                continue
+            try:
+                retry, dead = await self.queue.reclaim(
+                    self.worker_id, idle_ms, self.settings.max_deliveries, self.free_slots)
+                for job in dead:
+                    log.error("job dead-lettered", extra={"job_id": job.id})
+                    await self.queue.dead_letter(
+                        job, f"delivered {self.settings.max_deliveries} times without an answer; "
+                        "its worker died each time")
+            except QueueUnavailable:
+                continue
+            for job in retry:
+                log.warning("job reclaimed from a silent worker", extra={"job_id": job.id})
+                self._start(job)

@@ -1,0 +1,161 @@
+"""The only module that imports docker: hardened container specs and their lifecycle.
+
+Docker's exceptions become EngineUnavailable here, so the rest of the worker can report them as
+sandbox errors (our failure), never as the code's.
+"""
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from service.settings import Settings
+
+MIB = 1024 * 1024
+LABEL_ROLE = "sandbox.role"
+LABEL_DEPLOYMENT = "sandbox.deployment"
+LABEL_WORKER = "sandbox.worker"
+LABEL_HOST = "sandbox.host"
+LABEL_PID = "sandbox.pid"
+ROLE_SANDBOX = "sandbox"
+RUNNER_CAPABILITIES = ("SETUID", "SETGID", "KILL")  # switch to the sandbox uid, clean up
+
+
+class EngineUnavailable(Exception):
+    """The Docker engine failed us: the execution was not the code's fault."""
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    try:
+        yield
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        raise EngineUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a container belongs to, written in its labels."""
+
+    deployment: str
+    worker_id: str
+    host: str
+    pid: int
+
+    def labels(self) -> dict[str, str]:
+        return {
+            LABEL_ROLE: ROLE_SANDBOX,
+            LABEL_DEPLOYMENT: self.deployment,
+            LABEL_WORKER: self.worker_id,
+            LABEL_HOST: self.host,
+            LABEL_PID: str(self.pid),
+        }
+
+
+def container_memory_bytes(settings: Settings, memory_mb: int) -> int:
+    """The code's memory plus the runner's own (its preloaded modules are shared by the child)."""
+    return (memory_mb + settings.runner_memory_mb) * MIB
+
+
+def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int) -> dict[str, Any]:
+    """Arguments of the engine's container create call for one hardened, warm sandbox.
+
+    Pure, so the flags are testable without Docker; `host_config` holds the limits.
+    """
+    memory = container_memory_bytes(settings, memory_mb)
+    tmpfs_opts = f"rw,nosuid,nodev,size={settings.container_tmpfs_mb}m,mode=1777"
+    host_config = {
+        "auto_remove": True,  # once its runner exits, the stopped container goes
+        "network_mode": "none",
+        "read_only": True,
+        "tmpfs": {"/tmp": tmpfs_opts},
+        "shm_size": f"{min(settings.container_tmpfs_mb, 64)}m",
+        "cap_drop": ["ALL"],
+        "cap_add": list(RUNNER_CAPABILITIES),
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": settings.container_pids,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "mem_swappiness": 0,
+        "nano_cpus": int(settings.container_cpus * 1e9),
+        "ulimits": [
+            docker.types.Ulimit(name="nofile", soft=1024, hard=1024),
+            docker.types.Ulimit(name="core", soft=0, hard=0),
+        ],
+        "ipc_mode": "private",
+        "init": True,
+        "log_config": docker.types.LogConfig(type="none"),
+    }
+    return {
+        "image": image,
+        "command": None,  # the image's entrypoint: the runner
+        "labels": owner.labels(),
+        "environment": {"SANDBOX_PRELOAD": settings.preload},
+        "hostname": "sandbox",
+        "stdin_open": True,
+        "host_config": host_config,
+    }
+
+
+class DockerEngine:
+    """Blocking Docker calls; the pool runs them in threads."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        with translate_errors():
+            if settings.docker_url:
+                self.client = docker.DockerClient(base_url=settings.docker_url, timeout=60)
+            else:
+                self.client = docker.from_env(timeout=60)
+
+    def ping(self) -> None:
+        with translate_errors():
+            self.client.ping()
+
+    def start(self, spec: dict[str, Any]) -> tuple[str, socket.socket]:
+        """Create, attach to and start a container: its id and a socket to its stdin/stdout."""
+        with translate_errors():
+            api = self.client.api
+            host_config = api.create_host_config(**spec["host_config"])
+            config = api.create_container_config(
+                **{**spec, "host_config": host_config})
+            # The worker's attach going away closes stdin: the runner exits, the container goes.
+            config["StdinOnce"] = True
+            container_id = api.create_container_from_config(config, None)["Id"]
+            try:
+                attached = api.attach_socket(
+                    container_id, params={"stdin": 1, "stdout": 1, "stream": 1}
+                )
+                raw = getattr(attached, "_sock", attached)
+                sock = socket.socket(fileno=os.dup(raw.fileno()))
+                attached.close()
+                api.start(container_id)
+            except BaseException:
+                self.remove(container_id)
+                raise
+        return container_id, sock
+
+    def remove(self, container_id: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound), translate_errors():
+            self.client.api.remove_container(container_id, force=True)
+
+    def set_memory(self, container_id: str, memory_bytes: int) -> None:
+        with translate_errors():
+            self.client.api.update_container(container_id, mem_limit=memory_bytes,
+                                             memswap_limit=memory_bytes)
+
+    def list_sandboxes(self, deployment: str) -> list[tuple[str, dict[str, str]]]:
+        """(id, labels) of every sandbox container of this deployment on this engine."""
+        filters = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}", f"{LABEL_DEPLOYMENT}={deployment}"]}
+        with translate_errors():
+            found = self.client.api.containers(all=True, filters=filters)
+        return [(c["Id"], c.get("Labels") or {}) for c in found]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,70 @@
+"""Runs one job in a leased container and turns the runner's report into a result."""
+
+import asyncio
+import logging
+
+import orjson
+from pydantic import ValidationError
+
+from service import runner_protocol as rp
+from service import wire
+from service.jobspec import JobSpec
+from service.models import Outcome
+from service.settings import Settings
+from service.worker.docker_engine import EngineUnavailable
+from service.worker.outcome import ABNORMAL, classify, result_body
+from service.worker.pool import ContainerPool, PoolUnavailable
+from service.worker.runner_channel import RunnerGone
+
+log = logging.getLogger(__name__)
+
+REPLY_GRACE_S = 5.0  # beyond the timeout, before a silent runner counts as dead
+LEASE_TIMEOUT_S = 30.0
+
+
+class Executor:
+    def __init__(self, pool: ContainerPool, settings: Settings):
+        self.pool = pool
+        self.settings = settings
+        self.executions = 0
+
+    async def run(self, job: wire.Job) -> bytes:
+        """The result of a job, as JSON: always a result, never an exception."""
+        try:
+            spec = JobSpec.model_validate_json(job.payload)
+        except ValidationError as exc:
+            return wire.sandbox_error(job.id, f"unreadable job payload: {exc}", job.enqueued_ms)
+        try:
+            return await self._run(job, spec)
+        except (PoolUnavailable, EngineUnavailable) as exc:
+            return wire.sandbox_error(job.id, f"no sandbox available: {exc}", job.enqueued_ms)
+        except RunnerGone as exc:
+            return wire.sandbox_error(job.id, f"sandbox failed: {exc}", job.enqueued_ms)
+
+    async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
+        sandbox = await self.pool.lease(LEASE_TIMEOUT_S)
+        reusable = False
+        try:
+            await self.pool.set_memory(sandbox, spec.memory_mb)
+            started_ms = wire.now_ms()
+            message = rp.run_message(job.id, spec, self.settings.container_pids)
+            await sandbox.channel.send(message)
+            sandbox.executions += 1
+            self.executions += 1
+            try:
+                report = await asyncio.wait_for(sandbox.channel.receive(),
+                                                spec.timeout_s + REPLY_GRACE_S)
+            except TimeoutError as exc:
+                raise RunnerGone("runner did not answer in time") from exc
+            if report.get("op") != rp.OP_RESULT or report.get("id") != job.id:
+                raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
+            outcome, why = classify(report)
+            reusable = outcome not in ABNORMAL
+        finally:
+            self.pool.release(sandbox, reusable)
+        done_ms = wire.now_ms()
+        queue_ms = max(0.0, started_ms - job.enqueued_ms)
+        body = result_body(job.id, report, outcome, why, queue_ms, done_ms - job.enqueued_ms)
+        if outcome is not Outcome.OK:
+            log.info("execution ended", extra={"job_id": job.id, "outcome": outcome})
+        return orjson.dumps(body)

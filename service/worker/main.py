@@ -1,0 +1,74 @@
+"""Wires a worker together: Docker engine, container pool, Redis queue, consumer loop."""
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+
+from redis import asyncio as aioredis
+
+from service.keys import Keys
+from service.queue import JobQueue
+from service.settings import Settings
+from service.worker.consumer import Consumer
+from service.worker.docker_engine import LABEL_HOST, LABEL_PID, DockerEngine, Owner
+from service.worker.executor import Executor
+from service.worker.pool import ContainerPool
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphans(engine: DockerEngine, owner: Owner) -> int:
+    """Remove sandboxes left on this host by workers that no longer run."""
+    removed = 0
+    for container_id, labels in engine.list_sandboxes(owner.deployment):
+        pid = int(labels.get(LABEL_PID, "0") or 0)
+        if labels.get(LABEL_HOST) == owner.host and (pid == owner.pid or not pid_alive(pid)):
+            engine.remove(container_id)
+            removed += 1
+    return removed
+
+
+async def serve_worker(settings: Settings) -> None:
+    host = socket.gethostname()
+    worker_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    owner = Owner(settings.key_prefix, worker_id, host, os.getpid())
+    engine = DockerEngine(settings)
+    removed = await asyncio.to_thread(sweep_orphans, engine, owner)
+    if removed:
+        log.info("removed orphaned sandboxes", extra={"count": removed})
+    pool = ContainerPool(engine, settings, owner, settings.image_for("python"))
+    redis = aioredis.from_url(settings.redis_url, socket_keepalive=True, socket_timeout=30,
+                              health_check_interval=30)
+    queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
+                     settings.max_queue_depth)
+    consumer = Consumer(queue, pool, Executor(pool, settings), settings, worker_id, host)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, consumer.stop)
+    pool.start()
+    log.info("worker started", extra={"worker_id": worker_id, "pool_size": pool.size})
+    try:
+        await consumer.run(grace_s=SHUTDOWN_GRACE_S)
+    finally:
+        await pool.close()
+        with contextlib.suppress(Exception):
+            await redis.aclose()
+        engine.close()
+        log.info("worker stopped", extra={"worker_id": worker_id})

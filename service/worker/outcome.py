@@ -1,0 +1,46 @@
+"""From what the runner saw to what the caller is told."""
+
+import signal
+from typing import Any
+
+from service.models import Outcome
+
+# Outcomes after which a container is destroyed rather than reused.
+ABNORMAL = frozenset({Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED})
+
+
+def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
+    """The outcome of one execution and, where useful, why."""
+    if report["timed_out"]:
+        return Outcome.TIMEOUT, "wall-clock time limit reached; the process group was killed"
+    if report["oom_killed"]:
+        return Outcome.MEMORY_LIMIT, "memory limit reached; killed by the out-of-memory killer"
+    if report["output_limited"]:
+        return Outcome.OUTPUT_LIMIT, "output cap reached; the output was cut there"
+    signum = report["signal"]
+    if signum is not None:
+        if signum == signal.SIGXCPU:
+            return Outcome.TIMEOUT, "CPU time limit reached (SIGXCPU)"
+        if signum == signal.SIGXFSZ:
+            return Outcome.ERROR, "file size limit reached (SIGXFSZ)"
+        return Outcome.KILLED, f"killed by {signal.Signals(signum).name}"
+    if report["exit_code"] != 0:
+        return Outcome.ERROR, None
+    return Outcome.OK, None
+
+
+def result_body(job_id: str, report: dict[str, Any], outcome: Outcome, message: str | None,
+                queue_ms: float, total_ms: float) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "outcome": outcome,
+        "exit_code": report["exit_code"],
+        "signal": report["signal"],
+        "stdout": report["stdout"],
+        "stderr": report["stderr"],
+        "stdout_truncated": report["stdout_truncated"],
+        "stderr_truncated": report["stderr_truncated"],
+        "timing": {"queue_ms": round(queue_ms, 3), "run_ms": report["run_ms"],
+                   "total_ms": round(total_ms, 3)},
+        "message": message,
+    }

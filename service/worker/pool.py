@@ -1,0 +1,177 @@
+"""A pool of warm sandbox containers, one execution at a time in each.
+
+A container is leased only when its runner has said `ready` (warm and clean). After an execution
+it goes back once the runner has cleaned up and said `ready` again; after an abnormal end, a
+silent runner or its N-th execution it is destroyed and replaced in the background.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from service import runner_protocol as rp
+from service.settings import Settings
+from service.worker.docker_engine import (
+    DockerEngine,
+    EngineUnavailable,
+    Owner,
+    container_memory_bytes,
+    container_spec,
+)
+from service.worker.runner_channel import RunnerChannel, RunnerGone
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0  # a new container's runner imports the preloaded modules first
+CLEANUP_TIMEOUT_S = 10.0
+RETRY_MAX_S = 5.0
+
+
+@dataclass
+class Sandbox:
+    container_id: str
+    channel: RunnerChannel
+    memory_mb: int
+    executions: int = 0
+    born: float = field(default_factory=time.monotonic)
+
+
+class PoolUnavailable(Exception):
+    """No container could be had in time: the engine is down or the pool cannot start them."""
+
+
+class ContainerPool:
+    def __init__(self, engine: DockerEngine, settings: Settings, owner: Owner, image: str):
+        self.engine = engine
+        self.settings = settings
+        self.owner = owner
+        self.image = image
+        self.size = settings.pool_size
+        self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
+        self._all: dict[str, Sandbox] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.last_error: str | None = None
+        self.replaced = 0
+
+    # --- state for heartbeats and readiness ----------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return self._idle.qsize()
+
+    @property
+    def live(self) -> int:
+        return len(self._all)
+
+    @property
+    def busy(self) -> int:
+        return self.live - self.idle
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            self._background(self._spawn())
+
+    async def wait_warm(self, count: int, timeout: float) -> bool:
+        """Until `count` containers are idle (True) or the timeout passes (False)."""
+        deadline = time.monotonic() + timeout
+        while self.idle < count:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(self._destroy(sb) for sb in list(self._all.values())))
+
+    # --- leasing -------------------------------------------------------------------------------
+
+    async def lease(self, timeout: float) -> Sandbox:
+        try:
+            return await asyncio.wait_for(self._idle.get(), timeout)
+        except TimeoutError as exc:
+            raise PoolUnavailable(self.last_error or "no warm container became free") from exc
+
+    def release(self, sandbox: Sandbox, reusable: bool) -> None:
+        """Back to the pool once clean, or replaced."""
+        if self._closing:
+            self._background(self._destroy(sandbox))
+        elif reusable and sandbox.executions < self.settings.executions_per_container:
+            self._background(self._await_clean(sandbox))
+        else:
+            self._background(self._replace(sandbox))
+
+    async def set_memory(self, sandbox: Sandbox, memory_mb: int) -> None:
+        if sandbox.memory_mb != memory_mb:
+            memory = container_memory_bytes(self.settings, memory_mb)
+            await asyncio.to_thread(self.engine.set_memory, sandbox.container_id, memory)
+            sandbox.memory_mb = memory_mb
+
+    # --- behind the scenes ---------------------------------------------------------------------
+
+    def _background(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _await_clean(self, sandbox: Sandbox) -> None:
+        try:
+            message = await asyncio.wait_for(sandbox.channel.receive(), CLEANUP_TIMEOUT_S)
+            if message.get("op") != rp.OP_READY:
+                raise RunnerGone(f"expected ready, got {message.get('op')}")
+        except (RunnerGone, TimeoutError) as exc:
+            log.warning("runner did not come back clean", extra={"error": str(exc)})
+            await self._replace(sandbox)
+            return
+        self._idle.put_nowait(sandbox)
+
+    async def _replace(self, sandbox: Sandbox) -> None:
+        self.replaced += 1
+        await self._destroy(sandbox)
+        if not self._closing:
+            await self._spawn()
+
+    async def _destroy(self, sandbox: Sandbox) -> None:
+        self._all.pop(sandbox.container_id, None)
+        await sandbox.channel.close()
+        with contextlib.suppress(EngineUnavailable):
+            await asyncio.to_thread(self.engine.remove, sandbox.container_id)
+
+    async def _spawn(self) -> None:
+        """Start one container and wait for its runner; retry with backoff while Docker fails."""
+        delay = 0.1
+        memory_mb = self.settings.default_memory_mb
+        spec = container_spec(self.settings, self.image, self.owner, memory_mb)
+        while not self._closing:
+            container_id = None
+            try:
+                container_id, sock = await asyncio.to_thread(self.engine.start, spec)
+                channel = await RunnerChannel.open(sock)
+                sandbox = Sandbox(container_id, channel, memory_mb)
+                self._all[container_id] = sandbox
+                hello = await asyncio.wait_for(channel.receive(), READY_TIMEOUT_S)
+                if hello.get("op") != rp.OP_READY or hello.get("protocol") != rp.PROTOCOL_VERSION:
+                    raise RunnerGone(f"unexpected hello from runner: {hello}")
+                self.last_error = None
+                self._idle.put_nowait(sandbox)
+                return
+            except Exception as exc:  # whatever it is, keep the pool trying to fill itself
+                self.last_error = f"cannot start a sandbox container: {exc}"
+                log.warning(self.last_error, exc_info=not isinstance(
+                    exc, EngineUnavailable | RunnerGone | TimeoutError | OSError))
+                if container_id:
+                    stale = self._all.pop(container_id, None)
+                    if stale:
+                        await stale.channel.close()
+                    with contextlib.suppress(EngineUnavailable):
+                        await asyncio.to_thread(self.engine.remove, container_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)

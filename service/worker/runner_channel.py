@@ -1,0 +1,69 @@
+"""One persistent stream to a runner: the container's attached stdin and stdout.
+
+Docker multiplexes an attached stdout (no TTY) into frames of an 8-byte header (stream type,
+three zero bytes, big-endian length) and a payload; inside them flow the runner's own frames.
+"""
+
+import asyncio
+import contextlib
+import socket
+import struct
+from typing import Any
+
+import orjson
+
+from service import runner_protocol as rp
+
+DOCKER_HEADER = struct.Struct(">BxxxI")
+
+
+class RunnerGone(Exception):
+    """The runner closed its stream or sent something unreadable: replace the container."""
+
+
+class RunnerChannel:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._reader = reader
+        self._writer = writer
+        self._buffer = bytearray()
+
+    @classmethod
+    async def open(cls, sock: socket.socket) -> "RunnerChannel":
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        return cls(reader, writer)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            self._writer.write(rp.encode_frame(message))
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise RunnerGone(f"cannot write to runner: {exc}") from exc
+
+    async def receive(self) -> dict[str, Any]:
+        """The runner's next message."""
+        header = await self._take(rp.HEADER.size)
+        (size,) = rp.HEADER.unpack(header)
+        body = await self._take(size)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise RunnerGone(f"unreadable frame from runner: {exc}") from exc
+
+    async def _take(self, size: int) -> bytes:
+        """size bytes of the runner's stdout, unwrapped from Docker's stream frames."""
+        while len(self._buffer) < size:
+            try:
+                header = await self._reader.readexactly(DOCKER_HEADER.size)
+                _, length = DOCKER_HEADER.unpack(header)
+                self._buffer += await self._reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+                raise RunnerGone("runner closed its stream") from exc
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
