@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make serve` and `make test`. Each installs what is missing.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: install docker images serve test lint bench bench-short soak clean
+
+$(BIN)/sandbox: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || \
+	  (apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV))
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/sandbox
+
+docker:
+	@deploy/local/ensure-docker.sh
+
+images: docker
+	@sandbox_images/build.sh
+
+serve: install images
+	@deploy/local/serve.sh
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install images lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf .run .pytest_cache .ruff_cache
