@@ -9,7 +9,6 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 
-import orjson
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
@@ -204,6 +203,22 @@ class JobQueue:
                 pipe.zadd(self.keys.workers, {worker_id: wire.now_ms()})
                 await pipe.execute()
 
+    async def live_workers(self, max_age_s: float) -> list[dict[str, str]]:
+        """Self-descriptions of workers whose last heartbeat is younger than max_age_s."""
+        since = wire.now_ms() - max_age_s * 1000
+        with translate_errors():
+            ids = await self.redis.zrangebyscore(self.keys.workers, since, "+inf")
+            if not ids:
+                return []
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for worker_id in ids:
+                    pipe.hgetall(self.keys.worker(worker_id.decode()))
+                found = await pipe.execute()
+        return [
+            {"id": wid.decode(), **{k.decode(): v.decode() for k, v in info.items()}}
+            for wid, info in zip(ids, found, strict=True) if info
+        ]
+
     async def forget_worker(self, worker_id: str) -> None:
         with translate_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -263,6 +278,3 @@ class ReplyListener:
         if future is not None and not future.done():
             future.set_result(fields.get(wire.F_RESULT.encode(), b""))
 
-
-def decode_result(raw: bytes) -> dict:
-    return orjson.loads(raw)

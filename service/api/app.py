@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
-from service.api import errors, runs
+from service.api import errors, health, runs
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.services import Services
 from service.settings import Settings, get_settings
@@ -34,5 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(runs.router)
+    app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -9,6 +9,12 @@ from service.models import Outcome
 ABNORMAL = frozenset({Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED})
 
 
+def _raised_memory_error(stderr: str) -> bool:
+    """Python's last words when an allocation beyond the limit was refused outright."""
+    lines = stderr.rstrip().rsplit("\n", 1)
+    return lines[-1].startswith("MemoryError")
+
+
 def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
     """The outcome of one execution and, where useful, why."""
     if report["timed_out"]:
@@ -25,6 +31,8 @@ def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
             return Outcome.ERROR, "file size limit reached (SIGXFSZ)"
         return Outcome.KILLED, f"killed by {signal.Signals(signum).name}"
     if report["exit_code"] != 0:
+        if _raised_memory_error(report["stderr"]):
+            return Outcome.MEMORY_LIMIT, "an allocation failed (MemoryError)"
         return Outcome.ERROR, None
     return Outcome.OK, None
 

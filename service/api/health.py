@@ -1,0 +1,38 @@
+"""Liveness and readiness for orchestrators and load balancers."""
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import ORJSONResponse
+
+from service.api.services import Services, get_services
+from service.queue import QueueUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The API process answers; nothing else is checked."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+@router.get("/healthz")
+async def readyz(verbose: bool = False,
+                 services: Services = Depends(get_services)) -> ORJSONResponse:
+    """Ready when Redis answers and at least one live worker has a free warm container."""
+    checks: dict[str, object] = {}
+    try:
+        workers = await services.queue.live_workers(services.settings.heartbeat_s * 3)
+        checks["redis"] = "ok"
+    except QueueUnavailable as exc:
+        workers = []
+        checks["redis"] = f"unreachable: {exc}"
+    free = sum(int(w.get("idle_containers", 0)) for w in workers)
+    checks["workers"] = len(workers)
+    checks["idle_containers"] = free
+    ready = checks["redis"] == "ok" and free > 0
+    body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
+    if verbose:
+        body["checks"] = checks
+        body["workers"] = workers
+    return ORJSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,150 @@
+"""POST /v1/run through HTTP → Redis → worker → container and back."""
+
+import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.support import Service, sandbox_uid_processes
+
+
+def run(client: httpx.Client, code: str, **fields) -> dict:
+    response = client.post("/v1/run", json={"code": code, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_print(client: httpx.Client) -> None:
+    result = run(client, "print(6*7)")
+    assert result["outcome"] == "ok"
+    assert result["stdout"] == "42\n"
+    assert result["stderr"] == ""
+    assert result["exit_code"] == 0
+    assert result["signal"] is None
+    assert set(result["timing"]) == {"queue_ms", "run_ms", "total_ms"}
+    assert result["timing"]["total_ms"] >= result["timing"]["run_ms"] > 0
+
+
+def test_stdin(client: httpx.Client) -> None:
+    code = "import sys\nfor line in sys.stdin: print(line.strip()[::-1])"
+    result = run(client, code, stdin="abc\nxyz\n")
+    assert result["stdout"] == "cba\nzyx\n"
+
+
+def test_no_stdin_reads_eof(client: httpx.Client) -> None:
+    result = run(client, "import sys; print(repr(sys.stdin.read()))")
+    assert result["stdout"] == "''\n"
+
+
+def test_files_in(client: httpx.Client) -> None:
+    blob = bytes(range(256))
+    files = {"data.txt": "hello file", "sub/dir/b.bin": {"base64": base64.b64encode(blob).decode()}}
+    code = ("print(open('data.txt').read()); "
+            "print(open('sub/dir/b.bin','rb').read() == bytes(range(256)))")
+    result = run(client, code, files=files)
+    assert result["outcome"] == "ok", result
+    assert result["stdout"] == "hello file\nTrue\n"
+
+
+def test_uncaught_exception(client: httpx.Client) -> None:
+    result = run(client, "def f():\n    raise ValueError('boom')\nf()")
+    assert result["outcome"] == "error"
+    assert result["exit_code"] == 1
+    assert "Traceback (most recent call last)" in result["stderr"]
+    assert "ValueError: boom" in result["stderr"]
+    assert "runner.py" not in result["stderr"]
+
+
+def test_syntax_error(client: httpx.Client) -> None:
+    result = run(client, "print(1")
+    assert result["outcome"] == "error"
+    assert "SyntaxError" in result["stderr"]
+
+
+def test_exit_codes(client: httpx.Client) -> None:
+    cases = {
+        "import sys; sys.exit(3)": (3, "error", ""),
+        "import os; os._exit(7)": (7, "error", ""),
+        "import sys; sys.exit('bad thing')": (1, "error", "bad thing\n"),
+        "import sys; sys.exit(0)": (0, "ok", ""),
+        "exit()": (0, "ok", ""),
+    }
+    for code, (exit_code, outcome, stderr) in cases.items():
+        result = run(client, code)
+        assert (result["exit_code"], result["outcome"], result["stderr"]) == (
+            exit_code, outcome, stderr), code
+
+
+def test_fresh_interpreter(client: httpx.Client) -> None:
+    code = "import sys; print(sys.argv[0], __name__, 'numpy' in sys.modules)"
+    result = run(client, code, fresh_interpreter=True)
+    assert result["outcome"] == "ok", result
+    assert result["stdout"] == "main.py __main__ False\n"
+
+
+def test_timeout_kills_everything(client: httpx.Client, service: Service) -> None:
+    code = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    while True: time.sleep(1)\n"
+            "while True: pass\n")
+    started = time.monotonic()
+    result = run(client, code, timeout=1)
+    assert result["outcome"] == "timeout"
+    assert result["signal"] == 9
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 10
+    while sandbox_uid_processes(service.prefix) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sandbox_uid_processes(service.prefix) == []
+    assert run(client, "print('after')")["stdout"] == "after\n"
+
+
+def test_memory_bomb(client: httpx.Client) -> None:
+    code = "a = []\nwhile True:\n    a.append(b'x' * (32 << 20))\n"
+    result = run(client, code, memory_mb=128)
+    assert result["outcome"] == "memory_limit", result
+    assert run(client, "print('after')")["stdout"] == "after\n"
+
+
+def test_huge_single_allocation(client: httpx.Client) -> None:
+    result = run(client, "x = bytearray(50 << 30)", memory_mb=128)
+    assert result["outcome"] == "memory_limit", result
+
+
+def test_endless_output(client: httpx.Client) -> None:
+    result = run(client, "while True: print('y' * 999)", max_output_bytes=10_000)
+    assert result["outcome"] == "output_limit"
+    assert result["stdout_truncated"] is True
+    assert result["stderr_truncated"] is False
+    assert len(result["stdout"]) == 10_000
+    assert result["stdout"] == (("y" * 999 + "\n") * 11)[:10_000]
+
+
+def test_endless_line_without_newline(client: httpx.Client) -> None:
+    code = "import sys\nwhile True: sys.stdout.write('z' * 4096)"
+    result = run(client, code, max_output_bytes=50_000)
+    assert result["outcome"] == "output_limit"
+    assert result["stdout"] == "z" * 50_000
+
+
+def test_invalid_utf8_output(client: httpx.Client) -> None:
+    code = "import sys; sys.stdout.buffer.write(b'ok \\xff\\xfe end\\n'); sys.stderr.buffer.write(b'\\x80')"
+    result = run(client, code)
+    assert result["outcome"] == "ok"
+    assert result["stdout"] == "ok \ufffd\ufffd end\n"
+    assert result["stderr"] == "\ufffd"
+
+
+def test_parallel_answers_match(client: httpx.Client) -> None:
+    def one(i: int) -> tuple[int, dict]:
+        code = f"import sys; print({i}, sys.stdin.read())"
+        return i, run(client, code, stdin=f"token-{i}")
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, range(50)))
+    for i, result in results:
+        assert result["outcome"] == "ok"
+        assert result["stdout"] == f"{i} token-{i}\n"
+    assert len({r["id"] for _, r in results}) == 50

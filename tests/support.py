@@ -1,0 +1,144 @@
+"""Starting the real thing for tests: Redis, Docker, the sandbox image, API and worker processes."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEL_DEPLOYMENT = "sandbox.deployment"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_docker() -> None:
+    subprocess.run([ROOT / "deploy/local/ensure-docker.sh"], check=True)
+    client = docker.from_env()
+    try:
+        client.images.get("sandbox-python:latest")
+    except docker.errors.ImageNotFound:
+        subprocess.run([ROOT / "sandbox_images/build.sh"], check=True)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def redis_server(data_dir: Path) -> Iterator[str]:
+    """A throwaway Redis on a free loopback port."""
+    port = free_port()
+    url = subprocess.run([ROOT / "deploy/local/ensure-redis.sh", str(port), str(data_dir)],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        yield url
+    finally:
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"],
+                       capture_output=True, check=False)
+
+
+@dataclass
+class Service:
+    """API and worker processes of one test deployment (its own key prefix and containers)."""
+
+    redis_url: str
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    port: int = field(default_factory=free_port)
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    api: subprocess.Popen | None = None
+    log_dir: Path = field(default_factory=lambda: ROOT / ".run" / "test-logs")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+        env.update({
+            "SANDBOX_REDIS_URL": self.redis_url,
+            "SANDBOX_KEY_PREFIX": self.prefix,
+            "SANDBOX_PORT": str(self.port),
+            "SANDBOX_POOL_SIZE": "3",
+            "SANDBOX_HEARTBEAT_S": "0.5",
+            "SANDBOX_RECLAIM_IDLE_S": "3",
+            "SANDBOX_LOG_LEVEL": "INFO",
+        })
+        env.update(self.env_overrides)
+        return env
+
+    def _spawn(self, role: str) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{self.prefix}-{role}-{time.time_ns()}.log", "wb")  # noqa: SIM115
+        return subprocess.Popen([sys.executable, "-m", "service.cli", role], env=self.env(),
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def add_worker(self) -> subprocess.Popen:
+        proc = self._spawn("worker")
+        self.workers.append(proc)
+        return proc
+
+    def start(self, workers: int = 2, wait_idle: int = 1) -> "Service":
+        for _ in range(workers):
+            self.add_worker()
+        self.api = self._spawn("api")
+        self.wait_ready(min_idle=wait_idle)
+        return self
+
+    def wait_ready(self, min_idle: int = 1, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                r = httpx.get(f"{self.base_url}/readyz?verbose=true", timeout=2)
+                if r.status_code == 200 and r.json()["checks"]["idle_containers"] >= min_idle:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError("the service did not become ready")
+
+    def stop(self) -> None:
+        procs = [p for p in [*self.workers, self.api] if p is not None]
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        remove_containers(self.prefix)
+
+
+def sandbox_containers(prefix: str) -> list:
+    client = docker.from_env()
+    try:
+        return client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={prefix}"})
+    finally:
+        client.close()
+
+
+def remove_containers(prefix: str) -> None:
+    for container in sandbox_containers(prefix):
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+
+
+def sandbox_uid_processes(prefix: str, uid: int = 10001) -> list[str]:
+    """Processes of the sandbox uid in this deployment's containers, seen from the host."""
+    found = []
+    for container in sandbox_containers(prefix):
+        with contextlib.suppress(docker.errors.APIError):
+            top = container.top(ps_args="-eo uid,pid,comm")
+            found += [" ".join(p) for p in top.get("Processes") or [] if p and p[0] == str(uid)]
+    return found
