@@ -32,7 +32,7 @@ def encode_frame(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def run_message(job_id: str, spec: JobSpec, max_processes: int) -> dict[str, Any]:
+def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
     """A `run` request for the runner."""
     return {
         "op": OP_RUN,
@@ -43,6 +43,5 @@ def run_message(job_id: str, spec: JobSpec, max_processes: int) -> dict[str, Any
         "timeout_s": spec.timeout_s,
         "max_output_bytes": spec.max_output_bytes,
         "max_file_bytes": spec.max_file_bytes,
-        "max_processes": max_processes,
         "fresh_interpreter": spec.fresh_interpreter,
     }

@@ -135,10 +135,16 @@ def remove_containers(prefix: str) -> None:
 
 
 def sandbox_uid_processes(prefix: str, uid: int = 10001) -> list[str]:
-    """Processes of the sandbox uid in this deployment's containers, seen from the host."""
+    """Processes of the sandbox uid in this deployment's containers, seen from the host.
+
+    The runner's own waiting child (forked ahead for the next execution) is not counted: any
+    other process of that uid is something an execution left behind.
+    """
     found = []
     for container in sandbox_containers(prefix):
         with contextlib.suppress(docker.errors.APIError):
-            top = container.top(ps_args="-eo uid,pid,comm")
-            found += [" ".join(p) for p in top.get("Processes") or [] if p and p[0] == str(uid)]
+            top = container.top(ps_args="-eo uid,pid,ppid,args")
+            rows = [p for p in top.get("Processes") or [] if len(p) >= 4]
+            runners = {p[1] for p in rows if p[0] == "0" and "/opt/runner/runner.py" in p[3]}
+            found += [" ".join(p) for p in rows if p[0] == str(uid) and p[2] not in runners]
     return found

@@ -31,6 +31,8 @@ PROTOCOL_VERSION = 1
 SANDBOX_UID = SANDBOX_GID = 10001
 SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 WORK_ROOT = "/tmp"
+WORKDIR = "/tmp/work"
+STATUS = struct.Struct(">i")
 PYTHON = "/usr/bin/python3"
 READ_CHUNK = 65536
 DRAIN_AFTER_EXIT_S = 0.05
@@ -87,22 +89,30 @@ def write_frame(fd, message):
 
 
 # --- the child ----------------------------------------------------------------------------------
+#
+# The child of the next execution is forked and sandboxed ahead of time (a "zygote"): it moves
+# to its own session, becomes the OOM killer's first choice, drops to the sandbox uid and waits
+# for its request on a pipe. Forking a process with the scientific stack imported, and the
+# copy-on-write faults of its set-up, are then paid while the container is idle, not while a
+# caller waits. In the forked mode the child reports its exit status on a pipe before it exits,
+# so the answer does not wait for the kernel to tear its address space down either.
 
-def drop_privileges(nproc):
+def drop_privileges():
     os.setgroups([])
     os.setgid(SANDBOX_GID)
     os.setuid(SANDBOX_UID)
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    # No RLIMIT_NPROC: it counts the uid's processes across every container on the host, so one
+    # fork bomb would starve its neighbours. The container's pids limit bounds each alone.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
 
 def apply_limits(req):
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     fsize = req["max_file_bytes"]
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     # A CPU-time backstop behind the wall-clock timeout the runner enforces.
     cpu = int(req["timeout_s"]) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
 
 def write_files(workdir, files):
@@ -138,16 +148,20 @@ def python_exit_code(exc):
     return 1
 
 
-def run_forked(code, path):
-    """Run `code` as __main__ in this (forked) interpreter, with CPython's exit semantics."""
-    import atexit
-    import threading
-
+def open_std_streams():
     sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)
     sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="surrogateescape",
                                        closefd=False)
     sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace",
                                        closefd=False, buffering=1)
+
+
+def prepare_main(path):
+    """Everything a forked run needs that does not depend on the code: done before it arrives."""
+    import atexit  # noqa: F401  (imported now, used at exit)
+    import threading  # noqa: F401
+
+    open_std_streams()
     sys.argv = [path]
     sys.path[0] = os.path.dirname(path)
     main = types.ModuleType("__main__")
@@ -158,6 +172,14 @@ def run_forked(code, path):
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
+    return main
+
+
+def run_forked(code, path, main, status_w):
+    """Run `code` as __main__ in this (forked) interpreter, with CPython's exit semantics."""
+    import atexit
+    import threading
+
     status = 0
     try:
         exec(compile(code, path, "exec"), main.__dict__)
@@ -177,11 +199,26 @@ def run_forked(code, path):
             stream.flush()
         except Exception:
             pass
+    try:  # the status first, so it is there when the runner sees the output end
+        os.write(status_w, STATUS.pack(status))
+    except OSError:
+        pass
+    for fd in (1, 2):
+        os.close(fd)
     os._exit(status)
 
 
-def child_main(req, stdin_r, stdout_w, stderr_w, proto_fds):
-    """Never returns: becomes the sandboxed execution."""
+def read_to_end(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds):
+    """Never returns: sandboxes itself, waits for a request, becomes the execution."""
     try:
         os.setsid()
         with open("/proc/self/oom_score_adj", "w") as f:
@@ -193,21 +230,29 @@ def child_main(req, stdin_r, stdout_w, stderr_w, proto_fds):
             os.close(fd)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        drop_privileges(req["max_processes"])
-        apply_limits(req)
-        workdir = os.path.join(WORK_ROOT, "run-%s" % req["id"])
-        os.mkdir(workdir, 0o700)
-        os.chdir(workdir)
-        write_files(workdir, req.get("files") or {})
-        path = os.path.join(workdir, "main.py")
-        with open(path, "x", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(req["code"])
-        env = dict(CHILD_ENV, HOME=workdir, TMPDIR=WORK_ROOT)
+        drop_privileges()
+        os.mkdir(WORKDIR, 0o700)
+        os.chdir(WORKDIR)
+        path = os.path.join(WORKDIR, "main.py")
+        main = prepare_main(path)
+        env = dict(CHILD_ENV, HOME=WORKDIR, TMPDIR=WORK_ROOT)
         os.environ.clear()
         os.environ.update(env)
+        data = read_to_end(ctl_r)
+        os.close(ctl_r)
+    except BaseException:
+        os._exit(126)
+    if not data:  # discarded by the runner
+        os._exit(0)
+    try:
+        req = json.loads(data)
+        apply_limits(req)
+        write_files(WORKDIR, req.get("files") or {})
+        with open(path, "x", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(req["code"])
         if req.get("fresh_interpreter"):
             os.execve(PYTHON, [PYTHON, "-B", "main.py"], env)
-        run_forked(req["code"], path)
+        run_forked(req["code"], path, main, status_w)
     except BaseException:
         try:
             os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
@@ -215,19 +260,73 @@ def child_main(req, stdin_r, stdout_w, stderr_w, proto_fds):
             os._exit(127)
 
 
+class Zygote:
+    """The next execution's child, forked and sandboxed, waiting on its control pipe."""
+
+    def __init__(self, proto_fds):
+        ctl_r, self.ctl_w = os.pipe()
+        stdin_r, self.stdin_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.status_r, status_w = os.pipe()  # close-on-exec: a fresh interpreter just closes it
+        self.pid = os.fork()
+        if self.pid == 0:
+            for fd in (self.ctl_w, self.stdin_w, self.out_r, self.err_r, self.status_r):
+                os.close(fd)
+            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, proto_fds)
+        for fd in (ctl_r, stdin_r, out_w, err_w, status_w):
+            os.close(fd)
+        for fd in (self.stdin_w, self.out_r, self.err_r, self.status_r):
+            os.set_blocking(fd, False)
+        self.pidfd = os.pidfd_open(self.pid)
+        self.reaped = False
+
+    def hand_over(self, req):
+        """Give the child its request (blocking; the child reads it all before anything else)."""
+        data = json.dumps(req).encode()
+        try:
+            while data:
+                data = data[os.write(self.ctl_w, data):]
+        except BrokenPipeError:
+            pass  # the child died before reading it: its exit status will tell
+        os.close(self.ctl_w)
+
+    def wait(self):
+        """Reap the child; its wait status."""
+        _, status = os.waitpid(self.pid, 0)
+        self.reaped = True
+        return status
+
+    def close(self):
+        kill_group(self.pid)
+        if not self.reaped:
+            self.wait()
+        for fd in (self.pidfd, self.out_r, self.err_r, self.status_r):
+            os.close(fd)
+
+
 # --- supervising one execution -----------------------------------------------------------------
 
-def read_oom_kills():
-    for path in OOM_COUNTER_FILES:
-        try:
-            with open(path) as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
-        except OSError:
-            continue
-    return None
+class OomCounter:
+    """The cgroup's count of OOM kills, from a file kept open and re-read in place."""
+
+    def __init__(self):
+        self.fd = None
+        for path in OOM_COUNTER_FILES:
+            try:
+                self.fd = os.open(path, os.O_RDONLY)
+                break
+            except OSError:
+                continue
+
+    def read(self):
+        if self.fd is None:
+            return None
+        for line in os.pread(self.fd, 4096, 0).decode().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return None
 
 
 class Capture:
@@ -267,97 +366,126 @@ def kill_group(pid):
         pass
 
 
-def supervise(req, pid, pidfd, stdin_w, captures):
-    """Pump stdin and output until the child ends, the deadline passes or output overflows."""
-    deadline = time.monotonic() + req["timeout_s"]
-    stdin_data = memoryview(base64.b64decode(req.get("stdin") or ""))
-    poller = select.poll()
-    by_fd = {c.fd: c for c in captures}
-    for fd in by_fd:
-        poller.register(fd, select.POLLIN)
-    poller.register(pidfd, select.POLLIN)
-    if stdin_data:
-        poller.register(stdin_w, select.POLLOUT)
-    else:
-        os.close(stdin_w)
-        stdin_w = None
-    timed_out = output_limited = exited = False
-    drain_until = None
-    while by_fd:
-        now = time.monotonic()
-        if drain_until is not None and now >= drain_until:
-            break
-        if not exited and now >= deadline:
-            timed_out = True
-            kill_group(pid)
-            deadline = float("inf")
-        limit = min(deadline, drain_until or float("inf")) - now
-        for fd, _ in poller.poll(max(0, limit) * 1000 if limit != float("inf") else None):
-            if fd == pidfd:
-                poller.unregister(pidfd)
-                exited = True
-                drain_until = time.monotonic() + DRAIN_AFTER_EXIT_S
-            elif fd == stdin_w:
-                try:
-                    stdin_data = stdin_data[os.write(stdin_w, stdin_data[:READ_CHUNK]):]
-                except OSError:  # the code closed its stdin: the rest is not wanted
-                    stdin_data = stdin_data[:0]
-                if not stdin_data:
-                    poller.unregister(stdin_w)
-                    os.close(stdin_w)
-                    stdin_w = None
-            else:
-                capture = by_fd[fd]
-                if not capture.read():
-                    poller.unregister(fd)
-                    del by_fd[fd]
-                elif capture.truncated and not output_limited:
-                    output_limited = True
-                    kill_group(pid)
-    if stdin_w is not None:
-        os.close(stdin_w)
-    return timed_out, output_limited
+class Supervision:
+    """Pumps stdin and output until the child ends, the deadline passes or output overflows."""
+
+    def __init__(self, child, req, captures):
+        self.child = child
+        self.deadline = time.monotonic() + req["timeout_s"]
+        self.stdin_data = memoryview(base64.b64decode(req.get("stdin") or ""))
+        self.captures = {c.fd: c for c in captures}
+        self.poller = select.poll()
+        self.timed_out = self.output_limited = False
+        self.reported = None  # the exit status the child sent, if it did
+        self.drain_until = None
+
+    def run(self):
+        child = self.child
+        for fd in self.captures:
+            self.poller.register(fd, select.POLLIN)
+        self.poller.register(child.pidfd, select.POLLIN)
+        self.poller.register(child.status_r, select.POLLIN)
+        if self.stdin_data:
+            self.poller.register(child.stdin_w, select.POLLOUT)
+        else:
+            self.close_stdin()
+        while self.captures:
+            now = time.monotonic()
+            if self.drain_until is not None and now >= self.drain_until:
+                break
+            if now >= self.deadline:
+                self.timed_out = True
+                kill_group(child.pid)
+                self.deadline = float("inf")
+            limit = min(self.deadline, self.drain_until or float("inf")) - now
+            timeout_ms = None if limit == float("inf") else max(0.0, limit) * 1000
+            for fd, _ in self.poller.poll(timeout_ms):
+                self.on_ready(fd)
+        self.close_stdin()
+        if self.reported is None and not self.timed_out and not self.output_limited:
+            self.read_status()
+
+    def read_status(self):
+        """The exit status the forked child sent; the pipe closes without one on exec or death."""
+        try:
+            data = os.read(self.child.status_r, STATUS.size)
+        except BlockingIOError:
+            return False
+        if len(data) == STATUS.size:
+            (self.reported,) = STATUS.unpack(data)
+            return True
+        return False
+
+    def on_ready(self, fd):
+        child = self.child
+        if fd == child.pidfd:
+            self.poller.unregister(fd)
+            self.ended()
+        elif fd == child.status_r:
+            self.poller.unregister(fd)
+            if self.read_status():
+                self.ended()
+        elif fd == child.stdin_w:
+            try:
+                sent = os.write(fd, self.stdin_data[:READ_CHUNK])
+                self.stdin_data = self.stdin_data[sent:]
+            except OSError:  # the code closed its stdin: the rest is not wanted
+                self.stdin_data = self.stdin_data[:0]
+            if not self.stdin_data:
+                self.close_stdin()
+        else:
+            capture = self.captures[fd]
+            if not capture.read():
+                self.poller.unregister(fd)
+                del self.captures[fd]
+            elif capture.truncated and not self.output_limited:
+                self.output_limited = True
+                kill_group(child.pid)
+
+    def ended(self):
+        """The main process is done: read what is left, but not for a daemon holding the pipes."""
+        if self.drain_until is None:
+            self.drain_until = time.monotonic() + DRAIN_AFTER_EXIT_S
+            self.deadline = float("inf")
+
+    def close_stdin(self):
+        if self.child.stdin_w is not None:
+            try:
+                self.poller.unregister(self.child.stdin_w)
+            except KeyError:
+                pass
+            os.close(self.child.stdin_w)
+            self.child.stdin_w = None
 
 
-def execute(req, proto_fds):
-    oom_before = read_oom_kills()
+def execute(child, req, oom):
+    oom_before = oom.read()
     started = time.monotonic()
-    stdin_r, stdin_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        for fd in (stdin_w, out_r, err_r):
-            os.close(fd)
-        child_main(req, stdin_r, out_w, err_w, proto_fds)
-    for fd in (stdin_r, out_w, err_w):
-        os.close(fd)
-    for fd in (stdin_w, out_r, err_r):
-        os.set_blocking(fd, False)
-    pidfd = os.pidfd_open(pid)
     cap = req["max_output_bytes"]
-    captures = (Capture(out_r, cap), Capture(err_r, cap))
-    try:
-        timed_out, output_limited = supervise(req, pid, pidfd, stdin_w, captures)
-    finally:
-        kill_group(pid)  # whatever is left of its group once the main process has ended
-        _, status = os.waitpid(pid, 0)
-        run_ms = (time.monotonic() - started) * 1000
-        for fd in (pidfd, out_r, err_r):
-            os.close(fd)
-    oom_after = read_oom_kills()
-    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
+    child.hand_over(req)
+    supervision = Supervision(child, req, captures)
+    supervision.run()
+    run_ms = (time.monotonic() - started) * 1000
+    kill_group(child.pid)  # whatever is left of its group once the main process has ended
+    if supervision.reported is not None:
+        exit_code, signum = supervision.reported, None
+    else:
+        status = child.wait()
+        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    oom_after = oom.read()
     return {
         "op": "result",
         "id": req["id"],
-        "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+        "exit_code": exit_code,
         "signal": signum,
         "stdout": captures[0].text(),
         "stderr": captures[1].text(),
         "stdout_truncated": captures[0].truncated,
         "stderr_truncated": captures[1].truncated,
-        "timed_out": timed_out,
-        "output_limited": output_limited,
+        "timed_out": supervision.timed_out,
+        "output_limited": supervision.output_limited,
         "oom_killed": oom_before is not None and (oom_after or 0) > oom_before,
         "run_ms": round(run_ms, 3),
     }
@@ -488,6 +616,8 @@ def main():
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
     proto = (proto_in, proto_out)
+    oom = OomCounter()
+    child = Zygote(proto)
     ready = {"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
     write_frame(proto_out, ready)
     while True:
@@ -496,17 +626,20 @@ def main():
         except (ValueError, OSError):
             return 2
         if req is None:
+            child.close()
             return 0
         if req.get("op") != "run":
             write_frame(proto_out, {"op": "error", "error": "unknown op %r" % req.get("op")})
             continue
         try:
-            result = execute(req, proto)
+            result = execute(child, req, oom)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         write_frame(proto_out, result)
+        child.close()
         if not as_sandbox(scrub):
             return 3  # something of the last execution survived: let the worker replace us
+        child = Zygote(proto)
         write_frame(proto_out, ready)
 
 

@@ -47,7 +47,7 @@ class Executor:
         try:
             await self.pool.set_memory(sandbox, spec.memory_mb)
             started_ms = wire.now_ms()
-            message = rp.run_message(job.id, spec, self.settings.container_pids)
+            message = rp.run_message(job.id, spec)
             await sandbox.channel.send(message)
             sandbox.executions += 1
             self.executions += 1
