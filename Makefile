@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install docker images serve test lint bench bench-short soak clean
+.PHONY: install docker images browser serve test lint bench bench-short soak clean
 
 $(BIN)/sandbox: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || \
@@ -25,8 +25,18 @@ serve: install images
 lint: install
 	$(BIN)/ruff check .
 
-test: install images lint
+# Debian's chromium, for the dashboard's browser test.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: install images lint browser
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: install images
+	$(BIN)/python -m service.bench $(BENCH_ARGS)
+
+bench-short: install images
+	$(BIN)/python -m service.bench --short $(BENCH_ARGS)
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

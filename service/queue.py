@@ -83,6 +83,7 @@ class JobQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._mark_running = redis.register_script(_MARK_RUNNING)
         self._complete = redis.register_script(_COMPLETE)
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- API side ------------------------------------------------------------------------------
 
@@ -131,9 +132,15 @@ class JobQueue:
             )
         jobs = [wire.Job.from_entry(eid, fields) for _, entries in reply or ()
                 for eid, fields in entries if fields]
-        if jobs:
-            await self._set_running(jobs)
+        if jobs:  # not awaited: the state is for pollers, the execution need not wait for it
+            task = asyncio.create_task(self._set_running_quietly(jobs))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return jobs
+
+    async def _set_running_quietly(self, jobs: list[wire.Job]) -> None:
+        with contextlib.suppress(QueueUnavailable):
+            await self._set_running(jobs)
 
     async def _set_running(self, jobs: Iterable[wire.Job]) -> None:
         with translate_errors():

@@ -33,6 +33,8 @@ SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 WORK_ROOT = "/tmp"
 WORKDIR = "/tmp/work"
 STATUS = struct.Struct(">i")
+CLEAN, DIRTY = b"1", b"0"
+CLEANUP_TIMEOUT_S = 10
 PYTHON = "/usr/bin/python3"
 READ_CHUNK = 65536
 DRAIN_AFTER_EXIT_S = 0.05
@@ -231,6 +233,9 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         drop_privileges()
+        # Clean up after the previous execution from here, as the sandbox uid: nothing else of
+        # that uid may live on, and what it wrote in the scratch places goes.
+        os.write(status_w, CLEAN if scrub() else DIRTY)
         os.mkdir(WORKDIR, 0o700)
         os.chdir(WORKDIR)
         path = os.path.join(WORKDIR, "main.py")
@@ -280,6 +285,17 @@ class Zygote:
             os.set_blocking(fd, False)
         self.pidfd = os.pidfd_open(self.pid)
         self.reaped = False
+
+    def wait_clean(self, timeout_s):
+        """Whether the child cleaned up after the previous execution, within timeout_s."""
+        poller = select.poll()
+        poller.register(self.status_r, select.POLLIN)
+        if not poller.poll(timeout_s * 1000):
+            return False
+        try:
+            return os.read(self.status_r, 1) == CLEAN
+        except BlockingIOError:
+            return False
 
     def hand_over(self, req):
         """Give the child its request (blocking; the child reads it all before anything else)."""
@@ -491,23 +507,7 @@ def execute(child, req, oom):
     }
 
 
-# --- cleaning up as the sandbox uid ------------------------------------------------------------
-
-def as_sandbox(fn):
-    """Run fn() in a child switched to the sandbox uid; True when it exits 0."""
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            os.setgroups([])
-            os.setgid(SANDBOX_GID)
-            os.setuid(SANDBOX_UID)
-            status = 0 if fn() else 1
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
+# --- cleaning up, in the next child, as the sandbox uid ---------------------------------------
 
 def sandbox_processes():
     """Live processes of the sandbox uid but this one (zombies wait for init to reap them)."""
@@ -618,6 +618,8 @@ def main():
     proto = (proto_in, proto_out)
     oom = OomCounter()
     child = Zygote(proto)
+    if not child.wait_clean(CLEANUP_TIMEOUT_S):
+        return 3
     ready = {"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
     write_frame(proto_out, ready)
     while True:
@@ -637,9 +639,10 @@ def main():
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         write_frame(proto_out, result)
         child.close()
-        if not as_sandbox(scrub):
-            return 3  # something of the last execution survived: let the worker replace us
         child = Zygote(proto)
+        if not child.wait_clean(CLEANUP_TIMEOUT_S):
+            child.close()
+            return 3  # something of the last execution survived: let the worker replace us
         write_frame(proto_out, ready)
 
 
