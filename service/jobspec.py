@@ -32,6 +32,7 @@ class JobSpec(BaseModel):
     max_output_bytes: int
     max_file_bytes: int
     fresh_interpreter: bool
+    network: bool = False
 
 
 def check_file_name(name: str) -> None:
@@ -73,6 +74,8 @@ def _bounded(name: str, value: float | None, default: float, low: float, high: f
 def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
     if len(req.code.encode("utf-8", "surrogateescape")) > settings.max_code_bytes:
         raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
+    if req.network and not settings.allow_network:
+        raise InvalidRequest("network_not_allowed", "network access is not allowed here")
     stdin = req.stdin.encode("utf-8", "surrogateescape") if req.stdin else b""
     if len(stdin) > settings.max_files_bytes:
         raise InvalidRequest("stdin_too_large", f"stdin exceeds {settings.max_files_bytes} bytes")
@@ -90,4 +93,5 @@ def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
                                       settings.max_output_bytes)),
         max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
         fresh_interpreter=req.fresh_interpreter,
+        network=req.network,
     )

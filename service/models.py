@@ -69,6 +69,11 @@ class RunRequest(BaseModel):
         description="Run `python3 main.py` in a new interpreter (exact semantics, slower) instead "
         "of a fork of the warm one.",
     )
+    network: bool = Field(
+        False,
+        description="Give the code network access (a container of its own on an isolated bridge "
+        "network); refused unless the operator allows it.",
+    )
 
 
 class Timing(BaseModel):

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     container_pids: int = Field(128, ge=16, le=4096, description="Processes in one container.")
     container_tmpfs_mb: int = Field(64, ge=1, le=4096, description="Size of the working tmpfs.")
     runner_memory_mb: int = Field(192, ge=32, description="Memory added to memory_mb for the runner itself.")
+    runtime: str | None = Field(None, description="OCI runtime of sandbox containers, e.g. runsc "
+                                "(gVisor, registered with the engine); default: the engine's.")
+    allow_network: bool = Field(False, description="Let requests ask for network access "
+                                "(their own bridge network, walled off from this host).")
+    network_pool_size: int = Field(1, ge=1, le=64, description="Warm single-use containers per "
+                                   "worker for requests with network access.")
     heartbeat_s: float = Field(2.0, gt=0, le=60)
     reclaim_idle_s: float = Field(15.0, gt=0, description="Reclaim a job silent this long.")
     max_deliveries: int = Field(3, ge=1, le=100, description="Dead-letter a job delivered this often.")

@@ -63,16 +63,18 @@ def container_memory_bytes(settings: Settings, memory_mb: int) -> int:
     return (memory_mb + settings.runner_memory_mb) * MIB
 
 
-def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int) -> dict[str, Any]:
+def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
+                   network: str | None = None) -> dict[str, Any]:
     """Arguments of the engine's container create call for one hardened, warm sandbox.
 
-    Pure, so the flags are testable without Docker; `host_config` holds the limits.
+    Pure, so the flags are testable without Docker; `host_config` holds the limits. Without a
+    `network` (the Docker network to join) the container has only a loopback interface.
     """
     memory = container_memory_bytes(settings, memory_mb)
     tmpfs_opts = f"rw,nosuid,nodev,size={settings.container_tmpfs_mb}m,mode=1777"
     host_config = {
         "auto_remove": True,  # once its runner exits, the stopped container goes
-        "network_mode": "none",
+        "network_mode": network or "none",
         "read_only": True,
         "tmpfs": {"/tmp": tmpfs_opts},
         "shm_size": f"{min(settings.container_tmpfs_mb, 64)}m",
@@ -92,6 +94,8 @@ def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int)
         "init": True,
         "log_config": docker.types.LogConfig(type="none"),
     }
+    if settings.runtime:
+        host_config["runtime"] = settings.runtime
     return {
         "image": image,
         "command": None,  # the image's entrypoint: the runner
@@ -156,6 +160,23 @@ class DockerEngine:
         with translate_errors():
             found = self.client.api.containers(all=True, filters=filters)
         return [(c["Id"], c.get("Labels") or {}) for c in found]
+
+    def create_network(self, name: str, options: dict[str, str], labels: dict[str, str]) -> None:
+        """A bridge network (IPv4 only) for sandboxes with network access."""
+        with translate_errors():
+            self.client.api.create_network(name, driver="bridge", options=options, labels=labels,
+                                           enable_ipv6=False, internal=False)
+
+    def remove_network(self, name: str) -> None:
+        with contextlib.suppress(docker.errors.NotFound), translate_errors():
+            self.client.api.remove_network(name)
+
+    def list_networks(self, deployment: str) -> list[tuple[str, dict[str, str]]]:
+        """(name, labels) of every sandbox network of this deployment on this engine."""
+        filters = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}", f"{LABEL_DEPLOYMENT}={deployment}"]}
+        with translate_errors():
+            found = self.client.api.networks(filters=filters)
+        return [(n["Name"], n.get("Labels") or {}) for n in found]
 
     def close(self) -> None:
         self.client.close()

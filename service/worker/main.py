@@ -15,7 +15,7 @@ from service.queue import JobQueue
 from service.settings import Settings
 from service.worker.consumer import Consumer
 from service.worker.docker_engine import LABEL_HOST, LABEL_PID, DockerEngine, Owner
-from service.worker.executor import Executor
+from service.worker.networked import NetworkedPool, RoutingExecutor
 from service.worker.pool import ContainerPool
 
 log = logging.getLogger(__name__)
@@ -53,21 +53,28 @@ async def serve_worker(settings: Settings) -> None:
     if removed:
         log.info("removed orphaned sandboxes", extra={"count": removed})
     pool = ContainerPool(engine, settings, owner, settings.image_for("python"))
+    networked = (NetworkedPool(engine, settings, owner, settings.image_for("python"), pid_alive)
+                 if settings.allow_network else None)
     redis = aioredis.from_url(settings.redis_url, socket_keepalive=True, socket_timeout=30,
                               health_check_interval=30)
     queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
                      settings.max_queue_depth)
-    consumer = Consumer(queue, pool, Executor(pool, settings), settings, worker_id, host)
+    consumer = Consumer(queue, pool, RoutingExecutor(pool, settings, networked), settings,
+                        worker_id, host)
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, consumer.stop)
     pool.start()
+    if networked:
+        networked.start()
     log.info("worker started", extra={"worker_id": worker_id, "pool_size": pool.size})
     try:
         await consumer.run(grace_s=SHUTDOWN_GRACE_S)
     finally:
         await pool.close()
+        if networked:
+            await networked.close()
         with contextlib.suppress(Exception):
             await redis.aclose()
         engine.close()

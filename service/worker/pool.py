@@ -43,11 +43,13 @@ class PoolUnavailable(Exception):
 
 
 class ContainerPool:
-    def __init__(self, engine: DockerEngine, settings: Settings, owner: Owner, image: str):
+    def __init__(self, engine: DockerEngine, settings: Settings, owner: Owner, image: str,
+                 network: str | None = None):
         self.engine = engine
         self.settings = settings
         self.owner = owner
         self.image = image
+        self.network = network  # the Docker network its containers join; None: no network
         self.size = settings.pool_size
         self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
         self._all: dict[str, Sandbox] = {}
@@ -149,7 +151,7 @@ class ContainerPool:
         """Start one container and wait for its runner; retry with backoff while Docker fails."""
         delay = 0.1
         memory_mb = self.settings.default_memory_mb
-        spec = container_spec(self.settings, self.image, self.owner, memory_mb)
+        spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network)
         while not self._closing:
             container_id = None
             try:
