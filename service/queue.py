@@ -65,6 +65,17 @@ return 0
 """
 
 
+_REQUEUE = f"""
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], '{wire.F_STATE}') == '{JobState.RUNNING}' then
+  redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}')
+end
+return 1
+"""
+
+
 @contextlib.contextmanager
 def translate_errors():
     """Redis's exceptions become ours at this boundary."""
@@ -83,6 +94,7 @@ class JobQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._mark_running = redis.register_script(_MARK_RUNNING)
         self._complete = redis.register_script(_COMPLETE)
+        self._requeue = redis.register_script(_REQUEUE)
         self._background: set[asyncio.Task[None]] = set()
 
     # --- API side ------------------------------------------------------------------------------
@@ -160,6 +172,13 @@ class JobQueue:
             )
         return bool(first)
 
+    async def requeue(self, job: wire.Job) -> None:
+        """Hand an unfinished job back to the queue, atomically, for another worker to run."""
+        flat = [part for pair in job.fields().items() for part in pair]
+        with translate_errors():
+            await self._requeue(keys=[self.keys.jobs, self.keys.job(job.id)],
+                                args=[job.entry_id, WORKER_GROUP, *flat])
+
     async def keep_claimed(self, consumer: str, entry_ids: Sequence[str]) -> None:
         """Reset the idle time of jobs still running here, so no reaper takes them."""
         if not entry_ids:
@@ -194,11 +213,8 @@ class JobQueue:
     async def dead_letter(self, job: wire.Job, reason: str) -> None:
         """Keep the job for inspection and answer its caller with a sandbox_error."""
         with translate_errors():
-            await self.redis.xadd(
-                self.keys.dead_letters,
-                {wire.F_ID: job.id, wire.F_PAYLOAD: job.payload, "reason": reason},
-                maxlen=10_000, approximate=True,
-            )
+            await self.redis.xadd(self.keys.dead_letters, {**job.fields(), "reason": reason},
+                                  maxlen=10_000, approximate=True)
         await self.complete(job, wire.sandbox_error(job.id, reason, job.enqueued_ms))
 
     async def heartbeat(self, worker_id: str, info: dict[str, str | int | float],

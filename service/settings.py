@@ -41,6 +41,7 @@ class Settings(BaseSettings):
                                    "worker for requests with network access.")
     heartbeat_s: float = Field(2.0, gt=0, le=60)
     reclaim_idle_s: float = Field(15.0, gt=0, description="Reclaim a job silent this long.")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="On SIGTERM, running jobs get this long.")
     max_deliveries: int = Field(3, ge=1, le=100, description="Dead-letter a job delivered this often.")
 
     # Limits of one execution: defaults and maxima
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     result_ttl_s: int = Field(3600, ge=1, description="How long results stay readable.")
     max_queue_depth: int = Field(100_000, ge=1, description="Past this many queued jobs: 429.")
     queue_wait_s: float = Field(600.0, gt=0, description="How long a sync caller waits in the queue.")
+    max_batch_items: int = Field(10_000, ge=1, description="Most runs in one /v1/batch call, "
+                                 "and most cases in one /v1/judge call.")
     log_level: str = Field("INFO")
 
     @field_validator("api_keys", mode="before")

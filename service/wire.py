@@ -33,6 +33,11 @@ class Job:
     enqueued_ms: float
     deadline_ms: float
 
+    def fields(self) -> dict[str, str | bytes | float]:
+        """The job's entry in the job stream."""
+        return {F_ID: self.id, F_PAYLOAD: self.payload, F_REPLY_TO: self.reply_to,
+                F_ENQUEUED_MS: self.enqueued_ms, F_DEADLINE_MS: self.deadline_ms}
+
     @classmethod
     def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> "Job":
         def text(name: str) -> str:

@@ -11,9 +11,10 @@ import os
 import random
 import time
 
-from service import wire
+from service import logs, wire
 from service.queue import JobQueue, QueueUnavailable
 from service.settings import Settings
+from service.stats import Recorder
 from service.worker.executor import Executor
 from service.worker.pool import ContainerPool
 
@@ -34,12 +35,17 @@ class Consumer:
         self.host = host
         self.started = time.time()
         self.inflight: dict[str, asyncio.Task[None]] = {}
+        self._jobs: dict[str, wire.Job] = {}
         self._slot_free = asyncio.Event()
+        pool.on_idle = self._slot_free.set
         self._stopping = asyncio.Event()
+        self.stats = Recorder(queue.redis, queue.keys, worker_id)
 
     @property
     def free_slots(self) -> int:
-        return max(0, self.pool.size - len(self.inflight))
+        """Jobs this worker can start now: never more than it has warm containers for, so that
+        while Docker is away its jobs wait in the queue (for another worker) rather than here."""
+        return max(0, min(self.pool.size - len(self.inflight), self.pool.idle))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -52,14 +58,27 @@ class Consumer:
                    asyncio.create_task(self._reaper_loop())]
         try:
             await self._claim_loop()
-            if self.inflight:
-                await asyncio.wait(list(self.inflight.values()), timeout=grace_s)
+            await self._drain(grace_s)
         finally:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(QueueUnavailable):
                 await self.queue.forget_worker(self.worker_id)
+            await self.stats.flush()
+
+    async def _drain(self, grace_s: float) -> None:
+        """Let running jobs finish within the grace period; hand the others back to the queue."""
+        if self.inflight:
+            await asyncio.wait(list(self.inflight.values()), timeout=grace_s)
+        unfinished = [self._jobs[entry_id] for entry_id in list(self.inflight)]
+        for task in list(self.inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self.inflight.values(), return_exceptions=True)
+        for job in unfinished:
+            with contextlib.suppress(QueueUnavailable):
+                await self.queue.requeue(job)
+                log.info("job handed back to the queue", extra={"job_id": job.id})
 
     # --- claiming and running ------------------------------------------------------------------
 
@@ -84,20 +103,24 @@ class Consumer:
     def _start(self, job: wire.Job) -> None:
         task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
         self.inflight[job.entry_id] = task
+        self._jobs[job.entry_id] = job
         task.add_done_callback(lambda _: self._finished(job.entry_id))
 
     def _finished(self, entry_id: str) -> None:
         self.inflight.pop(entry_id, None)
+        self._jobs.pop(entry_id, None)
         self._slot_free.set()
 
     async def _handle(self, job: wire.Job) -> None:
+        logs.bind_job(job.id)
         if job.deadline_ms and wire.now_ms() > job.deadline_ms:
             result = wire.sandbox_error(job.id, "deadline passed before the job could run",
                                         job.enqueued_ms)
         else:
             result = await self.executor.run(job)
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again.
-        await self._retry(lambda: self.queue.complete(job, result))
+        if await self._retry(lambda: self.queue.complete(job, result)):
+            self.stats.job_done(job, result)
 
     async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]
         backoff = 0.1
@@ -132,6 +155,7 @@ class Consumer:
             with contextlib.suppress(QueueUnavailable):
                 await self.queue.heartbeat(self.worker_id, self.describe(), ttl_s=interval * 3)
                 await self.queue.keep_claimed(self.worker_id, list(self.inflight))
+            await self.stats.flush()
             await asyncio.sleep(interval)
 
     async def _reaper_loop(self) -> None:
@@ -148,8 +172,10 @@ class Consumer:
                     await self.queue.dead_letter(
                         job, f"delivered {self.settings.max_deliveries} times without an answer; "
                         "its worker died each time")
+                    self.stats.dead_lettered(job, self.settings.max_deliveries)
             except QueueUnavailable:
                 continue
+            self.stats.reclaimed(len(retry))
             for job in retry:
                 log.warning("job reclaimed from a silent worker", extra={"job_id": job.id})
                 self._start(job)

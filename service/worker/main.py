@@ -20,8 +20,6 @@ from service.worker.pool import ContainerPool
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 30.0
-
 
 def pid_alive(pid: int) -> bool:
     try:
@@ -70,7 +68,7 @@ async def serve_worker(settings: Settings) -> None:
         networked.start()
     log.info("worker started", extra={"worker_id": worker_id, "pool_size": pool.size})
     try:
-        await consumer.run(grace_s=SHUTDOWN_GRACE_S)
+        await consumer.run(grace_s=settings.shutdown_grace_s)
     finally:
         await pool.close()
         if networked:

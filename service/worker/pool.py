@@ -6,9 +6,11 @@ silent runner or its N-th execution it is destroyed and replaced in the backgrou
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service import runner_protocol as rp
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 60.0  # a new container's runner imports the preloaded modules first
 CLEANUP_TIMEOUT_S = 10.0
 RETRY_MAX_S = 5.0
+PRUNE_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -51,7 +54,9 @@ class ContainerPool:
         self.image = image
         self.network = network  # the Docker network its containers join; None: no network
         self.size = settings.pool_size
-        self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
+        self._idle: collections.deque[Sandbox] = collections.deque()
+        self._idle_event = asyncio.Event()
+        self.on_idle: Callable[[], None] = lambda: None  # the consumer's cue to claim more
         self._all: dict[str, Sandbox] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -62,7 +67,8 @@ class ContainerPool:
 
     @property
     def idle(self) -> int:
-        return self._idle.qsize()
+        """Warm containers ready for a job (a dead one is not counted)."""
+        return sum(sb.channel.alive for sb in self._idle)
 
     @property
     def live(self) -> int:
@@ -77,6 +83,7 @@ class ContainerPool:
     def start(self) -> None:
         for _ in range(self.size):
             self._background(self._spawn())
+        self._background(self._prune_forever())
 
     async def wait_warm(self, count: int, timeout: float) -> bool:
         """Until `count` containers are idle (True) or the timeout passes (False)."""
@@ -97,10 +104,33 @@ class ContainerPool:
     # --- leasing -------------------------------------------------------------------------------
 
     async def lease(self, timeout: float) -> Sandbox:
-        try:
-            return await asyncio.wait_for(self._idle.get(), timeout)
-        except TimeoutError as exc:
-            raise PoolUnavailable(self.last_error or "no warm container became free") from exc
+        deadline = time.monotonic() + timeout
+        while True:
+            self._prune()
+            if self._idle:
+                return self._idle.popleft()
+            self._idle_event.clear()
+            try:
+                await asyncio.wait_for(self._idle_event.wait(), deadline - time.monotonic())
+            except TimeoutError as exc:
+                raise PoolUnavailable(self.last_error or "no warm container became free") from exc
+
+    def _put_idle(self, sandbox: Sandbox) -> None:
+        self._idle.append(sandbox)
+        self._idle_event.set()
+        self.on_idle()
+
+    def _prune(self) -> None:
+        """Replace idle containers whose runner went away (a Docker restart, say)."""
+        for sandbox in [sb for sb in self._idle if not sb.channel.alive]:
+            self._idle.remove(sandbox)
+            self.last_error = "a warm container died while idle"
+            self._background(self._replace(sandbox))
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_S)
+            self._prune()
 
     def release(self, sandbox: Sandbox, reusable: bool) -> None:
         """Back to the pool once clean, or replaced."""
@@ -133,7 +163,7 @@ class ContainerPool:
             log.warning("runner did not come back clean", extra={"error": str(exc)})
             await self._replace(sandbox)
             return
-        self._idle.put_nowait(sandbox)
+        self._put_idle(sandbox)
 
     async def _replace(self, sandbox: Sandbox) -> None:
         self.replaced += 1
@@ -163,7 +193,7 @@ class ContainerPool:
                 if hello.get("op") != rp.OP_READY or hello.get("protocol") != rp.PROTOCOL_VERSION:
                     raise RunnerGone(f"unexpected hello from runner: {hello}")
                 self.last_error = None
-                self._idle.put_nowait(sandbox)
+                self._put_idle(sandbox)
                 return
             except Exception as exc:  # whatever it is, keep the pool trying to fill itself
                 self.last_error = f"cannot start a sandbox container: {exc}"

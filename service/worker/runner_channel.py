@@ -33,6 +33,11 @@ class RunnerChannel:
         reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
         return cls(reader, writer)
 
+    @property
+    def alive(self) -> bool:
+        """False once the runner's end of the stream has closed."""
+        return not self._reader.at_eof() and not self._writer.is_closing()
+
     async def send(self, message: dict[str, Any]) -> None:
         try:
             self._writer.write(rp.encode_frame(message))
