@@ -38,5 +38,9 @@ bench: install images
 bench-short: install images
 	$(BIN)/python -m service.bench --short $(BENCH_ARGS)
 
+DURATION ?= 600
+soak: install images
+	$(BIN)/python -m service.bench.soak --duration $(DURATION) $(SOAK_ARGS)
+
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -88,3 +88,31 @@ class LocalStack:
         subprocess.run(["redis-cli", "-p", str(self.redis_port), "shutdown", "nosave"],
                        capture_output=True, check=False)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class ChaosStack(LocalStack):
+    """A LocalStack whose parts can be broken on purpose: workers, Redis, the Docker engine."""
+
+    def kill_worker(self) -> int:
+        """SIGKILL the oldest worker and start a replacement; the killed pid."""
+        victim = next(p for p in self.procs if p.args[-1] == "worker" and p.poll() is None)
+        victim.kill()
+        victim.wait()
+        self.procs.append(self._spawn("worker"))
+        return victim.pid
+
+    def restart_redis(self, down_s: float = 2.0) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.redis_port), "shutdown"],
+                       capture_output=True, check=False)
+        time.sleep(down_s)
+        subprocess.run([ROOT / "deploy/local/ensure-redis.sh", str(self.redis_port),
+                        str(self.data_dir)], check=True, capture_output=True)
+
+    def restart_docker(self) -> None:
+        subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
+        while subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0:
+            time.sleep(0.2)
+        subprocess.run([ROOT / "deploy/local/ensure-docker.sh"], check=True)
+
+    def live_pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.poll() is None]
