@@ -35,3 +35,22 @@ class Keys:
     def replies(self, api_id: str) -> str:
         """Stream of results for the callers waiting on one API process."""
         return f"{self.prefix}:replies:{api_id}"
+
+    @property
+    def metrics(self) -> str:
+        """Hash: cluster-wide counters and histogram buckets, summed from every process."""
+        return f"{self.prefix}:metrics"
+
+    def throughput(self, resolution_s: int, bucket: int) -> str:
+        """Hash: outcome → jobs answered in one time bucket (expires after its window)."""
+        return f"{self.prefix}:throughput:{resolution_s}:{bucket}"
+
+    @property
+    def recent_latencies(self) -> str:
+        """Capped list: timings of the latest jobs, for the dashboard's percentiles."""
+        return f"{self.prefix}:recent:latencies"
+
+    @property
+    def recent_errors(self) -> str:
+        """Capped list: the latest sandbox_error results, newest first."""
+        return f"{self.prefix}:recent:errors"

@@ -1,12 +1,23 @@
-"""Structured JSON logs, one object a line, carrying whatever `extra` a call site adds."""
+"""Structured JSON logs, one object a line, carrying whatever `extra` a call site adds.
+
+Lines logged while a job is handled carry its `job_id` without each call site passing it: a worker
+handles each job in its own asyncio task, and bind_job() tags that task's context.
+"""
 
 import logging
 import sys
 import time
+from contextvars import ContextVar
 
 import orjson
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+_job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+
+def bind_job(job_id: str) -> None:
+    """Tag every line logged from now on in the current task (and tasks it starts) with job_id."""
+    _job_id.set(job_id)
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,6 +29,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        job_id = _job_id.get()
+        if job_id is not None:
+            entry["job_id"] = job_id
         entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

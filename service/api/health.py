@@ -8,6 +8,13 @@ from service.queue import QueueUnavailable
 
 router = APIRouter(tags=["health"])
 
+HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
+
+
+async def live_workers(services: Services) -> list[dict[str, str]]:
+    """Heartbeat descriptions of the workers that are alive now."""
+    return await services.queue.live_workers(services.settings.heartbeat_s * HEARTBEATS_OF_SILENCE)
+
 
 @router.get("/livez")
 async def livez() -> dict[str, str]:
@@ -22,7 +29,7 @@ async def readyz(verbose: bool = False,
     """Ready when Redis answers and at least one live worker has a free warm container."""
     checks: dict[str, object] = {}
     try:
-        workers = await services.queue.live_workers(services.settings.heartbeat_s * 3)
+        workers = await live_workers(services)
         checks["redis"] = "ok"
     except QueueUnavailable as exc:
         workers = []
