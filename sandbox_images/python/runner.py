@@ -16,7 +16,6 @@ import base64
 import gc
 import json
 import os
-import random
 import resource
 import select
 import signal
@@ -34,6 +33,7 @@ WORK_ROOT = "/tmp"
 WORKDIR = "/tmp/work"
 STATUS = struct.Struct(">i")
 CLEAN, DIRTY = b"1", b"0"
+STD_STREAMS = None  # set by main(): the children's sys.stdin, sys.stdout, sys.stderr
 CLEANUP_TIMEOUT_S = 10
 PYTHON = "/usr/bin/python3"
 READ_CHUNK = 65536
@@ -151,11 +151,21 @@ def python_exit_code(exc):
 
 
 def open_std_streams():
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", errors="surrogateescape",
-                                       closefd=False)
-    sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace",
-                                       closefd=False, buffering=1)
+    """The children's sys.stdin/stdout/stderr, made once in the runner over fds 0, 1 and 2 (which
+    each child points at its own pipes): a child building them itself pays copy-on-write faults."""
+    return (
+        open(0, encoding="utf-8", errors="surrogateescape", closefd=False),
+        open(1, "w", encoding="utf-8", errors="surrogateescape", closefd=False),
+        open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1),
+    )
+
+
+def reseed():
+    """Fresh random state for the next child, set in the runner before it forks (cheaper there).
+    Python's own `random` reseeds itself in every forked child."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
 
 
 def prepare_main(path):
@@ -163,17 +173,14 @@ def prepare_main(path):
     import atexit  # noqa: F401  (imported now, used at exit)
     import threading  # noqa: F401
 
-    open_std_streams()
+    sys.stdin, sys.stdout, sys.stderr = STD_STREAMS
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = STD_STREAMS
     sys.argv = [path]
     sys.path[0] = os.path.dirname(path)
     main = types.ModuleType("__main__")
     main.__file__ = path
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
-    random.seed()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
     return main
 
 
@@ -274,6 +281,7 @@ class Zygote:
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
         self.status_r, status_w = os.pipe()  # close-on-exec: a fresh interpreter just closes it
+        reseed()
         self.pid = os.fork()
         if self.pid == 0:
             for fd in (self.ctl_w, self.stdin_w, self.out_r, self.err_r, self.status_r):
@@ -613,6 +621,8 @@ def main():
     sys.stdout = sys.stderr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     preload(os.environ.get("SANDBOX_PRELOAD", ""))
+    global STD_STREAMS
+    STD_STREAMS = open_std_streams()
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
     proto = (proto_in, proto_out)

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from service.bench.baselines import docker_run_baseline, runner_floor
+from service.bench.cpu import CpuMeter
 from service.bench.stack import LocalStack
 from service.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load
 from service.settings import Settings
 
-FULL = {"l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
+FULL = {"cpu": 2000, "l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
         "f1": 1000, "open_s": 10}
-SHORT = {"l1": 200, "l2": 100, "t1": 2000, "t2": 1000, "t3": 50, "t4": 2000, "r1": 5,
+SHORT = {"cpu": 500, "l1": 200, "l2": 100, "t1": 2000, "t2": 1000, "t3": 50, "t4": 2000, "r1": 5,
          "f1": 200, "open_s": 3}
 
 
@@ -55,6 +56,7 @@ async def measure_service(stack: LocalStack, sizes: dict[str, int]) -> dict[str,
     try:
         results["L1"] = await load.sequential("L1 print(1)", PRINT_ONE, sizes["l1"], warmup=50)
         results["L2"] = await load.sequential("L2 numpy", NUMPY, sizes["l2"], warmup=20)
+        results["cpu_per_execution_ms"] = await cpu_breakdown(stack, load, sizes["cpu"])
         results["T1"] = await load.batch("T1 batch", sizes["t1"])
         codes = [f"print({i})" for i in range(sizes["t2"])]
         t2 = await load.closed_loop("T2 64 in flight", codes, in_flight=64)
@@ -69,6 +71,15 @@ async def measure_service(stack: LocalStack, sizes: dict[str, int]) -> dict[str,
     finally:
         await load.close()
     return results
+
+
+async def cpu_breakdown(stack: LocalStack, load: Load, count: int) -> dict[str, float]:
+    """CPU each component spends per print(1), with 16 requests in flight."""
+    meter = CpuMeter(api_pids=[stack.procs[-1].pid], worker_pids=[p.pid for p in stack.procs[:-1]],
+                     redis_pids=[stack.redis_pid()], prefix=stack.prefix)
+    before = meter.snapshot()
+    await load.closed_loop("CPU breakdown", [PRINT_ONE] * count, in_flight=16)
+    return CpuMeter.per_request_ms(before, meter.snapshot(), count)
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, float]:
@@ -102,6 +113,10 @@ def table(result: dict[str, Any]) -> str:
         ("speed-up over R1 (L1)", f"{result['ratios']['speedup_over_docker_run']}x"),
         ("overhead over F1 (L1)", f"{result['ratios']['overhead_over_floor']}x"),
     ]
+    rows += [(f"  L1 stage: {stage}", f"{ms} ms")
+             for stage, ms in f["L1"]["median_stages_ms"].items()]
+    rows += [(f"  CPU per execution: {part}", f"{ms} ms")
+             for part, ms in f["cpu_per_execution_ms"].items()]
     width = max(len(r[0]) for r in rows)
     head = (f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
             f"pool {result['pool_size']} x {result['workers']} worker(s)")

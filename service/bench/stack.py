@@ -73,6 +73,9 @@ class LocalStack:
             time.sleep(0.2)
         raise TimeoutError("the local stack did not become ready")
 
+    def redis_pid(self) -> int:
+        return int((self.data_dir / "redis.pid").read_text())
+
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 

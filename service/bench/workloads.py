@@ -47,14 +47,26 @@ class Load:
         return elapsed, body
 
     async def sequential(self, label: str, code: str, count: int, warmup: int) -> dict[str, Any]:
+        """One request at a time; also where its time went, from the result's own timing."""
         for _ in range(warmup):
             await self.run_one(code)
-        samples = []
+        samples, stages = [], []
         for i in range(count):
-            elapsed, _ = await self.run_one(code)
+            elapsed, body = await self.run_one(code)
             samples.append(elapsed)
+            timing = body["timing"]
+            stages.append({
+                "http + api (client round trip minus total_ms)": elapsed - timing["total_ms"],
+                "enqueue -> execution starts (queue_ms)": timing["queue_ms"],
+                "execution in the runner (run_ms)": timing["run_ms"],
+                "result -> api (total - queue - run)":
+                    timing["total_ms"] - timing["queue_ms"] - timing["run_ms"],
+            })
             progress(label, i + 1, count)
-        return percentiles(samples)
+        figures = percentiles(samples)
+        figures["median_stages_ms"] = {k: round(statistics.median(s[k] for s in stages), 3)
+                                       for k in stages[0]}
+        return figures
 
     async def closed_loop(self, label: str, codes: list[str], in_flight: int) -> dict[str, Any]:
         """`in_flight` callers each sending the next request when the last one is answered."""

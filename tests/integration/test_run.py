@@ -148,3 +148,9 @@ def test_parallel_answers_match(client: httpx.Client) -> None:
         assert result["outcome"] == "ok"
         assert result["stdout"] == f"{i} token-{i}\n"
     assert len({r["id"] for _, r in results}) == 50
+
+
+def test_random_state_differs_between_runs(client: httpx.Client) -> None:
+    code = "import random, numpy; print(random.random(), numpy.random.random())"
+    outputs = {run(client, code)["stdout"] for _ in range(6)}
+    assert len(outputs) == 6

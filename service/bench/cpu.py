@@ -1,0 +1,71 @@
+"""Where the CPU goes per execution: CPU seconds each component spent over a run, per request.
+
+CPU time, unlike wall time, is hardly changed by what else runs on a shared machine, so this
+breakdown is stable where latency figures are not.
+"""
+
+import os
+import subprocess
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU of one process and its reaped children, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
+
+
+def pids_named(name: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def containers_cpu_s(prefix: str) -> float:
+    """CPU of every sandbox container of a deployment, from its cgroup (cgroup v1)."""
+    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                          f"label=sandbox.deployment={prefix}"], capture_output=True, text=True,
+                         check=False).stdout.split()
+    total = 0
+    for container_id in ids:
+        usage = CGROUP_CPU / container_id / "cpuacct.usage"
+        if usage.exists():
+            total += int(usage.read_text())
+    return total / 1e9
+
+
+class CpuMeter:
+    """Snapshots of the CPU of the API, worker, Redis, the Docker daemons and the sandboxes."""
+
+    def __init__(self, api_pids: list[int], worker_pids: list[int], redis_pids: list[int],
+                 prefix: str):
+        self.groups = {
+            "api": api_pids,
+            "worker": worker_pids,
+            "redis": redis_pids,
+            "dockerd + containerd + shims": [*pids_named("dockerd"), *pids_named("containerd"),
+                                             *pids_named("containerd-shim-runc-v2")],
+        }
+        self.prefix = prefix
+
+    def snapshot(self) -> dict[str, float]:
+        snap = {}
+        for name, pids in self.groups.items():
+            total = 0.0
+            for pid in pids:
+                try:
+                    total += process_cpu_s(pid)
+                except (OSError, IndexError):
+                    continue
+            snap[name] = total
+        snap["sandbox containers (runner + code)"] = containers_cpu_s(self.prefix)
+        return snap
+
+    @staticmethod
+    def per_request_ms(before: dict[str, float], after: dict[str, float],
+                       requests: int) -> dict[str, float]:
+        per = {k: round((after[k] - before[k]) * 1000 / requests, 3) for k in before}
+        per["total"] = round(sum(per.values()), 3)
+        return per
