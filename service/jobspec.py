@@ -35,13 +35,37 @@ class JobSpec(BaseModel):
     network: bool = False
 
 
+RESERVED_FILE_NAMES = frozenset({"main.py"})  # the runner writes the code there
+
+
+def to_bytes(text: str, what: str) -> bytes:
+    """UTF-8, with lone surrogates U+DC80..U+DCFF standing for the bytes that are not."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest("invalid_text", f"{what}: {exc.reason} at {exc.start}") from exc
+
+
 def check_file_name(name: str) -> None:
     parts = name.split("/")
     if (not name or name.startswith("/") or "\\" in name or "\0" in name
             or any(p in ("", ".", "..") for p in parts) or len(name) > 255
-            or posixpath.normpath(name) != name):
-        raise InvalidRequest("invalid_file_name",
-                             f"file name {name!r} must be relative, without '..', '.' or '//'")
+            or posixpath.normpath(name) != name or not name.isprintable()
+            or any(0xD800 <= ord(c) <= 0xDFFF for c in name)):
+        raise InvalidRequest("invalid_file_name", f"file name {name!r} must be relative and "
+                             "printable, without '..', '.' or '//'")
+    if name in RESERVED_FILE_NAMES:
+        raise InvalidRequest("invalid_file_name", f"file name {name!r} is reserved for the code")
+
+
+def check_file_tree(names: set[str]) -> None:
+    """No name may be both a file and a directory of another file."""
+    for name in names:
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in names:
+                raise InvalidRequest("invalid_file_name",
+                                     f"{'/'.join(parts[:depth])!r} is both a file and a directory")
 
 
 def encode_files(files: dict[str, str | BinaryFile], settings: Settings) -> dict[str, str]:
@@ -56,9 +80,10 @@ def encode_files(files: dict[str, str | BinaryFile], settings: Settings) -> dict
             except binascii.Error as exc:
                 raise InvalidRequest("invalid_base64", f"file {name!r}: {exc}") from exc
         else:
-            data = content.encode("utf-8", "surrogateescape")
+            data = to_bytes(content, f"file {name!r}")
         total += len(data)
         encoded[name] = base64.b64encode(data).decode()
+    check_file_tree(set(files))
     if total > settings.max_files_bytes:
         raise InvalidRequest("files_too_large", f"files exceed {settings.max_files_bytes} bytes")
     return encoded
@@ -72,11 +97,11 @@ def _bounded(name: str, value: float | None, default: float, low: float, high: f
 
 
 def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
-    if len(req.code.encode("utf-8", "surrogateescape")) > settings.max_code_bytes:
+    if len(to_bytes(req.code, "code")) > settings.max_code_bytes:
         raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
     if req.network and not settings.allow_network:
         raise InvalidRequest("network_not_allowed", "network access is not allowed here")
-    stdin = req.stdin.encode("utf-8", "surrogateescape") if req.stdin else b""
+    stdin = to_bytes(req.stdin, "stdin") if req.stdin else b""
     if len(stdin) > settings.max_files_bytes:
         raise InvalidRequest("stdin_too_large", f"stdin exceeds {settings.max_files_bytes} bytes")
     return JobSpec(

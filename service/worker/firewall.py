@@ -4,7 +4,8 @@ Docker filters traffic between containers (inter-container communication off) an
 networks, but a container's packets to any of the host's own addresses (its gateway, docker0,
 eth0) go through the host's INPUT chain and reach whatever listens on 0.0.0.0 or [::]: a Redis,
 the API, an engine on TCP. One REJECT rule per address family for the bridge interface closes
-that; REJECT rather than DROP so a connection fails at once instead of hanging until a timeout.
+that (replies to connections the host itself opens still pass); REJECT rather than DROP so a
+connection fails at once instead of hanging until a timeout.
 """
 
 import subprocess
@@ -18,8 +19,9 @@ class FirewallError(Exception):
 
 
 def wall_rule(bridge: str) -> list[str]:
-    return ["INPUT", "-i", bridge, "-m", "comment", "--comment", f"sandbox wall {bridge}",
-            "-j", "REJECT"]
+    """Whatever a sandbox starts towards this host; replies to the host's own connections pass."""
+    return ["INPUT", "-i", bridge, "-m", "conntrack", "!", "--ctstate", "ESTABLISHED,RELATED",
+            "-m", "comment", "--comment", f"sandbox wall {bridge}", "-j", "REJECT"]
 
 
 def _call(tool: str, action: str, bridge: str) -> subprocess.CompletedProcess[str]:

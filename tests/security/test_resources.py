@@ -114,7 +114,8 @@ def test_cpu_burns_end_at_the_timeout(warm: Warm, code: str) -> None:
 
 
 SLEEPERS = {
-    "SIGTERM ignored": "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(3600)\n",
+    "SIGTERM ignored": (
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(3600)\n"),
     "every catchable signal ignored": (
         "import signal, time\n"
         "for s in signal.valid_signals():\n"
@@ -190,7 +191,7 @@ def test_worker_memory_stays_flat_under_floods(warm: Warm) -> None:
         result = warm.run(code, max_output_bytes=8 << 20)
         assert result["outcome"] == "output_limit"
         assert len(result["stdout"]) == 8 << 20
-    assert rss_kib(worker) - before < 64 << 10  # 6 × 8 MiB passed through; far less stayed
+    assert rss_kib(worker) - before < 64 << 10  # 6 x 8 MiB passed through; far less stayed
     warm.check_after(result)
 
 
