@@ -1,7 +1,7 @@
 """The one settings class: every knob is an environment variable prefixed SANDBOX_."""
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the API binds.")
     port: int = Field(8000, ge=1, le=65535)
     docker_url: str | None = Field(None, description="Docker engine; default: DOCKER_HOST or local socket.")
+    runner_transport: Literal["auto", "socket", "attach"] = Field(
+        "auto", description="How a worker talks to its runners: a unix socket in a shared host "
+        "directory (fastest; the worker must run as root on the Docker host), the container's "
+        "attached stdin/stdout through the Docker API (works with a remote engine), or auto.")
+    runner_socket_dir: str = Field("/var/lib/sandbox/sockets",
+                                   description="Host directory of the runners' sockets.")
     image_python: str = Field("sandbox-python:latest", description="Image of the python sandbox.")
 
     # Access

@@ -19,6 +19,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -35,6 +36,7 @@ STATUS = struct.Struct(">i")
 CLEAN, DIRTY = b"1", b"0"
 STD_STREAMS = None  # set by main(): the children's sys.stdin, sys.stdout, sys.stderr
 CLEANUP_TIMEOUT_S = 10
+ACCEPT_TIMEOUT_S = 60
 PYTHON = "/usr/bin/python3"
 READ_CHUNK = 65536
 DRAIN_AFTER_EXIT_S = 0.05
@@ -610,14 +612,32 @@ def preload(modules):
             print("preload %s failed: %s" % (name, exc), file=sys.stderr)
 
 
-def main():
-    # Keep the protocol off fds 0 and 1 so nothing can write into it by accident.
-    proto_in = os.dup(0)
-    proto_out = os.dup(1)
+def open_protocol():
+    """The worker's stream: a unix socket in a directory only root can enter (SANDBOX_SOCKET),
+    accepted once and unlinked, or else the attached stdin and stdout. Either way fds 0 and 1
+    end up on /dev/null, so nothing writes into the protocol by accident."""
+    path = os.environ.get("SANDBOX_SOCKET")
+    if path:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        listener.settimeout(ACCEPT_TIMEOUT_S)  # no worker came: exit, and the container goes
+        conn, _ = listener.accept()
+        os.unlink(path)
+        listener.close()
+        conn.setblocking(True)
+        proto_in = proto_out = conn.detach()
+    else:
+        proto_in, proto_out = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
+    return proto_in, proto_out
+
+
+def main():
+    proto_in, proto_out = open_protocol()
     sys.stdout = sys.stderr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     preload(os.environ.get("SANDBOX_PRELOAD", ""))
@@ -625,7 +645,7 @@ def main():
     STD_STREAMS = open_std_streams()
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
-    proto = (proto_in, proto_out)
+    proto = tuple({proto_in, proto_out})
     oom = OomCounter()
     child = Zygote(proto)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):

@@ -42,9 +42,11 @@ async def runner_floor(settings: Settings, code: str, count: int, containers: in
     time; latency from one container, rate from `containers` used in parallel."""
     engine = DockerEngine(settings)
     owner = Owner(f"bench-floor-{time.time_ns()}", "floor", "bench", 0)
-    spec = container_spec(settings, settings.image_for("python"), owner, 512)
-    started = [await asyncio.to_thread(engine.start, spec) for _ in range(containers)]
-    channels = [await RunnerChannel.open(sock) for _, sock in started]
+    specs = [container_spec(settings, settings.image_for("python"), owner, 512,
+                            socket_dir=engine.new_socket_dir(owner.deployment))
+             for _ in range(containers)]
+    started = [await asyncio.to_thread(engine.start, spec) for spec in specs]
+    channels = [await RunnerChannel.open(sock, multiplexed) for _, sock, multiplexed in started]
     try:
         for channel in channels:
             await channel.receive()  # ready
@@ -79,6 +81,6 @@ async def runner_floor(settings: Settings, code: str, count: int, containers: in
     finally:
         for channel in channels:
             await channel.close()
-        for container_id, _ in started:
+        for container_id, _, _ in started:
             await asyncio.to_thread(engine.remove, container_id)
         engine.close()

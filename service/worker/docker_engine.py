@@ -6,7 +6,10 @@ sandbox errors (our failure), never as the code's.
 
 import contextlib
 import os
+import shutil
 import socket
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,10 @@ LABEL_DEPLOYMENT = "sandbox.deployment"
 LABEL_WORKER = "sandbox.worker"
 LABEL_HOST = "sandbox.host"
 LABEL_PID = "sandbox.pid"
+LABEL_SOCKET_DIR = "sandbox.socket-dir"
+RUNNER_SOCKET_DIR = "/run/runner"  # where a container sees its socket directory
+RUNNER_SOCKET = "runner.sock"
+CONNECT_TIMEOUT_S = 60.0
 ROLE_SANDBOX = "sandbox"
 RUNNER_CAPABILITIES = ("SETUID", "SETGID", "KILL")  # switch to the sandbox uid, clean up
 
@@ -64,11 +71,13 @@ def container_memory_bytes(settings: Settings, memory_mb: int) -> int:
 
 
 def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
-                   network: str | None = None) -> dict[str, Any]:
+                   network: str | None = None, socket_dir: str | None = None) -> dict[str, Any]:
     """Arguments of the engine's container create call for one hardened, warm sandbox.
 
     Pure, so the flags are testable without Docker; `host_config` holds the limits. Without a
-    `network` (the Docker network to join) the container has only a loopback interface.
+    `network` (the Docker network to join) the container has only a loopback interface. With a
+    `socket_dir` (a fresh host directory) the runner listens on a unix socket there; without,
+    it speaks on its attached stdin/stdout.
     """
     memory = container_memory_bytes(settings, memory_mb)
     tmpfs_opts = f"rw,nosuid,nodev,size={settings.container_tmpfs_mb}m,mode=1777"
@@ -96,15 +105,46 @@ def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
     }
     if settings.runtime:
         host_config["runtime"] = settings.runtime
+    labels = owner.labels()
+    environment = {"SANDBOX_PRELOAD": settings.preload}
+    if socket_dir:
+        host_config["binds"] = {socket_dir: {"bind": RUNNER_SOCKET_DIR, "mode": "rw"}}
+        labels[LABEL_SOCKET_DIR] = socket_dir
+        environment["SANDBOX_SOCKET"] = f"{RUNNER_SOCKET_DIR}/{RUNNER_SOCKET}"
     return {
         "image": image,
         "command": None,  # the image's entrypoint: the runner
-        "labels": owner.labels(),
-        "environment": {"SANDBOX_PRELOAD": settings.preload},
+        "labels": labels,
+        "environment": environment,
         "hostname": "sandbox",
-        "stdin_open": True,
+        "stdin_open": not socket_dir,
         "host_config": host_config,
     }
+
+
+def uses_socket(settings: Settings) -> bool:
+    """Whether runners are reached over unix sockets: asked for, or (auto) possible here."""
+    if settings.runner_transport != "auto":
+        return settings.runner_transport == "socket"
+    local = not settings.docker_url or settings.docker_url.startswith("unix://")
+    return local and not os.environ.get("DOCKER_HOST") and os.geteuid() == 0
+
+
+def connect_unix(path: str, timeout: float) -> socket.socket:
+    """Connect to the runner's socket once it listens (it binds it when it starts)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 class DockerEngine:
@@ -112,6 +152,7 @@ class DockerEngine:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._socket_dirs: dict[str, str | None] = {}
         with translate_errors():
             if settings.docker_url:
                 self.client = docker.DockerClient(base_url=settings.docker_url, timeout=60)
@@ -122,32 +163,64 @@ class DockerEngine:
         with translate_errors():
             self.client.ping()
 
-    def start(self, spec: dict[str, Any]) -> tuple[str, socket.socket]:
-        """Create, attach to and start a container: its id and a socket to its stdin/stdout."""
+    def socket_root(self, deployment: str) -> str:
+        return os.path.join(self.settings.runner_socket_dir, deployment)
+
+    def new_socket_dir(self, deployment: str) -> str | None:
+        """A fresh host directory for one runner's socket, or None when runners are attached."""
+        if not uses_socket(self.settings):
+            return None
+        return os.path.join(self.socket_root(deployment), uuid.uuid4().hex)
+
+    def start(self, spec: dict[str, Any]) -> tuple[str, socket.socket, bool]:
+        """Create and start a container: its id, a connected stream to its runner, and whether
+        that stream is Docker's multiplexed attach stream.
+
+        Either way the runner exits when the worker's end closes (even if the worker is killed),
+        and the container is then removed by the engine.
+        """
+        socket_dir = spec["labels"].get(LABEL_SOCKET_DIR)
         with translate_errors():
+            if socket_dir:
+                os.makedirs(os.path.dirname(socket_dir), mode=0o700, exist_ok=True)
+                os.mkdir(socket_dir, mode=0o700)  # root only: the sandbox uid cannot enter
             api = self.client.api
             host_config = api.create_host_config(**spec["host_config"])
-            config = api.create_container_config(
-                **{**spec, "host_config": host_config})
-            # The worker's attach going away closes stdin: the runner exits, the container goes.
-            config["StdinOnce"] = True
+            config = api.create_container_config(**{**spec, "host_config": host_config})
+            config["StdinOnce"] = not socket_dir  # a closed attach closes the runner's stdin
             container_id = api.create_container_from_config(config, None)["Id"]
+            self._socket_dirs[container_id] = socket_dir
             try:
-                attached = api.attach_socket(
-                    container_id, params={"stdin": 1, "stdout": 1, "stream": 1}
-                )
-                raw = getattr(attached, "_sock", attached)
-                sock = socket.socket(fileno=os.dup(raw.fileno()))
-                attached.close()
-                api.start(container_id)
+                if socket_dir:
+                    api.start(container_id)
+                    sock = connect_unix(os.path.join(socket_dir, RUNNER_SOCKET), CONNECT_TIMEOUT_S)
+                else:
+                    sock = self._attach(container_id)
+                    api.start(container_id)
             except BaseException:
                 self.remove(container_id)
                 raise
-        return container_id, sock
+        return container_id, sock, not socket_dir
 
-    def remove(self, container_id: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound), translate_errors():
-            self.client.api.remove_container(container_id, force=True)
+    def _attach(self, container_id: str) -> socket.socket:
+        attached = self.client.api.attach_socket(
+            container_id, params={"stdin": 1, "stdout": 1, "stream": 1})
+        raw = getattr(attached, "_sock", attached)
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        attached.close()
+        return sock
+
+    def remove(self, container_id: str, socket_dir: str | None = None) -> None:
+        """Remove a container and its socket directory; gone already, or going, is fine."""
+        with translate_errors():
+            try:
+                self.client.api.remove_container(container_id, force=True)
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
+        socket_dir = self._socket_dirs.pop(container_id, None) or socket_dir
+        if socket_dir:
+            shutil.rmtree(socket_dir, ignore_errors=True)
 
     def set_memory(self, container_id: str, memory_bytes: int) -> None:
         with translate_errors():

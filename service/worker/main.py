@@ -4,9 +4,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import uuid
+from pathlib import Path
 
 from redis import asyncio as aioredis
 
@@ -14,7 +16,13 @@ from service.keys import Keys
 from service.queue import JobQueue
 from service.settings import Settings
 from service.worker.consumer import Consumer
-from service.worker.docker_engine import LABEL_HOST, LABEL_PID, DockerEngine, Owner
+from service.worker.docker_engine import (
+    LABEL_HOST,
+    LABEL_PID,
+    LABEL_SOCKET_DIR,
+    DockerEngine,
+    Owner,
+)
 from service.worker.networked import NetworkedPool, RoutingExecutor
 from service.worker.pool import ContainerPool
 
@@ -32,13 +40,21 @@ def pid_alive(pid: int) -> bool:
 
 
 def sweep_orphans(engine: DockerEngine, owner: Owner) -> int:
-    """Remove sandboxes left on this host by workers that no longer run."""
+    """Remove sandboxes left on this host by workers that no longer run, and socket directories
+    no container uses any more."""
     removed = 0
+    in_use = set()
     for container_id, labels in engine.list_sandboxes(owner.deployment):
         pid = int(labels.get(LABEL_PID, "0") or 0)
         if labels.get(LABEL_HOST) == owner.host and (pid == owner.pid or not pid_alive(pid)):
-            engine.remove(container_id)
+            engine.remove(container_id, labels.get(LABEL_SOCKET_DIR))
             removed += 1
+        else:
+            in_use.add(labels.get(LABEL_SOCKET_DIR))
+    root = Path(engine.socket_root(owner.deployment))
+    if root.is_dir():
+        for stale in [d for d in root.iterdir() if str(d) not in in_use]:
+            shutil.rmtree(stale, ignore_errors=True)
     return removed
 
 

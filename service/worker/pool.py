@@ -181,12 +181,13 @@ class ContainerPool:
         """Start one container and wait for its runner; retry with backoff while Docker fails."""
         delay = 0.1
         memory_mb = self.settings.default_memory_mb
-        spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network)
         while not self._closing:
+            spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
+                                  self.engine.new_socket_dir(self.owner.deployment))
             container_id = None
             try:
-                container_id, sock = await asyncio.to_thread(self.engine.start, spec)
-                channel = await RunnerChannel.open(sock)
+                container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)
+                channel = await RunnerChannel.open(sock, multiplexed)
                 sandbox = Sandbox(container_id, channel, memory_mb)
                 self._all[container_id] = sandbox
                 hello = await asyncio.wait_for(channel.receive(), READY_TIMEOUT_S)

@@ -22,16 +22,20 @@ class RunnerGone(Exception):
 
 
 class RunnerChannel:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 multiplexed: bool):
         self._reader = reader
         self._writer = writer
+        self._multiplexed = multiplexed
         self._buffer = bytearray()
 
     @classmethod
-    async def open(cls, sock: socket.socket) -> "RunnerChannel":
+    async def open(cls, sock: socket.socket, multiplexed: bool) -> "RunnerChannel":
+        """A channel over the runner's own unix socket, or over Docker's attach stream
+        (`multiplexed`: the runner's stdout arrives wrapped in Docker's stream frames)."""
         sock.setblocking(False)
         reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
-        return cls(reader, writer)
+        return cls(reader, writer, multiplexed)
 
     @property
     def alive(self) -> bool:
@@ -57,6 +61,11 @@ class RunnerChannel:
 
     async def _take(self, size: int) -> bytes:
         """size bytes of the runner's stdout, unwrapped from Docker's stream frames."""
+        if not self._multiplexed and not self._buffer:
+            try:
+                return await self._reader.readexactly(size)
+            except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+                raise RunnerGone("runner closed its stream") from exc
         while len(self._buffer) < size:
             try:
                 header = await self._reader.readexactly(DOCKER_HEADER.size)
