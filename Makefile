@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install docker images browser serve test lint bench bench-short soak clean
+.PHONY: install docker images image browser serve test lint bench bench-short soak clean
 
 $(BIN)/sandbox: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || \
@@ -18,6 +18,10 @@ docker:
 
 images: docker
 	@sandbox_images/build.sh
+
+# The service's own images (API + worker, Redis, proxy) for deploy/compose.yaml and Kubernetes.
+image: docker
+	@deploy/build-images.sh
 
 serve: install images
 	@deploy/local/serve.sh
