@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from service import wire
 from service.keys import WORKER_GROUP, Keys
@@ -103,16 +105,29 @@ class JobQueue:
                       deadline_ms: float) -> list[bool]:
         """Queue (job id, payload) pairs in one round trip; False where the queue was full."""
         now = wire.now_ms()
+        calls = [([self.keys.jobs, self.keys.job(job_id)],
+                  [self.max_depth, self.result_ttl_s, job_id, payload, reply_to, now, deadline_ms])
+                 for job_id, payload in jobs]
+        return [bool(ok) for ok in await self._run_script(self._enqueue, calls)]
+
+    async def _run_script(self, script: AsyncScript,
+                          calls: Sequence[tuple[list[Any], list[Any]]]) -> list[Any]:
+        """Run a script once per (keys, args) in one round trip. A pipeline of Script calls
+        would first ask SCRIPT EXISTS each time, so EVALSHA is sent directly, and the script
+        loaded only when Redis says it does not have it (after a restart, say)."""
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id, payload in jobs:
-                    await self._enqueue(
-                        keys=[self.keys.jobs, self.keys.job(job_id)],
-                        args=[self.max_depth, self.result_ttl_s, job_id, payload, reply_to,
-                              now, deadline_ms],
-                        client=pipe,
-                    )
-                return [bool(ok) for ok in await pipe.execute()]
+            if len(calls) == 1:
+                keys, args = calls[0]
+                return [await script(keys=keys, args=args)]
+            for _ in range(2):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for keys, args in calls:
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    try:
+                        return await pipe.execute()
+                    except NoScriptError:
+                        await self.redis.script_load(script.script)
+            raise QueueUnavailable("the script could not be loaded")
 
     async def status(self, job_id: str) -> tuple[JobState, bytes | None] | None:
         with translate_errors():
@@ -155,11 +170,7 @@ class JobQueue:
             await self._set_running(jobs)
 
     async def _set_running(self, jobs: Iterable[wire.Job]) -> None:
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job in jobs:
-                    await self._mark_running(keys=[self.keys.job(job.id)], client=pipe)
-                await pipe.execute()
+        await self._run_script(self._mark_running, [([self.keys.job(job.id)], []) for job in jobs])
 
     async def complete(self, job: wire.Job, result: bytes) -> bool:
         """Publish the result and retire the job; False when another delivery answered first."""

@@ -7,7 +7,7 @@ from fastapi import Depends, HTTPException, Request
 from service.api.services import Services, get_services
 
 
-def require_key(request: Request, services: Services = Depends(get_services)) -> None:
+async def require_key(request: Request, services: Services = Depends(get_services)) -> None:
     keys = services.settings.api_keys
     if not keys:
         return

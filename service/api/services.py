@@ -37,5 +37,6 @@ class Services:
         await self.redis.aclose()
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """A coroutine on purpose: FastAPI runs a plain function dependency in a thread pool."""
     return request.app.state.services
