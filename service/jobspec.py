@@ -77,7 +77,7 @@ def encode_files(files: dict[str, str | BinaryFile], settings: Settings) -> dict
         if isinstance(content, BinaryFile):
             try:
                 data = base64.b64decode(content.base64, validate=True)
-            except binascii.Error as exc:
+            except ValueError as exc:  # binascii.Error, or characters that are not ASCII
                 raise InvalidRequest("invalid_base64", f"file {name!r}: {exc}") from exc
         else:
             data = to_bytes(content, f"file {name!r}")
