@@ -5,7 +5,6 @@ JSON; the worker reads it back. Both sides share this one definition.
 """
 
 import base64
-import binascii
 import posixpath
 
 from pydantic import BaseModel
