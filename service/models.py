@@ -112,3 +112,115 @@ class ErrorBody(BaseModel):
     error: str = Field(description="Machine-readable reason, e.g. invalid_request, queue_full.")
     message: str
     details: list[dict[str, Any]] | None = None
+
+
+# --- Batches: many runs in one call -------------------------------------------------------------
+
+class BatchRequest(BaseModel):
+    """Runs to do in one call, each as for POST /v1/run; at most SANDBOX_MAX_BATCH_ITEMS."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [{"code": "print(1)"},
+                                                   {"code": "print(input())", "stdin": "2"}]}]},
+    )
+
+    items: list[RunRequest] = Field(description="The runs, answered in this order.")
+
+
+class BatchResult(BaseModel):
+    results: list[RunResult] = Field(description="One result per item, in request order.")
+
+
+class BatchLine(BaseModel):
+    """One line of a streamed batch (NDJSON), sent as soon as that run ends."""
+
+    index: int = Field(description="Position of the item in the request.")
+    result: RunResult
+
+
+# --- Judging: one program against test cases ------------------------------------------------------
+
+class CompareMode(StrEnum):
+    EXACT = "exact"  # byte for byte
+    TRAILING_WHITESPACE = "trailing_whitespace"  # ends of lines and trailing blank lines ignored
+    NUMERIC = "numeric"  # token by token; numbers equal within the tolerance
+
+
+class Verdict(StrEnum):
+    """How one test case went. Only passed counts toward the pass rate."""
+
+    PASSED = "passed"
+    WRONG_ANSWER = "wrong_answer"  # output differs, or an assertion failed
+    RUNTIME_ERROR = "runtime_error"  # non-zero exit or an uncaught exception
+    EXITED_EARLY = "exited_early"  # exited 0 before the case's assertions ran
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    KILLED = "killed"
+    SANDBOX_ERROR = "sandbox_error"  # ours: retry the judging
+    SKIPPED = "skipped"  # after the first failure, when asked to stop there
+
+
+class JudgeCase(BaseModel):
+    """Standard input and the expected standard output, or assertions, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stdin: str | None = Field(None, description="Fed to the program's standard input.")
+    expected_stdout: str | None = Field(
+        None, description="What the program must print, compared as the request's `compare` says.")
+    assertion: str | None = Field(
+        None, description="Code appended to the program (e.g. `assert add(2, 2) == 4`); the case "
+        "passes only if it runs to its end.")
+
+
+class JudgeRequest(BaseModel):
+    """One program, run once per case as parallel jobs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"code": "print(sum(map(int, input().split())))",
+                 "cases": [{"stdin": "1 2", "expected_stdout": "3"},
+                           {"stdin": "5 5", "expected_stdout": "10"}]},
+                {"code": "def add(a, b):\n    return a + b",
+                 "cases": [{"assertion": "assert add(2, 2) == 4"},
+                           {"assertion": "assert add(-1, 1) == 0"}],
+                 "stop_on_first_failure": True},
+            ]
+        },
+    )
+
+    code: str = Field(description="The program's source.")
+    language: Language = Field(Language.PYTHON, description="Language of the code.")
+    cases: list[JudgeCase] = Field(min_length=1, description="At most SANDBOX_MAX_BATCH_ITEMS.")
+    compare: CompareMode = Field(CompareMode.TRAILING_WHITESPACE,
+                                 description="How stdout is compared with expected_stdout.")
+    tolerance: float = Field(1e-6, ge=0, description="numeric mode: numbers a, b are equal when "
+                             "|a - b| <= tolerance * max(1, |b|).")
+    stop_on_first_failure: bool = Field(
+        False, description="Answer once the first failing case (in order) is known; the cases "
+        "after it are skipped.")
+    files: dict[str, FileContent] = Field(default_factory=dict,
+                                          description="Files put in the working directory of each case.")
+    timeout: float | None = Field(None, gt=0, description="Wall-clock limit of each case, seconds.")
+    memory_mb: int | None = Field(None, gt=0, description="Memory limit of each case, MiB.")
+    max_output_bytes: int | None = Field(None, gt=0, description="Cap of stdout and of stderr, each.")
+    fresh_interpreter: bool = Field(False, description="As for POST /v1/run.")
+
+
+class CaseResult(BaseModel):
+    index: int = Field(description="Position of the case in the request.")
+    verdict: Verdict
+    message: str | None = Field(None, description="Why it failed, e.g. the first difference.")
+    result: RunResult | None = Field(
+        description="The run (stdout without the judge's end marker); null when skipped.")
+
+
+class JudgeResult(BaseModel):
+    passed: int = Field(description="Cases with verdict passed.")
+    total: int = Field(description="All cases, skipped ones included.")
+    pass_rate: float = Field(description="passed / total.")
+    cases: list[CaseResult] = Field(description="One per case, in request order.")

@@ -6,7 +6,7 @@ held per waiting request.
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from service import wire
 from service.jobspec import JobSpec
@@ -71,3 +71,49 @@ class Submitter:
     def _forget(self, ids: Sequence[str]) -> None:
         for job_id in ids:
             self.replies.forget(job_id)
+
+    async def run_as_completed(self, specs: Sequence[JobSpec]) -> AsyncIterator[tuple[int, bytes]]:
+        """Queue jobs in one round trip (all or nothing, as run_many); then yield (index, result)
+        as each completes.
+
+        Admission happens when this is awaited, so QueueFull is raised before any result is
+        yielded. Jobs with no result in time are yielded last, as sandbox errors. Stopping early
+        is allowed (close the iterator): the jobs still run, their results are not waited for.
+        """
+        ids = [new_job_id() for _ in specs]
+        futures = [self.replies.expect(job_id) for job_id in ids]
+        payloads = [(job_id, spec.model_dump_json().encode())
+                    for job_id, spec in zip(ids, specs, strict=True)]
+        try:
+            accepted = await self.queue.enqueue(payloads, self.api_id,
+                                                wire.now_ms() + self.queue_wait_s * 1000)
+        except BaseException:
+            self._forget(ids)
+            raise
+        if not all(accepted):
+            self._forget(ids)
+            raise QueueFull
+        longest = max((spec.timeout_s for spec in specs), default=0.0)
+        wait_s = self.queue_wait_s + longest + REPLY_GRACE_S
+        return self._as_completed(ids, futures, wait_s)
+
+    async def _as_completed(self, ids: Sequence[str], futures: Sequence[asyncio.Future[bytes]],
+                            wait_s: float) -> AsyncIterator[tuple[int, bytes]]:
+        finished: asyncio.Queue[int] = asyncio.Queue()
+        for i, future in enumerate(futures):
+            future.add_done_callback(lambda _, i=i: finished.put_nowait(i))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        waiting = set(range(len(futures)))
+        try:
+            while waiting:
+                try:
+                    i = await asyncio.wait_for(finished.get(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    break
+                waiting.discard(i)
+                yield i, futures[i].result()
+            for i in sorted(waiting):
+                yield i, wire.sandbox_error(ids[i], "no result in time; the job may still run")
+        finally:
+            self._forget(ids)

@@ -6,8 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
-from service.api import errors, health, ops, runs
+from service.api import batch, errors, health, judge, ops, runs
 from service.api.body_limit import BodyLimitMiddleware
+from service.api.compat import piston, sandboxfusion
 from service.api.request_metrics import RequestMetricsMiddleware
 from service.api.services import Services
 from service.settings import Settings, get_settings
@@ -37,6 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(health.router)
     app.include_router(ops.router)
+    app.include_router(batch.router)
+    app.include_router(judge.router)
+    app.include_router(sandboxfusion.router)
+    app.include_router(piston.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, settings=settings)
     return app

@@ -1,0 +1,85 @@
+"""/v1/batch: many runs in one call, answered in order, or streamed as NDJSON as they end."""
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+
+from service.api.auth import require_key
+from service.api.errors import error_response
+from service.api.runs import ERRORS, json_response
+from service.api.services import Services, get_services
+from service.jobspec import InvalidRequest, JobSpec, build_job_spec
+from service.models import BatchLine, BatchRequest, BatchResult, RunRequest
+from service.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_key)])
+
+NDJSON = "application/x-ndjson"
+
+
+class InvalidItem(Exception):
+    """One item of a list refused: the whole request is, with the item's place in the details."""
+
+    def __init__(self, field: str, index: int, cause: InvalidRequest):
+        super().__init__(f"{field}[{index}]: {cause}")
+        self.field = field
+        self.index = index
+        self.cause = cause
+
+    def response(self) -> Response:
+        detail = {"loc": ["body", self.field, self.index], "msg": str(self.cause),
+                  "type": self.cause.reason}
+        return error_response(422, self.cause.reason, str(self), [detail])
+
+
+def item_specs(requests: Sequence[RunRequest], settings: Settings, field: str) -> list[JobSpec]:
+    specs = []
+    for index, request in enumerate(requests):
+        try:
+            specs.append(build_job_spec(request, settings))
+        except InvalidRequest as exc:
+            raise InvalidItem(field, index, exc) from exc
+    return specs
+
+
+def wants_ndjson(request: Request, stream: bool) -> bool:
+    accepted = (part.split(";")[0].strip() for part in request.headers.get("accept", "").split(","))
+    return stream or NDJSON in accepted
+
+
+async def ndjson_lines(results: AsyncIterator[tuple[int, bytes]]) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(results):
+        async for index, result in results:
+            yield b'{"index":%d,"result":%s}\n' % (index, result)
+
+
+STREAM_DOC = {
+    "description": "The results in request order; or, streamed (`?stream=true` or "
+                   f"`Accept: {NDJSON}`), one JSON object per line as each run ends.",
+    "content": {NDJSON: {"schema": BatchLine.model_json_schema()}},
+}
+
+
+@router.post("/batch", response_model=BatchResult, responses={200: STREAM_DOC, **ERRORS})
+async def batch(body: BatchRequest, request: Request, stream: bool = False,
+                services: Services = Depends(get_services)) -> Response:
+    """Run many snippets in one call: queued in one round trip, all or none.
+
+    A bad item refuses the whole batch (422; `details[0].loc` names the item). A queue that
+    cannot take every item answers 429: retry the whole batch after Retry-After seconds.
+    """
+    settings = services.settings
+    if len(body.items) > settings.max_batch_items:
+        return error_response(422, "too_many_items",
+                              f"at most {settings.max_batch_items} items in one batch")
+    try:
+        specs = item_specs(body.items, settings, "items")
+    except InvalidItem as exc:
+        return exc.response()
+    if wants_ndjson(request, stream):
+        results = await services.submitter.run_as_completed(specs)
+        return StreamingResponse(ndjson_lines(results), media_type=NDJSON)
+    results = await services.submitter.run_many(specs) if specs else []
+    return json_response(b'{"results":[%s]}' % b",".join(results))

@@ -1,0 +1,141 @@
+"""SandboxFusion's API (bytedance/SandboxFusion): `POST /run_code` and `GET /v1/ping`.
+
+Its clients (verl's and SkyRL's reward code, the `sandbox-fusion` package) work unchanged. The
+request's unknown fields are ignored, as SandboxFusion does. A full or unreachable queue is
+answered 504, the one status verl's client retries.
+"""
+
+from enum import StrEnum
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.auth import require_key
+from service.api.errors import RETRY_AFTER_DOWN_S, RETRY_AFTER_FULL_S, error_response
+from service.api.services import Services, get_services
+from service.jobspec import InvalidRequest, build_job_spec
+from service.models import BinaryFile, ErrorBody, Language, Outcome, RunRequest, RunResult
+from service.queue import QueueFull, QueueUnavailable
+
+router = APIRouter(tags=["compat: SandboxFusion"])
+
+
+class RunCodeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"code": "print(input())", "stdin": "hi",
+                                         "language": "python", "run_timeout": 5,
+                                         "memory_limit_MB": 1024}]},
+    )
+
+    code: str
+    language: Language = Language.PYTHON
+    compile_timeout: float = Field(10, description="Accepted; python has no compile step.")
+    run_timeout: float = Field(10, gt=0, description="Seconds.")
+    memory_limit_MB: int = Field(-1, description="MiB; 0 or less: the service's default.")
+    stdin: str | None = None
+    files: dict[str, str | None] = Field(default_factory=dict,
+                                         description="Path → base64 content; null entries skipped.")
+    fetch_files: list[str] = Field(default_factory=list,
+                                   description="Not supported: must be empty.")
+
+
+class RunStatus(StrEnum):
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    SANDBOX_ERROR = "SandboxError"
+
+
+class CommandRunStatus(StrEnum):
+    FINISHED = "Finished"
+    ERROR = "Error"
+    TIME_LIMIT_EXCEEDED = "TimeLimitExceeded"
+
+
+class CommandRunResult(BaseModel):
+    status: CommandRunStatus
+    execution_time: float | None = Field(description="Seconds.")
+    return_code: int | None = Field(description="Exit status, or minus the signal that ended it.")
+    stdout: str
+    stderr: str
+
+
+class RunCodeResponse(BaseModel):
+    status: RunStatus
+    message: str
+    compile_result: CommandRunResult | None = None
+    run_result: CommandRunResult | None = None
+    executor_pod_name: str | None = None
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+def to_run_request(request: RunCodeRequest) -> RunRequest:
+    if request.fetch_files:
+        raise InvalidRequest("fetch_files_unsupported",
+                             "fetch_files is not supported: files are not returned after a run")
+    files = {name: BinaryFile(base64=content) for name, content in request.files.items()
+             if content is not None}
+    memory = request.memory_limit_MB if request.memory_limit_MB > 0 else None
+    return RunRequest(code=request.code, language=request.language, stdin=request.stdin,
+                      files=files, timeout=request.run_timeout, memory_mb=memory)
+
+
+def command_status(outcome: Outcome) -> CommandRunStatus:
+    if outcome is Outcome.TIMEOUT:
+        return CommandRunStatus.TIME_LIMIT_EXCEEDED
+    if outcome is Outcome.SANDBOX_ERROR:
+        return CommandRunStatus.ERROR
+    return CommandRunStatus.FINISHED
+
+
+def return_code(result: RunResult) -> int | None:
+    """As SandboxFusion's subprocess reports it: minus the signal for a killed process, and
+    none after a timeout or a failure of ours."""
+    if result.outcome in (Outcome.TIMEOUT, Outcome.SANDBOX_ERROR):
+        return None
+    if result.exit_code is not None:
+        return result.exit_code
+    return -result.signal if result.signal is not None else None
+
+
+def run_status(outcome: Outcome) -> RunStatus:
+    if outcome is Outcome.OK:
+        return RunStatus.SUCCESS
+    if outcome is Outcome.SANDBOX_ERROR:
+        return RunStatus.SANDBOX_ERROR
+    return RunStatus.FAILED
+
+
+def to_response(result: RunResult) -> RunCodeResponse:
+    status = command_status(result.outcome)
+    run = CommandRunResult(
+        status=status,
+        execution_time=None if status is CommandRunStatus.ERROR else result.timing.run_ms / 1000,
+        return_code=return_code(result), stdout=result.stdout, stderr=result.stderr)
+    return RunCodeResponse(status=run_status(result.outcome), message=result.message or "",
+                           run_result=run)
+
+
+@router.get("/v1/ping")
+async def ping() -> str:
+    """SandboxFusion's liveness check: the JSON string "pong"."""
+    return "pong"
+
+
+@router.post("/run_code", response_model=RunCodeResponse, dependencies=[Depends(require_key)],
+             responses={422: {"model": ErrorBody, "description": "Invalid request."},
+                        504: {"model": ErrorBody, "description": "Queue full or unreachable; "
+                              "retry after Retry-After seconds."}})
+async def run_code(request: RunCodeRequest,
+                   services: Services = Depends(get_services)) -> RunCodeResponse | Response:
+    """Run code as SandboxFusion would answer it: `status` Success, Failed or SandboxError."""
+    spec = build_job_spec(to_run_request(request), services.settings)
+    try:
+        raw = await services.submitter.run(spec)
+    except QueueFull:
+        return error_response(504, "queue_full", "the queue is full; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
+    except QueueUnavailable:
+        return error_response(504, "queue_unavailable", "the job queue is unreachable; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
+    return to_response(RunResult.model_validate_json(raw))

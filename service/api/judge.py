@@ -1,0 +1,60 @@
+"""/v1/judge: one program against test cases, each case a parallel job."""
+
+import contextlib
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Depends, Response
+
+from service import judge
+from service.api.auth import require_key
+from service.api.batch import InvalidItem, item_specs
+from service.api.runs import ERRORS
+from service.api.services import Services, get_services
+from service.jobspec import JobSpec
+from service.models import CaseResult, JudgeRequest, JudgeResult, RunResult
+from service.submit import Submitter
+
+router = APIRouter(prefix="/v1", tags=["judge"], dependencies=[Depends(require_key)])
+
+
+async def run_all(submitter: Submitter, specs: Sequence[JobSpec], request: JudgeRequest,
+                  nonce: str) -> list[CaseResult]:
+    results = await submitter.run_many(specs)
+    return [
+        judge.judge_case(i, case, RunResult.model_validate_json(raw), nonce, request.compare,
+                         request.tolerance)
+        for i, (case, raw) in enumerate(zip(request.cases, results, strict=True))
+    ]
+
+
+async def run_to_first_failure(submitter: Submitter, specs: Sequence[JobSpec],
+                               request: JudgeRequest, nonce: str) -> list[CaseResult]:
+    first_failure = judge.FirstFailure(len(specs))
+    async with contextlib.aclosing(await submitter.run_as_completed(specs)) as results:
+        async for i, raw in results:
+            verdict = judge.judge_case(i, request.cases[i], RunResult.model_validate_json(raw),
+                                       nonce, request.compare, request.tolerance)
+            if first_failure.add(verdict):
+                break
+    return first_failure.cases()
+
+
+@router.post("/judge", response_model=JudgeResult, responses=ERRORS)
+async def judge_program(request: JudgeRequest,
+                        services: Services = Depends(get_services)) -> JudgeResult | Response:
+    """Run one program once per test case and give each case a verdict, and the pass rate.
+
+    A case compares stdout with `expected_stdout` (exact, ignoring trailing whitespace, or
+    numerically within a tolerance) or runs `assertion` code appended to the program; it passes
+    only if the program reached the end of its assertions. With `stop_on_first_failure` the
+    answer comes once the first failing case (in order) is known, and the cases after it are
+    `skipped`. Any verdict `sandbox_error` is our failure: judge again.
+    """
+    judge.check_cases(request, services.settings.max_batch_items)
+    nonce = judge.new_nonce()
+    try:
+        specs = item_specs(judge.case_requests(request, nonce), services.settings, "cases")
+    except InvalidItem as exc:
+        return exc.response()
+    run = run_to_first_failure if request.stop_on_first_failure else run_all
+    return judge.summarize(await run(services.submitter, specs, request, nonce))

@@ -1,0 +1,277 @@
+"""The client's retry, chunking and concurrency rules, against a scripted HTTP transport.
+
+The client against the real service is in tests/integration/test_client.py.
+"""
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import orjson
+import pytest
+
+from service.client import (
+    AsyncSandboxClient,
+    RetryPolicy,
+    SandboxClient,
+    SandboxHTTPError,
+    parse_retry_after,
+)
+from service.models import Outcome, RunRequest
+
+FAST = RetryPolicy(max_retries=3, backoff_s=0.001, max_backoff_s=0.002)
+
+
+def run_json(code: str, outcome: str = "ok") -> dict:
+    return {"id": "x", "outcome": outcome, "exit_code": 0 if outcome == "ok" else None,
+            "signal": None, "stdout": f"out of {code}", "stderr": "",
+            "timing": {"queue_ms": 0, "run_ms": 1, "total_ms": 1},
+            "message": "no container" if outcome == "sandbox_error" else None}
+
+
+def judge_json(verdict: str) -> dict:
+    return {"passed": int(verdict == "passed"), "total": 1, "pass_rate": float(verdict == "passed"),
+            "cases": [{"index": 0, "verdict": verdict, "message": None, "result": None}]}
+
+
+class Script:
+    """Answers requests in turn from a list of (status, body, headers); records what came."""
+
+    def __init__(self, *answers: tuple[int, dict, dict[str, str]]):
+        self.answers = list(answers)
+        self.requests: list[tuple[str, dict]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.url.path, orjson.loads(request.content)))
+        status, body, headers = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return httpx.Response(status, json=body, headers=headers)
+
+
+def client(handler: Callable[[httpx.Request], httpx.Response], **options) -> SandboxClient:
+    return SandboxClient("http://sandbox.test", transport=httpx.MockTransport(handler),
+                         retry=options.pop("retry", FAST), **options)
+
+
+FULL = (429, {"error": "queue_full", "message": "full"}, {"Retry-After": "0"})
+OK = (200, run_json("print(1)"), {})
+
+
+# --- the retry policy ---------------------------------------------------------------------------
+
+def test_delay_is_never_less_than_retry_after() -> None:
+    policy = RetryPolicy(backoff_s=0.1, max_backoff_s=1)
+    assert all(policy.delay(0, "3") >= 3 for _ in range(50))
+    assert all(policy.delay(5, "3") >= 3 for _ in range(50))
+
+
+def test_delay_grows_and_is_capped() -> None:
+    policy = RetryPolicy(backoff_s=1, max_backoff_s=8)
+    assert all(0.5 <= policy.delay(0) <= 1 for _ in range(50))
+    assert all(2 <= policy.delay(2) <= 4 for _ in range(50))
+    assert all(4 <= policy.delay(10) <= 8 for _ in range(50))
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("5") == 5
+    assert parse_retry_after(None) == 0
+    assert parse_retry_after("soon") == 0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= parse_retry_after(later) <= 30
+
+
+# --- HTTP statuses --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [429, 503, 504])
+def test_retries_busy_statuses(status: int) -> None:
+    script = Script((status, {"error": "busy", "message": "later"}, {"Retry-After": "0"}),
+                    (status, {"error": "busy", "message": "later"}, {}), OK)
+    with client(script) as sandbox:
+        result = sandbox.run("print(1)")
+    assert result.outcome is Outcome.OK
+    assert len(script.requests) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 413, 422, 500])
+def test_does_not_retry_other_statuses(status: int) -> None:
+    script = Script((status, {"error": "limit_exceeded", "message": "too long"}, {}))
+    with client(script) as sandbox, pytest.raises(SandboxHTTPError) as caught:
+        sandbox.run("print(1)", timeout=10_000)
+    assert (caught.value.status, caught.value.error) == (status, "limit_exceeded")
+    assert len(script.requests) == 1
+
+
+def test_gives_up_after_max_retries() -> None:
+    script = Script(FULL)
+    with client(script) as sandbox, pytest.raises(SandboxHTTPError) as caught:
+        sandbox.run("print(1)")
+    assert caught.value.status == 429
+    assert len(script.requests) == FAST.max_retries + 1
+
+
+# --- outcome sandbox_error ------------------------------------------------------------------------
+
+def test_run_retries_sandbox_error() -> None:
+    script = Script((200, run_json("a", "sandbox_error"), {}), (200, run_json("a"), {}))
+    with client(script) as sandbox:
+        assert sandbox.run("a").outcome is Outcome.OK
+    assert [path for path, _ in script.requests] == ["/v1/run", "/v1/run"]
+
+
+def test_code_failures_are_not_retried() -> None:
+    script = Script((200, run_json("a", "error"), {}))
+    with client(script) as sandbox:
+        assert sandbox.run("a").outcome is Outcome.ERROR
+    assert len(script.requests) == 1
+
+
+def test_sandbox_error_returned_when_retries_run_out() -> None:
+    script = Script((200, run_json("a", "sandbox_error"), {}))
+    with client(script) as sandbox:
+        assert sandbox.run("a").outcome is Outcome.SANDBOX_ERROR
+    assert len(script.requests) == FAST.max_retries + 1
+
+
+def batch_server(fail_first: set[str]) -> tuple[Callable[[httpx.Request], httpx.Response], list]:
+    """Answers /v1/batch; the codes in fail_first come back sandbox_error the first time."""
+    sent: list[list[str]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        sent.append(codes)
+        results = []
+        for code in codes:
+            failing = code in fail_first
+            fail_first.discard(code)
+            results.append(run_json(code, "sandbox_error" if failing else "ok"))
+        return httpx.Response(200, json={"results": results})
+
+    return handle, sent
+
+
+def test_batch_resends_only_failed_items() -> None:
+    handle, sent = batch_server({"b", "d"})
+    with client(handle) as sandbox:
+        results = sandbox.batch(["a", "b", "c", "d"])
+    assert [r.stdout for r in results] == ["out of a", "out of b", "out of c", "out of d"]
+    assert all(r.outcome is Outcome.OK for r in results)
+    assert sent == [["a", "b", "c", "d"], ["b", "d"]]
+
+
+def test_batch_chunks_keep_order() -> None:
+    handle, sent = batch_server(set())
+    codes = [f"print({i})" for i in range(7)]
+    with client(handle, batch_size=3, max_concurrency=2) as sandbox:
+        results = sandbox.batch(codes, timeout=3)
+    assert [r.stdout for r in results] == [f"out of {c}" for c in codes]
+    assert sorted(len(part) for part in sent) == [1, 3, 3]
+
+
+def test_items_take_shared_fields() -> None:
+    script = Script((200, {"results": [run_json("a"), run_json("b")]}, {}))
+    with client(script) as sandbox:
+        sandbox.batch(["a", RunRequest(code="b", stdin="x")], memory_mb=64)
+    items = script.requests[0][1]["items"]
+    assert items == [{"code": "a", "memory_mb": 64}, {"code": "b", "stdin": "x", "memory_mb": 64}]
+
+
+def test_judge_retried_when_a_case_met_our_failure() -> None:
+    script = Script((200, judge_json("sandbox_error"), {}), (200, judge_json("wrong_answer"), {}))
+    with client(script) as sandbox:
+        result = sandbox.judge("print(1)", [{"stdin": "", "expected_stdout": "2"}])
+    assert result.cases[0].verdict == "wrong_answer"
+    assert len(script.requests) == 2
+    assert script.requests[0][1] == {"code": "print(1)",
+                                     "cases": [{"stdin": "", "expected_stdout": "2"}]}
+
+
+def test_api_key_is_sent() -> None:
+    seen = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json=run_json("a"))
+
+    with SandboxClient("http://sandbox.test", "s3cret", transport=httpx.MockTransport(handle)) as c:
+        c.run("a")
+    assert seen == ["Bearer s3cret"]
+
+
+# --- bounded concurrency --------------------------------------------------------------------------
+
+class Gauge:
+    def __init__(self):
+        self.now = self.peak = 0
+        self.lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+def test_sync_concurrency_is_bounded() -> None:
+    gauge = Gauge()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        gauge.enter()
+        time.sleep(0.02)
+        gauge.leave()
+        return httpx.Response(200, json=run_json("a"))
+
+    with client(handle, max_concurrency=3) as sandbox:
+        threads = [threading.Thread(target=sandbox.run, args=("a",)) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert 1 <= gauge.peak <= 3
+
+
+async def test_async_concurrency_is_bounded_and_retries() -> None:
+    gauge = Gauge()
+    busy_once: set[str] = {"c3", "c7"}
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        gauge.enter()
+        await asyncio.sleep(0.02)
+        gauge.leave()
+        code = orjson.loads(request.content)["code"]
+        if code in busy_once:
+            busy_once.discard(code)
+            return httpx.Response(503, json={"error": "queue_unavailable", "message": "down"},
+                                  headers={"Retry-After": "0"})
+        return httpx.Response(200, json=run_json(code))
+
+    sandbox = AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(handle),
+                                 max_concurrency=4, retry=FAST)
+    async with sandbox:
+        results = await asyncio.gather(*(sandbox.run(f"c{i}") for i in range(20)))
+    assert [r.stdout for r in results] == [f"out of c{i}" for i in range(20)]
+    assert 1 <= gauge.peak <= 4
+    assert not busy_once
+
+
+async def test_async_batch_and_judge_retry_our_failures() -> None:
+    handle, sent = batch_server({"b"})
+    judged = Script((200, judge_json("sandbox_error"), {}), (200, judge_json("passed"), {}))
+
+    def route(request: httpx.Request) -> httpx.Response:
+        return handle(request) if request.url.path == "/v1/batch" else judged(request)
+
+    sandbox = AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(route),
+                                 retry=FAST, batch_size=2)
+    async with sandbox:
+        results = await sandbox.batch(["a", "b", "c"])
+        verdict = await sandbox.judge("x", [{"assertion": "assert True"}])
+    assert [r.outcome for r in results] == [Outcome.OK] * 3
+    assert sorted(sent) == [["a", "b"], ["b"], ["c"]]
+    assert verdict.pass_rate == 1.0
+    assert len(judged.requests) == 2
