@@ -32,9 +32,13 @@ class JobSpec(BaseModel):
     max_file_bytes: int
     fresh_interpreter: bool
     network: bool = False
+    return_files: list[str] = []
+    max_return_files: int = 0
+    max_return_bytes: int = 0
 
 
 RESERVED_FILE_NAMES = frozenset({"main.py"})  # the runner writes the code there
+MAX_RETURN_PATTERNS = 16
 
 
 def to_bytes(text: str, what: str) -> bytes:
@@ -88,6 +92,20 @@ def encode_files(files: dict[str, str | BinaryFile], settings: Settings) -> dict
     return encoded
 
 
+def check_return_files(patterns: list[str]) -> list[str]:
+    """Glob patterns of files to send back: relative, without '..', '.' or '//'."""
+    if len(patterns) > MAX_RETURN_PATTERNS:
+        raise InvalidRequest("invalid_return_files", f"at most {MAX_RETURN_PATTERNS} patterns")
+    for pattern in patterns:
+        parts = pattern.split("/")
+        if (not pattern or pattern.startswith("/") or "\\" in pattern or len(pattern) > 255
+                or any(p in ("", ".", "..") for p in parts) or not pattern.isprintable()
+                or any(0xD800 <= ord(c) <= 0xDFFF for c in pattern)):
+            raise InvalidRequest("invalid_return_files", f"pattern {pattern!r} must be relative "
+                                 "and printable, without '..', '.' or '//'")
+    return patterns
+
+
 def _bounded(name: str, value: float | None, default: float, low: float, high: float) -> float:
     value = default if value is None else value
     if not low <= value <= high:
@@ -118,4 +136,7 @@ def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
         max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
         fresh_interpreter=req.fresh_interpreter,
         network=req.network,
+        return_files=check_return_files(req.return_files),
+        max_return_files=settings.max_return_files,
+        max_return_bytes=settings.max_return_bytes,
     )

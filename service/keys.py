@@ -54,3 +54,16 @@ class Keys:
     def recent_errors(self) -> str:
         """Capped list: the latest sandbox_error results, newest first."""
         return f"{self.prefix}:recent:errors"
+
+    @property
+    def sessions(self) -> str:
+        """Sorted set: open session id → when it expires unless used (ms); the cluster-wide cap."""
+        return f"{self.prefix}:sessions"
+
+    def session(self, session_id: str) -> str:
+        """Hash: one session's state, owner worker, limits and use."""
+        return f"{self.prefix}:session:{session_id}"
+
+    def session_calls(self, worker_id: str) -> str:
+        """Stream of calls (open, run, close) to the sessions one worker holds."""
+        return f"{self.prefix}:session-calls:{worker_id}"

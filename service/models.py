@@ -38,6 +38,14 @@ FileContent = Annotated[
     Field(description='Text content, or {"base64": "..."} for bytes.'),
 ]
 
+ReturnFiles = Annotated[
+    list[str],
+    Field(description="Files to send back once the code has run: glob patterns relative to the "
+          "working directory (`*.png`, `out/**/*.csv`); only regular files, never through a "
+          "symlink, within the service's count and size caps. `plt.show()` saves figures as "
+          "figure-<n>.png there."),
+]
+
 
 class RunRequest(BaseModel):
     """One snippet to run. Limits default to the service's settings and may not exceed its maxima."""
@@ -74,12 +82,18 @@ class RunRequest(BaseModel):
         description="Give the code network access (a container of its own on an isolated bridge "
         "network); refused unless the operator allows it.",
     )
+    return_files: ReturnFiles = Field(default_factory=list)
 
 
 class Timing(BaseModel):
     queue_ms: float = Field(description="From enqueue to the start of execution.")
     run_ms: float = Field(description="The execution itself, inside the sandbox.")
     total_ms: float = Field(description="From enqueue to the result.")
+
+
+class ReturnedFile(BaseModel):
+    base64: str = Field(description="The file's bytes, base64-encoded.")
+    media_type: str = Field(description="From the name's extension, e.g. image/png.")
 
 
 class RunResult(BaseModel):
@@ -93,6 +107,9 @@ class RunResult(BaseModel):
     stderr_truncated: bool = False
     timing: Timing
     message: str | None = Field(None, description="Why, for outcomes other than ok and error.")
+    files: dict[str, ReturnedFile] = Field(
+        default_factory=dict, description="The files asked for with return_files: name → content.")
+    files_truncated: bool = Field(False, description="Some matching files were left out (caps).")
 
 
 class JobAccepted(BaseModel):
@@ -224,3 +241,70 @@ class JudgeResult(BaseModel):
     total: int = Field(description="All cases, skipped ones included.")
     pass_rate: float = Field(description="passed / total.")
     cases: list[CaseResult] = Field(description="One per case, in request order.")
+
+
+# --- Sessions: state kept between calls, for agents ----------------------------------------------
+
+class SessionState(StrEnum):
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSED = "closed"  # by its caller
+    EXPIRED = "expired"  # idle past its TTL
+    LOST = "lost"  # its process or its worker died: its state is gone
+
+
+class SessionRequest(BaseModel):
+    """A session: one sandbox kept for its caller, whose variables, imports, functions and files
+    persist from call to call. Limits default to the service's settings."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{}, {"timeout": 30, "memory_mb": 1024, "idle_ttl_s": 900}]})
+
+    timeout: float | None = Field(None, gt=0, description="Wall-clock limit of each call, seconds "
+                                  "(a call may ask for another).")
+    memory_mb: int | None = Field(None, gt=0, description="Memory of the session (all its state), MiB.")
+    idle_ttl_s: float | None = Field(None, gt=0, description="Closed after this long without a call.")
+
+
+class SessionInfo(BaseModel):
+    id: str
+    state: SessionState
+    timeout: float = Field(description="Default wall-clock limit of a call, seconds.")
+    memory_mb: int
+    idle_ttl_s: float
+    created_at: float = Field(description="Unix time.")
+    last_used_at: float = Field(description="Unix time the last call ended (or the session opened).")
+    expires_at: float | None = Field(description="When it closes unless used; null once it has ended.")
+    calls: int = Field(description="Calls run so far.")
+    worker: str | None = Field(None, description="The worker holding its sandbox.")
+    message: str | None = Field(None, description="Why it ended, once it has.")
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionInfo]
+
+
+class SessionRunRequest(BaseModel):
+    """Code to run in a session, in the namespace the previous calls left."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"code": "x = 41"}, {"code": "x + 1"},
+                     {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nplt.show()",
+                      "return_files": ["*.png"]}]})
+
+    code: str = Field(description="Python source; the value of its last expression is returned.")
+    files: dict[str, FileContent] = Field(
+        default_factory=dict, description="Files written in the working directory first "
+        "(replacing files of the same name).")
+    return_files: ReturnFiles = Field(default_factory=list)
+    timeout: float | None = Field(None, gt=0, description="Wall-clock limit of this call, seconds; "
+                                  "default: the session's.")
+    max_output_bytes: int | None = Field(None, gt=0, description="Cap of stdout and of stderr, each.")
+
+
+class SessionRunResult(RunResult):
+    value: str | None = Field(None, description="repr() of the last expression's value, as a "
+                              "notebook shows it; null when there is none (or it is None).")
+    session_id: str
+    session_state: SessionState = Field(description="open, or lost when this call ended the "
+                                        "session's process (a timeout it ignored, a crash).")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 REPLY_STREAM_MAXLEN = 10_000
 REPLY_STREAM_TTL_S = 3600
+SESSION_CALLS_MAXLEN = 1000
+SESSION_CALLS_TTL_S = 3600
 
 
 class QueueUnavailable(Exception):
@@ -258,6 +260,45 @@ class JobQueue:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.delete(self.keys.worker(worker_id))
                 pipe.zrem(self.keys.workers, worker_id)
+                await pipe.execute()
+
+    async def last_heartbeat_ms(self, worker_id: str) -> float | None:
+        """When the worker last said it lives (ms); None if it never did or has stopped."""
+        with translate_errors():
+            return await self.redis.zscore(self.keys.workers, worker_id)
+
+    # --- session calls: straight to the worker holding the session -----------------------------
+
+    async def send_session_call(self, worker_id: str, call: wire.SessionCall) -> None:
+        stream = self.keys.session_calls(worker_id)
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(stream, call.fields(), maxlen=SESSION_CALLS_MAXLEN, approximate=True)
+                pipe.expire(stream, SESSION_CALLS_TTL_S)
+                await pipe.execute()
+
+    async def read_session_calls(self, worker_id: str, after: str,
+                                 block_ms: int) -> list[wire.SessionCall]:
+        """This worker's session calls after entry `after`, waiting up to block_ms; those read
+        are deleted (a worker that dies loses its sessions anyway)."""
+        stream = self.keys.session_calls(worker_id)
+        with translate_errors():
+            reply = await self.redis.xread({stream: after}, count=100, block=block_ms)
+        calls = [wire.SessionCall.from_entry(eid, fields) for _, entries in reply or ()
+                 for eid, fields in entries]
+        if calls:
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.xdel(stream, *[call.entry_id for call in calls])
+        return calls
+
+    async def reply(self, reply_to: str, call_id: str, body: bytes) -> None:
+        """Answer one waiting caller on its API process's reply stream."""
+        stream = self.keys.replies(reply_to)
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(stream, {wire.F_ID: call_id, wire.F_RESULT: body},
+                          maxlen=REPLY_STREAM_MAXLEN, approximate=True)
+                pipe.expire(stream, REPLY_STREAM_TTL_S)
                 await pipe.execute()
 
 

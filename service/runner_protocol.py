@@ -1,7 +1,9 @@
 """The worker's copy of the runner's wire format (sandbox_images/python/runner.py).
 
 Frames in both directions: a 4-byte big-endian length, then a JSON object. The worker sends
-`run` requests; the runner answers `ready` (warm, clean, waiting), `result` or `error`.
+`run` requests; the runner answers `ready` (warm, clean, waiting), `result` or `error`. A
+`session` request (answered `session_ready`) turns the container into one session's: then each
+`cell` request is answered by a `result`, until the worker closes the stream.
 A contract test runs the real runner against these definitions.
 """
 
@@ -19,12 +21,18 @@ OP_RUN = "run"
 OP_READY = "ready"
 OP_RESULT = "result"
 OP_ERROR = "error"
+OP_SESSION = "session"
+OP_SESSION_READY = "session_ready"
+OP_CELL = "cell"
 
 # Keys of a `result` message.
 RESULT_KEYS = frozenset({
     "op", "id", "exit_code", "signal", "stdout", "stderr", "stdout_truncated",
     "stderr_truncated", "timed_out", "output_limited", "oom_killed", "run_ms",
 })
+# Keys a result adds when files were asked back, and those of a cell's result.
+FILES_KEYS = frozenset({"files", "files_truncated"})
+CELL_KEYS = frozenset({"value", "session_ended"})
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
@@ -34,7 +42,7 @@ def encode_frame(message: dict[str, Any]) -> bytes:
 
 def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
     """A `run` request for the runner."""
-    return {
+    message = {
         "op": OP_RUN,
         "id": job_id,
         "code": spec.code,
@@ -45,3 +53,31 @@ def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
         "max_file_bytes": spec.max_file_bytes,
         "fresh_interpreter": spec.fresh_interpreter,
     }
+    return message | return_fields(spec)
+
+
+def return_fields(spec: JobSpec) -> dict[str, Any]:
+    """What a request adds when it wants files back (nothing otherwise: the runner's fast path)."""
+    if not spec.return_files:
+        return {}
+    return {"return_files": spec.return_files, "max_return_files": spec.max_return_files,
+            "max_return_bytes": spec.max_return_bytes}
+
+
+def session_message(session_id: str, max_file_bytes: int) -> dict[str, Any]:
+    """Turns a warm runner's waiting child into the session's."""
+    return {"op": OP_SESSION, "id": session_id, "max_file_bytes": max_file_bytes}
+
+
+def cell_message(call_id: str, spec: JobSpec, interrupt_grace_s: float) -> dict[str, Any]:
+    """One call of a session: run `spec.code` in the session's namespace."""
+    message = {
+        "op": OP_CELL,
+        "id": call_id,
+        "code": spec.code,
+        "files": spec.files_b64,
+        "timeout_s": spec.timeout_s,
+        "max_output_bytes": spec.max_output_bytes,
+        "interrupt_grace_s": interrupt_grace_s,
+    }
+    return message | return_fields(spec)

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     max_code_bytes: int = Field(1 * MIB, ge=1)
     max_files_bytes: int = Field(32 * MIB, ge=0, description="All supplied files of one request together.")
     max_file_count: int = Field(256, ge=0)
+    max_return_files: int = Field(32, ge=0, description="Most files returned by one run (return_files).")
+    max_return_bytes: int = Field(8 * MIB, ge=0, description="All returned files of one run together.")
+
+    # Sessions: a container kept per caller, state kept between calls
+    max_sessions: int = Field(64, ge=0, description="Open sessions across the cluster; past it: 429.")
+    max_sessions_per_worker: int = Field(8, ge=0, description="Open sessions one worker holds.")
+    default_session_idle_s: float = Field(600.0, gt=0, description="A session idle this long is closed.")
+    max_session_idle_s: float = Field(3600.0, gt=0)
+    session_interrupt_grace_s: float = Field(
+        2.0, gt=0, le=60, description="A session call past its timeout is interrupted (SIGINT); "
+        "if it has not stopped this much later, the session process is killed and the session lost.")
 
     # API and queue
     max_body_bytes: int = Field(64 * MIB, ge=1024, description="Largest request body accepted.")

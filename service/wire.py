@@ -16,6 +16,10 @@ F_DEADLINE_MS = "deadline_ms"
 # Fields of a job hash and of a reply-stream entry.
 F_STATE = "state"
 F_RESULT = "result"
+# Fields of an entry in a worker's session-call stream (with F_ID, F_PAYLOAD and F_REPLY_TO).
+F_OP = "op"
+F_SESSION = "session"
+OP_OPEN, OP_RUN, OP_CLOSE = "open", "run", "close"
 
 
 def now_ms() -> float:
@@ -69,3 +73,39 @@ def sandbox_error(job_id: str, message: str, enqueued_ms: float | None = None) -
         "timing": {"queue_ms": round(waited, 3), "run_ms": 0.0, "total_ms": round(waited, 3)},
         "message": message,
     })
+
+
+@dataclass(frozen=True)
+class SessionCall:
+    """A call to a session (open, run or close), sent to the worker that holds it; the answer
+    goes to the caller's reply stream under the call's id."""
+
+    entry_id: str
+    op: str
+    session_id: str
+    id: str
+    payload: bytes
+    reply_to: str
+
+    def fields(self) -> dict[str, str | bytes]:
+        return {F_OP: self.op, F_SESSION: self.session_id, F_ID: self.id,
+                F_PAYLOAD: self.payload, F_REPLY_TO: self.reply_to}
+
+    @classmethod
+    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> "SessionCall":
+        def text(name: str) -> str:
+            return fields.get(name.encode(), b"").decode()
+
+        return cls(
+            entry_id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            op=text(F_OP),
+            session_id=text(F_SESSION),
+            id=text(F_ID),
+            payload=fields.get(F_PAYLOAD.encode(), b"{}"),
+            reply_to=text(F_REPLY_TO),
+        )
+
+
+def refusal(reason: str, message: str) -> bytes:
+    """The answer to a session call that was not carried out (a result has no "error" key)."""
+    return orjson.dumps({"error": reason, "message": message})

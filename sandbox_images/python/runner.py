@@ -9,17 +9,25 @@ switched to the unprivileged sandbox uid, given a fresh working directory on the
 fresh environment, and runs the code (in the forked interpreter, where the scientific stack is
 already imported, or in a freshly exec'd one). The runner reads its output up to the cap, kills
 the process group at the timeout or the cap, and answers. Then it cleans up as the sandbox uid
-(every process killed, every file removed) and announces that it is ready again.
+(every process killed, every file removed) and announces that it is ready again. Files the
+request asked back are read by that next child, as the sandbox uid, before it cleans up.
+
+A `session` request instead makes the child keep its namespace and run one cell per `cell`
+request until the worker closes the stream; such a container serves that session alone.
 """
 
+import ast
 import base64
+import fnmatch
 import gc
 import json
+import linecache
 import os
 import resource
 import select
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -42,6 +50,11 @@ READ_CHUNK = 65536
 DRAIN_AFTER_EXIT_S = 0.05
 CLEANUP_ROUNDS = 200
 MAX_FRAME = 512 * 1024 * 1024
+FRAME = struct.Struct(">I")
+MAX_WALK_ENTRIES = 20000  # directory entries looked at when matching return_files patterns
+INTERRUPT_GRACE_S = 2.0  # a session cell past its timeout gets this long to stop after SIGINT
+FIGURES_MODULE = "sandbox_png_backend"  # the image's matplotlib backend (MPLBACKEND below)
+CLOCK_REALTIME_COARSE = 5  # Linux's; the clock of file timestamps
 CHILD_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -52,8 +65,8 @@ CHILD_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
-    "MPLBACKEND": "Agg",
-    "MPLCONFIGDIR": "/opt/runner/mpl",
+    "MPLBACKEND": "module://" + FIGURES_MODULE,
+    "MPLCONFIGDIR": "/tmp/matplotlib",  # writable (else matplotlib warns on every import)
 }
 OOM_COUNTER_FILES = (
     "/sys/fs/cgroup/memory/memory.oom_control",  # cgroup v1
@@ -85,9 +98,13 @@ def read_frame(fd):
     return None if body is None else json.loads(body)
 
 
-def write_frame(fd, message):
+def encode_frame(message):
     body = json.dumps(message, separators=(",", ":")).encode()
-    data = struct.pack(">I", len(body)) + body
+    return FRAME.pack(len(body)) + body
+
+
+def write_frame(fd, message):
+    data = encode_frame(message)
     while data:
         data = data[os.write(fd, data):]
 
@@ -119,21 +136,36 @@ def apply_limits(req):
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
 
-def write_files(workdir, files):
-    """Write the request's files as the sandbox uid, never following a symlink."""
-    for name, b64 in files.items():
-        parts = name.split("/")
-        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            raise ValueError("bad file name: %r" % name)
-        parent = workdir
+def name_parts(name):
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError("bad file name: %r" % name)
+    return parts
+
+
+def open_beneath(root, parts, flags, make_dirs=False):
+    """Open root/<parts> without following a symlink anywhere below root."""
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
         for part in parts[:-1]:
-            parent = os.path.join(parent, part)
-            try:
-                os.mkdir(parent, 0o755)
-            except FileExistsError:
-                pass
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-        fd = os.open(os.path.join(workdir, name), flags, 0o644)
+            if make_dirs:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=dir_fd)
+                except FileExistsError:
+                    pass
+            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = below
+        return os.open(parts[-1], flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_files(workdir, files, replace=False):
+    """Write the request's files as the sandbox uid, never following a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    for name, b64 in files.items():
+        fd = open_beneath(workdir, name_parts(name), flags, make_dirs=True)
         with os.fdopen(fd, "wb") as f:
             f.write(base64.b64decode(b64))
 
@@ -219,16 +251,106 @@ def run_forked(code, path, main, status_w):
     os._exit(status)
 
 
-def read_to_end(fd):
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+# --- a session's child: one namespace, one cell per frame ----------------------------------------
+#
+# Like a Jupyter kernel: the value of a cell's last expression comes back (its repr), figures a
+# cell left open are saved, and a cell past its timeout is interrupted (the runner sends SIGINT;
+# KeyboardInterrupt is raised only while a cell's code runs, so it cannot break the loop here).
+
+interrupt_armed = False
 
 
-def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds):
+def on_interrupt(signum, frame):
+    if interrupt_armed:
+        raise KeyboardInterrupt
+
+
+def serve_cells(req, ctl_r, main, status_w):
+    """Never returns: run one cell per frame on the control pipe until it closes."""
+    try:
+        fsize = req["max_file_bytes"]
+        # No CPU-time backstop: it would add up every cell of the session.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        signal.signal(signal.SIGINT, on_interrupt)
+    except BaseException:
+        os._exit(127)
+    for count in range(1, sys.maxsize):
+        try:
+            cell = read_frame(ctl_r)
+        except BaseException:
+            os._exit(126)
+        if cell is None:  # the session is closed
+            os._exit(0)
+        report = run_cell(cell, "<cell-%d>" % count, main.__dict__)
+        try:
+            write_frame(status_w, report)
+        except OSError:
+            os._exit(126)
+
+
+def run_cell(cell, name, namespace):
+    """Run one cell; its status, the repr of its last expression, and the files it wrote."""
+    global interrupt_armed
+    since_ns = time.clock_gettime_ns(CLOCK_REALTIME_COARSE)  # the clock of file times
+    status, value = 0, None
+    try:
+        write_files(WORKDIR, cell.get("files") or {}, replace=True)
+        interrupt_armed = True
+        try:
+            value = evaluate(cell["code"], name, namespace, cell["max_output_bytes"])
+            save_figures()
+        finally:
+            interrupt_armed = False
+    except SystemExit as exc:
+        status = python_exit_code(exc)
+    except BaseException as exc:
+        print_traceback(exc, name)
+        status = 1
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    report = {"status": status, "value": value}
+    if cell.get("return_files"):
+        report.update(collect_files(WORKDIR, cell, since_ns))
+    return report
+
+
+def evaluate(code, name, namespace, cap):
+    """Run a cell's code; the repr of its last expression (cut at cap), or None."""
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)  # for tracebacks
+    tree = ast.parse(code, name)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    exec(compile(tree, name, "exec"), namespace)
+    if last is None or code.rstrip().endswith(";"):  # a trailing ";" hides the value, as in Jupyter
+        return None
+    value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+    if value is None:
+        return None
+    namespace["_"] = value
+    return repr(value)[:cap].encode("utf-8", "replace").decode()
+
+
+def save_figures():
+    """Figures a cell left open are shown at its end, as in a notebook (saved as PNG files)."""
+    backend = sys.modules.get(FIGURES_MODULE)
+    if backend is not None:
+        backend.save_figures(unsaved_only=True)
+
+
+def print_traceback(exc, name):
+    """The traceback from the cell's frame on, without the runner's (as of an interrupt)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != name:
+        tb = tb.tb_next
+    report = traceback.TracebackException(type(exc), exc, tb)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename != __file__])
+    sys.stderr.write("".join(report.format()))
+
+
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds, collect):
     """Never returns: sandboxes itself, waits for a request, becomes the execution."""
     try:
         os.setsid()
@@ -242,6 +364,8 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         drop_privileges()
+        if collect is not None:
+            send_collected(*collect)
         # Clean up after the previous execution from here, as the sandbox uid: nothing else of
         # that uid may live on, and what it wrote in the scratch places goes.
         os.write(status_w, CLEAN if scrub() else DIRTY)
@@ -252,14 +376,15 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds):
         env = dict(CHILD_ENV, HOME=WORKDIR, TMPDIR=WORK_ROOT)
         os.environ.clear()
         os.environ.update(env)
-        data = read_to_end(ctl_r)
-        os.close(ctl_r)
+        req = read_frame(ctl_r)
     except BaseException:
         os._exit(126)
-    if not data:  # discarded by the runner
+    if req is None:  # discarded by the runner
         os._exit(0)
+    if req.get("op") == "session":
+        serve_cells(req, ctl_r, main, status_w)
+    os.close(ctl_r)
     try:
-        req = json.loads(data)
         apply_limits(req)
         write_files(WORKDIR, req.get("files") or {})
         with open(path, "x", encoding="utf-8", errors="surrogateescape") as f:
@@ -277,20 +402,29 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds):
 class Zygote:
     """The next execution's child, forked and sandboxed, waiting on its control pipe."""
 
-    def __init__(self, proto_fds):
+    def __init__(self, proto_fds, collect=None):
+        """collect: the previous request, when the child is to send back the files it asked for."""
         ctl_r, self.ctl_w = os.pipe()
         stdin_r, self.stdin_w = os.pipe()
         self.out_r, out_w = os.pipe()
         self.err_r, err_w = os.pipe()
         self.status_r, status_w = os.pipe()  # close-on-exec: a fresh interpreter just closes it
+        self.files_r = files_w = None
+        if collect is not None:
+            self.files_r, files_w = os.pipe()
         reseed()
         self.pid = os.fork()
         if self.pid == 0:
             for fd in (self.ctl_w, self.stdin_w, self.out_r, self.err_r, self.status_r):
                 os.close(fd)
-            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, proto_fds)
+            if collect is not None:
+                os.close(self.files_r)
+                collect = (files_w, collect)
+            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, proto_fds, collect)
         for fd in (ctl_r, stdin_r, out_w, err_w, status_w):
             os.close(fd)
+        if files_w is not None:
+            os.close(files_w)
         for fd in (self.stdin_w, self.out_r, self.err_r, self.status_r):
             os.set_blocking(fd, False)
         self.pidfd = os.pidfd_open(self.pid)
@@ -309,13 +443,31 @@ class Zygote:
 
     def hand_over(self, req):
         """Give the child its request (blocking; the child reads it all before anything else)."""
-        data = json.dumps(req).encode()
+        self.send(req)  # if the child died before reading it, its exit status will tell
+        os.close(self.ctl_w)
+
+    def send(self, message):
+        """One frame on the control pipe; False if the child is gone."""
+        data = encode_frame(message)
         try:
             while data:
                 data = data[os.write(self.ctl_w, data):]
         except BrokenPipeError:
-            pass  # the child died before reading it: its exit status will tell
-        os.close(self.ctl_w)
+            return False
+        return True
+
+    def close_stdin(self):
+        os.close(self.stdin_w)
+        self.stdin_w = None
+
+    def collected(self, timeout_s):
+        """The files the child read back for the previous execution (see send_collected)."""
+        data = read_until_eof(self.files_r, timeout_s)
+        os.close(self.files_r)
+        self.files_r = None
+        if data is None or len(data) < FRAME.size:
+            return {"files": {}, "files_truncated": True}
+        return json.loads(data[FRAME.size:])
 
     def wait(self):
         """Reap the child; its wait status."""
@@ -329,6 +481,124 @@ class Zygote:
             self.wait()
         for fd in (self.pidfd, self.out_r, self.err_r, self.status_r):
             os.close(fd)
+
+
+# --- files asked back: read as the sandbox uid, never through a symlink ---------------------------
+
+TOO_BIG = object()
+
+
+def send_collected(fd, req):
+    """In the next child, before it cleans up: the files the previous execution was asked to give
+    back, sent to the runner once every process of that execution is gone."""
+    try:
+        kill_everything()
+        found = collect_files(WORKDIR, req)
+    except Exception:
+        found = {"files": {}, "files_truncated": True}
+    try:
+        write_frame(fd, found)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def collect_files(root, req, since_ns=0):
+    """{"files": {name: base64}, "files_truncated": bool}: regular files under root matching the
+    request's patterns (and written since since_ns), within its count and size caps."""
+    names, truncated = matching_files(root, req.get("return_files") or ())
+    files, room = {}, req["max_return_bytes"]
+    for name in names:
+        data = read_regular(root, name.split("/"), room, since_ns)
+        if data is None:
+            continue
+        if data is TOO_BIG or len(files) >= req["max_return_files"]:
+            truncated = True
+            continue
+        files[name] = base64.b64encode(data).decode()
+        room -= len(data)
+    return {"files": files, "files_truncated": truncated}
+
+
+def matching_files(root, patterns):
+    """Sorted names (relative to root) of the files matching any pattern, without entering a
+    symlinked directory; and whether the walk was cut short."""
+    split = [collapse_stars(p.split("/")) for p in patterns]
+    found, seen = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_WALK_ENTRIES:
+            return sorted(found), True
+        rel = os.path.relpath(dirpath, root)
+        base = [] if rel == "." else rel.split("/")
+        for name in filenames:
+            parts = [*base, name]
+            if any(pattern_matches(p, parts) for p in split) and utf8("/".join(parts)):
+                found.append("/".join(parts))
+    return sorted(found), False
+
+
+def collapse_stars(parts):
+    return [p for i, p in enumerate(parts) if p != "**" or i == 0 or parts[i - 1] != "**"]
+
+
+def pattern_matches(pattern, parts):
+    """Whether path parts match pattern parts: `**` spans directories; as in glob, a wildcard does
+    not match a name starting with a dot."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        for i in range(len(parts) + 1):
+            if pattern_matches(rest, parts[i:]):
+                return True
+            if i < len(parts) and parts[i].startswith("."):
+                return False
+        return False
+    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and pattern_matches(rest, parts[1:])
+
+
+def utf8(name):
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_regular(root, parts, room, since_ns):
+    """A regular file's bytes; None for anything else (a symlink on the way, a directory, a FIFO)
+    or a file older than since_ns; TOO_BIG past room bytes."""
+    try:
+        fd = open_beneath(root, parts, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns < since_ns:
+            return None
+        if st.st_size > room:
+            return TOO_BIG
+        data = f.read(room + 1)
+    return TOO_BIG if len(data) > room else data
+
+
+def read_until_eof(fd, timeout_s):
+    """All a pipe gives until its writer closes it; None if that takes longer than timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    chunks = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            return None
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 # --- supervising one execution -----------------------------------------------------------------
@@ -517,6 +787,185 @@ def execute(child, req, oom):
     }
 
 
+# --- supervising a session's cells ---------------------------------------------------------------
+
+class CellSupervision:
+    """Pumps one cell's output until the child reports the cell done or dies. Past the timeout
+    the cell is interrupted (SIGINT); if it does not stop within the grace, the child is killed
+    and the session is over. Output past the cap is read and dropped: the session lives on.
+    If the worker's stream closes meanwhile (the worker died), the session is over at once."""
+
+    def __init__(self, child, msg, captures, proto_in):
+        self.child = child
+        self.proto_in = proto_in
+        self.deadline = time.monotonic() + msg["timeout_s"]
+        self.grace = msg.get("interrupt_grace_s", INTERRUPT_GRACE_S)
+        self.kill_at = float("inf")
+        self.captures = {c.fd: c for c in captures}
+        self.max_report = 4 * (msg["max_output_bytes"] + msg.get("max_return_bytes", 0)) + (1 << 20)
+        self.buffer = bytearray()
+        self.poller = select.poll()
+        self.timed_out = self.output_limited = self.died = self.worker_gone = False
+        self.report = None
+
+    def run(self):
+        for fd in (*self.captures, self.child.pidfd, self.child.status_r):
+            self.poller.register(fd, select.POLLIN)
+        self.poller.register(self.proto_in, select.POLLRDHUP)  # the worker sends nothing mid-cell
+        while self.report is None and not self.died:
+            now = time.monotonic()
+            if now >= self.kill_at:
+                kill_group(self.child.pid)
+                self.kill_at = float("inf")
+            elif now >= self.deadline:
+                self.timed_out = True
+                self.interrupt()
+                self.deadline = float("inf")
+                self.kill_at = now + self.grace
+            wake = min(self.deadline, self.kill_at) - now
+            timeout_ms = None if wake == float("inf") else max(0.0, wake) * 1000
+            for fd, _ in self.poller.poll(timeout_ms):
+                self.on_ready(fd)
+        self.drain()
+
+    def interrupt(self):
+        try:
+            os.kill(self.child.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    def on_ready(self, fd):
+        if fd == self.proto_in:
+            self.worker_gone = True
+            self.garbled()
+        elif fd == self.child.pidfd:
+            self.died = True
+        elif fd == self.child.status_r:
+            self.read_report()
+        elif not self.captures[fd].read():
+            self.poller.unregister(fd)
+            del self.captures[fd]
+        elif self.captures[fd].truncated:
+            self.output_limited = True
+
+    def read_report(self):
+        """The cell's report: a frame on the status pipe, sent once its output is flushed."""
+        try:
+            data = os.read(self.child.status_r, READ_CHUNK)
+        except BlockingIOError:
+            return
+        if not data:
+            self.poller.unregister(self.child.status_r)
+            return
+        self.buffer += data
+        if len(self.buffer) < FRAME.size:
+            return
+        (size,) = FRAME.unpack_from(self.buffer)
+        if size > self.max_report:
+            self.garbled()
+        elif len(self.buffer) >= FRAME.size + size:
+            try:
+                report = json.loads(self.buffer[FRAME.size:FRAME.size + size])
+            except ValueError:
+                report = None
+            if isinstance(report, dict):
+                self.report = report
+            else:
+                self.garbled()
+
+    def garbled(self):
+        """The session cannot go on (something else wrote on the status pipe; no worker)."""
+        kill_group(self.child.pid)
+        self.died = True
+
+    def drain(self):
+        """What the child wrote before its report (or its end) is in the pipes: read it."""
+        until = time.monotonic() + DRAIN_AFTER_EXIT_S
+        while self.captures and time.monotonic() < until:
+            ready = self.poller.poll(0)
+            if not ready:
+                return
+            for fd, _ in ready:
+                if fd in self.captures and not self.captures[fd].read():
+                    self.poller.unregister(fd)
+                    del self.captures[fd]
+
+
+def execute_cell(child, msg, oom, proto_in):
+    oom_before = oom.read()
+    started = time.monotonic()
+    cap = msg["max_output_bytes"]
+    captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
+    cell = CellSupervision(child, msg, captures, proto_in)
+    if child.send(msg):
+        cell.run()
+    else:
+        cell.died = True
+    run_ms = (time.monotonic() - started) * 1000
+    report = cell.report or {}
+    exit_code, signum = report.get("status"), None
+    if cell.report is None:
+        kill_group(child.pid)
+        status = child.wait()
+        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    elif not isinstance(exit_code, int):
+        exit_code = 1
+    value = report.get("value")
+    result = {
+        "op": "result",
+        "id": msg["id"],
+        "exit_code": exit_code,
+        "signal": signum,
+        "stdout": captures[0].text(),
+        "stderr": captures[1].text(),
+        "stdout_truncated": captures[0].truncated,
+        "stderr_truncated": captures[1].truncated,
+        "timed_out": cell.timed_out,
+        "output_limited": captures[0].truncated or captures[1].truncated,
+        "oom_killed": oom_before is not None and (oom.read() or 0) > oom_before,
+        "run_ms": round(run_ms, 3),
+        "value": value if isinstance(value, str) else None,
+        "session_ended": cell.report is None,
+    }
+    if msg.get("return_files"):
+        files = report.get("files")
+        result["files"] = files if isinstance(files, dict) else {}
+        result["files_truncated"] = bool(report.get("files_truncated")) or cell.report is None
+    return result
+
+
+def serve_session(child, req, oom, proto_in, proto_out):
+    """The container's one session: the waiting child keeps its namespace across `cell`
+    requests, until the worker closes the stream or the child dies. Then the runner exits."""
+    child.close_stdin()  # cells read EOF on stdin
+    child.send(req)
+    write_frame(proto_out, {"op": "session_ready", "id": req.get("id")})
+    while True:
+        try:
+            msg = read_frame(proto_in)
+        except (ValueError, OSError):
+            msg = None
+        if msg is None:
+            break
+        if msg.get("op") != "cell":
+            write_frame(proto_out, {"op": "error", "id": msg.get("id"),
+                                    "error": "unknown op %r" % msg.get("op")})
+            continue
+        try:
+            result = execute_cell(child, msg, oom, proto_in)
+        except Exception:
+            result = {"op": "error", "id": msg.get("id"), "error": traceback.format_exc()}
+        try:
+            write_frame(proto_out, result)
+        except OSError:
+            break  # the worker is gone
+        if result.get("session_ended", True):
+            break
+    child.close()
+    return 0
+
+
 # --- cleaning up, in the next child, as the sandbox uid ---------------------------------------
 
 def sandbox_processes():
@@ -660,6 +1109,8 @@ def main():
         if req is None:
             child.close()
             return 0
+        if req.get("op") == "session":
+            return serve_session(child, req, oom, proto_in, proto_out)
         if req.get("op") != "run":
             write_frame(proto_out, {"op": "error", "error": "unknown op %r" % req.get("op")})
             continue
@@ -667,9 +1118,15 @@ def main():
             result = execute(child, req, oom)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
-        write_frame(proto_out, result)
-        child.close()
-        child = Zygote(proto)
+        if req.get("return_files") and result["op"] == "result":
+            child.close()
+            child = Zygote(proto, collect=req)  # it reads them back before it cleans up
+            result.update(child.collected(CLEANUP_TIMEOUT_S))
+            write_frame(proto_out, result)
+        else:
+            write_frame(proto_out, result)
+            child.close()
+            child = Zygote(proto)
         if not child.wait_clean(CLEANUP_TIMEOUT_S):
             child.close()
             return 3  # something of the last execution survived: let the worker replace us

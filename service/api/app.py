@@ -6,11 +6,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import ORJSONResponse
 
-from service.api import batch, errors, health, judge, ops, runs
+from service.api import batch, errors, health, judge, mcp, ops, runs, sessions, tools
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.compat import piston, sandboxfusion
 from service.api.request_metrics import RequestMetricsMiddleware
 from service.api.services import Services
+from service.sessions import SessionBroker, SessionRefused
 from service.settings import Settings, get_settings
 
 
@@ -21,9 +22,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings)
         app.state.services = services
+        app.state.sessions = SessionBroker(services.queue, services.replies,
+                                           services.submitter.api_id, settings)
         services.replies.start()
         try:
-            yield
+            async with mcp_sessions.run():
+                yield
         finally:
             await services.close()
 
@@ -42,6 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(judge.router)
     app.include_router(sandboxfusion.router)
     app.include_router(piston.router)
+    app.include_router(sessions.router)
+    app.include_router(tools.router)
+    app.add_exception_handler(SessionRefused, sessions.on_refused)  # type: ignore[arg-type]
+    mcp_sessions = mcp.mount(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, settings=settings)
     return app

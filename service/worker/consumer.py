@@ -17,6 +17,7 @@ from service.settings import Settings
 from service.stats import Recorder
 from service.worker.executor import Executor
 from service.worker.pool import ContainerPool
+from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ REDIS_RETRY_MAX_S = 5.0
 
 class Consumer:
     def __init__(self, queue: JobQueue, pool: ContainerPool, executor: Executor,
-                 settings: Settings, worker_id: str, host: str):
+                 settings: Settings, worker_id: str, host: str,
+                 sessions: SessionHost | None = None):
         self.queue = queue
+        self.sessions = sessions
         self.pool = pool
         self.executor = executor
         self.settings = settings
@@ -147,6 +150,7 @@ class Consumer:
             "replaced": self.pool.replaced,
             "pool_error": self.pool.last_error or "",
             "heartbeat": time.time(),
+            **(self.sessions.describe() if self.sessions else {}),
         }
 
     async def _heartbeat_loop(self) -> None:

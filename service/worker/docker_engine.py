@@ -26,6 +26,7 @@ LABEL_DEPLOYMENT = "sandbox.deployment"
 LABEL_WORKER = "sandbox.worker"
 LABEL_HOST = "sandbox.host"
 LABEL_PID = "sandbox.pid"
+LABEL_SESSION = "sandbox.session"  # on a session's container: the session id
 LABEL_SOCKET_DIR = "sandbox.socket-dir"
 RUNNER_SOCKET_DIR = "/run/runner"  # where a container sees its socket directory
 RUNNER_SOCKET = "runner.sock"

@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import mimetypes
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -19,6 +21,27 @@ from service.worker.runner_channel import RunnerGone
 log = logging.getLogger(__name__)
 
 REPLY_GRACE_S = 5.0  # beyond the timeout, before a silent runner counts as dead
+FILES_GRACE_S = 10.0  # and more when the runner reads files back first
+MEDIA_TYPES = mimetypes.MimeTypes()  # the standard library's table, not this host's files
+
+
+def reply_wait_s(spec: JobSpec) -> float:
+    """How long the runner may take to answer an execution of spec."""
+    return spec.timeout_s + REPLY_GRACE_S + (FILES_GRACE_S if spec.return_files else 0.0)
+
+
+def returned_files(report: dict[str, Any]) -> dict[str, Any]:
+    """The result's `files` (with media types from the names) when files were asked back."""
+    if "files" not in report:
+        return {}
+    files = {name: {"base64": data, "media_type": media_type(name)}
+             for name, data in report["files"].items()}
+    return {"files": files, "files_truncated": report["files_truncated"]}
+
+
+def media_type(name: str) -> str:
+    guessed, _ = MEDIA_TYPES.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
 LEASE_TIMEOUT_S = 30.0
 
 
@@ -52,8 +75,7 @@ class Executor:
             sandbox.executions += 1
             self.executions += 1
             try:
-                report = await asyncio.wait_for(sandbox.channel.receive(),
-                                                spec.timeout_s + REPLY_GRACE_S)
+                report = await asyncio.wait_for(sandbox.channel.receive(), reply_wait_s(spec))
             except TimeoutError as exc:
                 raise RunnerGone("runner did not answer in time") from exc
             if report.get("op") != rp.OP_RESULT or report.get("id") != job.id:
@@ -65,6 +87,7 @@ class Executor:
         done_ms = wire.now_ms()
         queue_ms = max(0.0, started_ms - job.enqueued_ms)
         body = result_body(job.id, report, outcome, why, queue_ms, done_ms - job.enqueued_ms)
+        body.update(returned_files(report))
         if outcome is not Outcome.OK:
             log.info("execution ended", extra={"job_id": job.id, "outcome": outcome})
         return orjson.dumps(body)

@@ -25,6 +25,7 @@ from service.worker.docker_engine import (
 )
 from service.worker.networked import NetworkedPool, RoutingExecutor
 from service.worker.pool import ContainerPool
+from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,9 @@ async def serve_worker(settings: Settings) -> None:
                               health_check_interval=30)
     queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
                      settings.max_queue_depth)
+    sessions = SessionHost(queue, pool, settings, worker_id)
     consumer = Consumer(queue, pool, RoutingExecutor(pool, settings, networked), settings,
-                        worker_id, host)
+                        worker_id, host, sessions)
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -83,9 +85,13 @@ async def serve_worker(settings: Settings) -> None:
     if networked:
         networked.start()
     log.info("worker started", extra={"worker_id": worker_id, "pool_size": pool.size})
+    serving_sessions = asyncio.create_task(sessions.serve(), name="sessions")
     try:
         await consumer.run(grace_s=settings.shutdown_grace_s)
     finally:
+        serving_sessions.cancel()
+        await asyncio.gather(serving_sessions, return_exceptions=True)
+        await sessions.close()
         await pool.close()
         if networked:
             await networked.close()

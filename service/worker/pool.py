@@ -147,6 +147,29 @@ class ContainerPool:
             await asyncio.to_thread(self.engine.set_memory, sandbox.container_id, memory)
             sandbox.memory_mb = memory_mb
 
+    # --- containers kept outside the pool (a session's) ----------------------------------------
+
+    async def start_dedicated(self, memory_mb: int, labels: dict[str, str]) -> Sandbox:
+        """A warm container like the pool's, for a caller that keeps it: the pool's own capacity
+        is unchanged. Raises EngineUnavailable, RunnerGone or TimeoutError."""
+        spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
+                              self.engine.new_socket_dir(self.owner.deployment))
+        spec["labels"].update(labels)
+        container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)
+        sandbox = Sandbox(container_id, await RunnerChannel.open(sock, multiplexed), memory_mb)
+        try:
+            hello = await asyncio.wait_for(sandbox.channel.receive(), READY_TIMEOUT_S)
+            if hello.get("op") != rp.OP_READY or hello.get("protocol") != rp.PROTOCOL_VERSION:
+                raise RunnerGone(f"unexpected hello from runner: {hello}")
+        except BaseException:
+            await self.discard(sandbox)
+            raise
+        return sandbox
+
+    async def discard(self, sandbox: Sandbox) -> None:
+        """Remove a container kept outside the pool."""
+        await self._destroy(sandbox)
+
     # --- behind the scenes ---------------------------------------------------------------------
 
     def _background(self, coro) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,84 @@
+"""/v1/sessions: open a session, run code in it call after call (state kept), close it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import ORJSONResponse
+
+from service.api.auth import require_key
+from service.api.errors import RETRY_AFTER_FULL_S, error_response
+from service.models import (
+    ErrorBody,
+    SessionInfo,
+    SessionList,
+    SessionRequest,
+    SessionRunRequest,
+    SessionRunResult,
+)
+from service.sessions import SessionBroker, SessionRefused
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(require_key)])
+
+ERRORS = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        401: "Missing or wrong API key.",
+        404: "`not_found`: no such session (or it ended long ago).",
+        409: "`session_busy`: a call is already running in the session.",
+        410: "`session_lost` (its process or worker died: its state is gone), `session_closed`, "
+             "`session_expired`.",
+        422: "Invalid request: a field's type, a limit above its maximum, a bad file name.",
+        429: "`session_limit`: as many sessions are open as allowed; retry after Retry-After.",
+        503: "`sandbox_unavailable` or `queue_unavailable`: retry after Retry-After.",
+    }.items()
+}
+
+
+async def get_broker(request: Request) -> SessionBroker:
+    return request.app.state.sessions
+
+
+async def on_refused(_: Request, exc: SessionRefused) -> ORJSONResponse:
+    retry = {"Retry-After": str(RETRY_AFTER_FULL_S)} if exc.status in (429, 503) else None
+    return error_response(exc.status, exc.reason, str(exc), headers=retry)
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+@router.post("", status_code=201, response_model=SessionInfo, responses=ERRORS)
+async def open_session(request: Annotated[SessionRequest | None, Body()] = None,
+                       broker: SessionBroker = Depends(get_broker)) -> Response:
+    """Open a session: a sandbox of its own whose variables, imports, functions and files persist
+    between calls. It closes when idle for `idle_ttl_s`."""
+    return json_response(await broker.open(request or SessionRequest()), 201)
+
+
+@router.get("", response_model=SessionList, responses=ERRORS)
+async def list_sessions(broker: SessionBroker = Depends(get_broker)) -> SessionList:
+    """The open sessions."""
+    return SessionList(sessions=await broker.listed())
+
+
+@router.get("/{session_id}", response_model=SessionInfo, responses=ERRORS)
+async def get_session(session_id: str, broker: SessionBroker = Depends(get_broker)) -> SessionInfo:
+    """A session's state and limits; an ended one says how it ended, for a while."""
+    return await broker.info(session_id)
+
+
+@router.post("/{session_id}/run", response_model=SessionRunResult, responses=ERRORS)
+async def run_in_session(session_id: str, request: SessionRunRequest,
+                         broker: SessionBroker = Depends(get_broker)) -> Response:
+    """Run code in the session, as the next cell of a notebook: `value` is the repr of its last
+    expression, `stdout`/`stderr` what it printed. A call past its timeout is interrupted
+    (KeyboardInterrupt, outcome `timeout`) and the session goes on; if it does not stop, the
+    session is lost (`session_state`)."""
+    return json_response(await broker.run(session_id, request))
+
+
+@router.delete("/{session_id}", response_model=SessionInfo, responses=ERRORS)
+async def close_session(session_id: str,
+                        broker: SessionBroker = Depends(get_broker)) -> SessionInfo:
+    """Close the session and remove its sandbox (closing an ended session changes nothing)."""
+    return await broker.close(session_id)

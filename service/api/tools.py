@@ -1,0 +1,191 @@
+"""The service as tools for language-model agents: their definitions (OpenAI function calling),
+and one dispatcher that runs a tool call, shared by `POST /v1/tools/{name}` and the MCP server.
+
+`GET /v1/tools` is the `tools` array a chat-completions request takes as is. A tool call's
+arguments go to `POST /v1/tools/{name}` unchanged; the answer's `content` is the text for the
+model (JSON: outcome, stdout, stderr, value, file names) and `images` the pictures it made.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from pydantic import ValidationError
+
+from service.api.auth import require_key
+from service.api.services import Services, get_services
+from service.jobspec import InvalidRequest, build_job_spec
+from service.models import RunRequest, SessionRequest, SessionRunRequest
+from service.queue import QueueFull, QueueUnavailable
+from service.sessions import SessionBroker, SessionRefused
+
+RETURN_FILES = {
+    "type": "array", "items": {"type": "string"},
+    "description": "Files to send back once the code has run: glob patterns relative to the "
+                   "working directory, e.g. [\"*.png\"]. plt.show() saves each figure as "
+                   "figure-<n>.png there (figures left open are saved too), so [\"*.png\"] "
+                   "returns the plots as images.",
+}
+TIMEOUT = {"type": "number", "description": "Wall-clock limit in seconds."}
+SESSION_ID = {"type": "string", "description": "The id open_session returned."}
+
+TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "run_python",
+        "description": "Run a Python 3 program in a fresh, isolated sandbox (no network; numpy, "
+                       "scipy, sympy, pandas, networkx, matplotlib installed) and get what it "
+                       "printed and how it ended. Nothing persists between calls: use a session "
+                       "for that.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "The program."},
+                "stdin": {"type": "string", "description": "Standard input, if any."},
+                "timeout": TIMEOUT,
+                "return_files": RETURN_FILES,
+            },
+            "required": ["code"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "open_session",
+        "description": "Open a Python session (a sandbox of its own, like a notebook kernel): "
+                       "variables, imports, functions and files persist from one run_in_session "
+                       "call to the next. Returns its session_id. It closes after idle_ttl_s "
+                       "without calls; close it with close_session when done.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "timeout": {**TIMEOUT, "description": "Default wall-clock limit of each call, s."},
+                "memory_mb": {"type": "integer", "description": "Memory of the session, MiB."},
+                "idle_ttl_s": {"type": "number", "description": "Close after this long unused, s."},
+            },
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "run_in_session",
+        "description": "Run Python code in an open session, like the next notebook cell: it sees "
+                       "everything earlier calls defined. Returns what it printed and `value`, "
+                       "the repr of its last expression. A call past its timeout is interrupted "
+                       "(KeyboardInterrupt) and the session goes on.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "session_id": SESSION_ID,
+                "code": {"type": "string", "description": "The code to run."},
+                "timeout": TIMEOUT,
+                "return_files": {**RETURN_FILES, "description": RETURN_FILES["description"]
+                                 + " In a session, only files written by this call return."},
+            },
+            "required": ["session_id", "code"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "close_session",
+        "description": "Close a session and discard its state.",
+        "parameters": {
+            "type": "object",
+            "properties": {"session_id": SESSION_ID},
+            "required": ["session_id"],
+            "additionalProperties": False,
+        },
+    },
+]
+TOOL_NAMES = frozenset(tool["name"] for tool in TOOLS)
+
+
+def openai_tools() -> list[dict[str, Any]]:
+    """The `tools` array of an OpenAI chat-completions request."""
+    return [{"type": "function", "function": tool} for tool in TOOLS]
+
+
+@dataclass
+class ToolOutput:
+    """What a tool call gives back: text for the model, the images made, the full result."""
+
+    text: str
+    is_error: bool = False
+    images: list[dict[str, str]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+
+
+async def call_tool(name: str, arguments: dict[str, Any], services: Services,
+                    broker: SessionBroker) -> ToolOutput:
+    """Run one tool call; refusals become error outputs, never exceptions."""
+    try:
+        if name == "run_python":
+            spec = build_job_spec(RunRequest.model_validate(arguments), services.settings)
+            return summary(await services.submitter.run(spec))
+        if name == "open_session":
+            info = orjson.loads(await broker.open(SessionRequest.model_validate(arguments)))
+            return ToolOutput(orjson.dumps({"session_id": info["id"], "timeout": info["timeout"],
+                                            "idle_ttl_s": info["idle_ttl_s"]}).decode(),
+                              result=info)
+        if name == "run_in_session":
+            args = dict(arguments)
+            session_id = str(args.pop("session_id", ""))
+            return summary(await broker.run(session_id, SessionRunRequest.model_validate(args)))
+        if name == "close_session":
+            info = await broker.close(str(arguments.get("session_id", "")))
+            return ToolOutput(orjson.dumps({"session_id": info.id, "state": info.state}).decode(),
+                              result=info.model_dump(mode="json"))
+    except ValidationError as exc:
+        return error_output("invalid_arguments", str(exc))
+    except InvalidRequest as exc:
+        return error_output(exc.reason, str(exc))
+    except SessionRefused as exc:
+        return error_output(exc.reason, str(exc))
+    except QueueFull:
+        return error_output("queue_full", "the sandbox queue is full; retry in a moment")
+    except QueueUnavailable:
+        return error_output("queue_unavailable", "the sandbox queue is unreachable; retry later")
+    return error_output("unknown_tool", f"no tool {name!r}")
+
+
+def error_output(reason: str, message: str) -> ToolOutput:
+    return ToolOutput(orjson.dumps({"error": reason, "message": message}).decode(), is_error=True)
+
+
+TEXT_KEYS = ("outcome", "exit_code", "stdout", "stderr", "value", "message", "session_state",
+             "stdout_truncated", "stderr_truncated", "files_truncated")
+
+
+def summary(raw: bytes) -> ToolOutput:
+    """A run's result as the model should read it: no base64; images apart."""
+    result = orjson.loads(raw)
+    text = {k: result[k] for k in TEXT_KEYS if result.get(k) not in (None, False)}
+    text["stdout"], text["stderr"] = result["stdout"], result["stderr"]
+    files = result.get("files") or {}
+    if files:
+        text["files"] = sorted(files)
+    images = [{"name": name, **content} for name, content in sorted(files.items())
+              if content["media_type"].startswith("image/")]
+    return ToolOutput(orjson.dumps(text).decode(), images=images, result=result)
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1/tools", tags=["tools"], dependencies=[Depends(require_key)])
+
+
+@router.get("")
+async def list_tools() -> list[dict[str, Any]]:
+    """The tools, in OpenAI's function-calling format: pass this list as `tools`."""
+    return openai_tools()
+
+
+@router.post("/{name}")
+async def run_tool(name: str, request: Request,
+                   arguments: dict[str, Any] = Body(default_factory=dict),
+                   services: Services = Depends(get_services)) -> dict[str, Any]:
+    """Run one tool call with its arguments (the model's JSON, unchanged): `content` is the text
+    to hand back to the model, `images` the images the code made, `result` the full result."""
+    if name not in TOOL_NAMES:
+        raise HTTPException(404, f"no tool {name!r}; GET /v1/tools lists them")
+    output = await call_tool(name, arguments, services, request.app.state.sessions)
+    return {"content": output.text, "is_error": output.is_error, "images": output.images,
+            "result": output.result}

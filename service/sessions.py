@@ -1,0 +1,368 @@
+"""Sessions: a sandbox kept for one caller, whose variables, imports and files persist between
+calls, as in a notebook.
+
+A session lives in a container of its own, held by the worker that opened it. Its record in
+Redis (a hash, plus a sorted set of the open ones for the cluster-wide cap) is kept by the
+SessionRegistry, used by API processes and workers alike. The SessionBroker is the API side: it
+admits a session under the caps, sends each call straight to the worker holding it, and waits for
+the answer while watching that worker's heartbeat, so that a dead worker means `session_lost`,
+never a hang.
+"""
+
+import asyncio
+import contextlib
+import random
+import uuid
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from redis import asyncio as aioredis
+
+from service import wire
+from service.jobspec import JobSpec, _bounded, build_job_spec
+from service.keys import Keys
+from service.models import (
+    RunRequest,
+    SessionInfo,
+    SessionRequest,
+    SessionRunRequest,
+    SessionState,
+)
+from service.queue import JobQueue, ReplyListener, translate_errors
+from service.settings import Settings
+
+HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
+OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
+CLOSE_WAIT_S = 15.0
+CALL_GRACE_S = 15.0  # beyond a call's own limits, before a live worker's silence is our failure
+RECORD_GRACE_S = 60.0  # an open session's record outlives its idle TTL by this much
+ENDED = {SessionState.CLOSED: "session_closed", SessionState.EXPIRED: "session_expired",
+         SessionState.LOST: "session_lost"}
+
+
+class SessionSpec(BaseModel):
+    """A session's limits, resolved against the settings: the payload of an open call."""
+
+    timeout_s: float
+    memory_mb: int
+    idle_ttl_s: float
+    max_file_bytes: int
+
+
+class SessionRefused(Exception):
+    """A session request not carried out: an HTTP status, a machine reason and a message."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+REFUSAL_STATUS = {"session_limit": 429, "session_busy": 409, "not_found": 404,
+                  "session_lost": 410, "session_closed": 410, "session_expired": 410,
+                  "sandbox_unavailable": 503}
+
+
+def refused(body: dict[str, Any]) -> SessionRefused:
+    """The exception for a worker's refusal ({"error", "message"})."""
+    reason = str(body["error"])
+    return SessionRefused(REFUSAL_STATUS.get(reason, 503), reason, str(body.get("message")))
+
+
+def build_session_spec(req: SessionRequest, settings: Settings) -> SessionSpec:
+    return SessionSpec(
+        timeout_s=_bounded("timeout", req.timeout, settings.default_timeout_s, 0.001,
+                           settings.max_timeout_s),
+        memory_mb=int(_bounded("memory_mb", req.memory_mb, settings.default_memory_mb,
+                               settings.min_memory_mb, settings.max_memory_mb)),
+        idle_ttl_s=_bounded("idle_ttl_s", req.idle_ttl_s, settings.default_session_idle_s, 1,
+                            settings.max_session_idle_s),
+        max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
+    )
+
+
+def build_cell_spec(req: SessionRunRequest, session_timeout_s: float,
+                    settings: Settings) -> JobSpec:
+    """A call's code and limits, checked as a run's are."""
+    run = RunRequest(code=req.code, files=req.files, return_files=req.return_files,
+                     timeout=req.timeout or session_timeout_s,
+                     max_output_bytes=req.max_output_bytes)
+    return build_job_spec(run, settings)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+# --- the record in Redis --------------------------------------------------------------------------
+
+_OPEN_STATES = f"'{SessionState.OPENING}', '{SessionState.OPEN}'"
+
+# Admit a session if fewer than the cap are open (forgetting those whose time ran out).
+_RESERVE = f"""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[2], 'state', '{SessionState.OPENING}', unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+# The worker's container is ready: open, unless the caller gave up meanwhile.
+_ACTIVATE = f"""
+if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
+redis.call('HSET', KEYS[2], 'state', '{SessionState.OPEN}', 'last_used_ms', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+# A call ended: the session was used now (if it is still open).
+_TOUCH = f"""
+if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPEN}' then return 0 end
+redis.call('HSET', KEYS[2], 'last_used_ms', ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'calls', 1)
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+
+# The session is over (first word wins); its record stays a while to say how it ended.
+_END = f"""
+local state = redis.call('HGET', KEYS[2], 'state')
+if state ~= '{SessionState.OPENING}' and state ~= '{SessionState.OPEN}' then return 0 end
+redis.call('HSET', KEYS[2], 'state', ARGV[1], 'message', ARGV[2], 'ended_ms', ARGV[4])
+redis.call('ZREM', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+# An open request that failed: forget it as if it never was.
+_DISCARD = f"""
+if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class SessionRegistry:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, ended_ttl_s: int):
+        self.redis = redis
+        self.keys = keys
+        self.ended_ttl_s = ended_ttl_s
+        self._reserve = redis.register_script(_RESERVE)
+        self._activate = redis.register_script(_ACTIVATE)
+        self._touch = redis.register_script(_TOUCH)
+        self._end = redis.register_script(_END)
+        self._discard = redis.register_script(_DISCARD)
+
+    def _keys(self, session_id: str) -> list[str]:
+        return [self.keys.sessions, self.keys.session(session_id)]
+
+    async def reserve(self, session_id: str, spec: SessionSpec, worker_id: str, cap: int) -> bool:
+        """Record a session being opened on worker_id; False if `cap` sessions are open."""
+        now = wire.now_ms()
+        fields = {"worker": worker_id, "created_ms": now, "last_used_ms": now, "calls": 0,
+                  "timeout_s": spec.timeout_s, "memory_mb": spec.memory_mb,
+                  "idle_ttl_s": spec.idle_ttl_s}
+        flat = [part for pair in fields.items() for part in pair]
+        with translate_errors():
+            return bool(await self._reserve(
+                keys=self._keys(session_id),
+                args=[now, cap, now + OPEN_WAIT_S * 1000, session_id, round(OPEN_WAIT_S), *flat]))
+
+    async def activate(self, session_id: str, idle_ttl_s: float) -> bool:
+        now = wire.now_ms()
+        with translate_errors():
+            return bool(await self._activate(
+                keys=self._keys(session_id),
+                args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s)]))
+
+    async def touch(self, session_id: str, idle_ttl_s: float) -> bool:
+        """A call ended now; False if the session is no longer open."""
+        now = wire.now_ms()
+        with translate_errors():
+            return bool(await self._touch(
+                keys=self._keys(session_id),
+                args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s)]))
+
+    async def end(self, session_id: str, state: SessionState, message: str) -> bool:
+        """Mark the session ended; False if it already was."""
+        with translate_errors():
+            return bool(await self._end(
+                keys=self._keys(session_id),
+                args=[state.value, message, session_id, wire.now_ms(), self.ended_ttl_s]))
+
+    async def discard(self, session_id: str) -> None:
+        with translate_errors():
+            await self._discard(keys=self._keys(session_id), args=[session_id])
+
+    async def get(self, session_id: str) -> SessionInfo | None:
+        with translate_errors():
+            fields = await self.redis.hgetall(self.keys.session(session_id))
+        return session_info(session_id, fields) if fields else None
+
+    async def listed(self) -> list[SessionInfo]:
+        """Every session counted against the cap, oldest first."""
+        with translate_errors():
+            ids = [i.decode() for i in await self.redis.zrange(self.keys.sessions, 0, -1)]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for session_id in ids:
+                    pipe.hgetall(self.keys.session(session_id))
+                found = await pipe.execute()
+        infos = [session_info(i, f) for i, f in zip(ids, found, strict=True) if f]
+        return sorted(infos, key=lambda info: info.created_at)
+
+    @staticmethod
+    def _record_ttl(idle_ttl_s: float) -> int:
+        return round(idle_ttl_s + RECORD_GRACE_S)
+
+
+def session_info(session_id: str, raw: dict[bytes, bytes]) -> SessionInfo:
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    state = SessionState(fields["state"])
+    last_used_s = float(fields["last_used_ms"]) / 1000
+    idle_ttl_s = float(fields["idle_ttl_s"])
+    return SessionInfo(
+        id=session_id, state=state, timeout=float(fields["timeout_s"]),
+        memory_mb=int(fields["memory_mb"]), idle_ttl_s=idle_ttl_s,
+        created_at=float(fields["created_ms"]) / 1000, last_used_at=last_used_s,
+        expires_at=last_used_s + idle_ttl_s if state is SessionState.OPEN else None,
+        calls=int(fields.get("calls", 0)), worker=fields.get("worker"),
+        message=fields.get("message"),
+    )
+
+
+# --- the API side -----------------------------------------------------------------------------------
+
+class WorkerGone(Exception):
+    """The worker holding a session stopped sending heartbeats."""
+
+
+class SessionBroker:
+    def __init__(self, queue: JobQueue, replies: ReplyListener, api_id: str, settings: Settings):
+        self.queue = queue
+        self.replies = replies
+        self.api_id = api_id
+        self.settings = settings
+        self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
+        self.silence_s = settings.heartbeat_s * HEARTBEATS_OF_SILENCE
+
+    async def open(self, req: SessionRequest) -> bytes:
+        spec = build_session_spec(req, self.settings)
+        session_id = new_id()
+        worker_id = await self._pick_worker()
+        if not await self.registry.reserve(session_id, spec, worker_id, self.settings.max_sessions):
+            raise SessionRefused(429, "session_limit",
+                                 f"{self.settings.max_sessions} sessions are open; close one or retry later")
+        try:
+            return await self._call(worker_id, wire.OP_OPEN, session_id,
+                                    spec.model_dump_json().encode(), OPEN_WAIT_S)
+        except WorkerGone as exc:
+            raise SessionRefused(503, "sandbox_unavailable",
+                                 "the worker opening the session stopped; retry") from exc
+        except TimeoutError as exc:
+            raise SessionRefused(503, "sandbox_unavailable",
+                                 "no sandbox for the session in time; retry") from exc
+        finally:
+            await self.registry.discard(session_id)  # unless it opened
+
+    async def run(self, session_id: str, req: SessionRunRequest) -> bytes:
+        info = await self.info(session_id)
+        require_open(info)
+        spec = build_cell_spec(req, info.timeout, self.settings)
+        wait_s = spec.timeout_s + self.settings.session_interrupt_grace_s + CALL_GRACE_S
+        try:
+            return await self._call(str(info.worker), wire.OP_RUN, session_id,
+                                    spec.model_dump_json().encode(), wait_s)
+        except WorkerGone as exc:
+            await self.registry.end(session_id, SessionState.LOST, "its worker stopped")
+            raise SessionRefused(410, "session_lost", "the worker holding the session stopped; "
+                                 "its state is gone: open a new session") from exc
+        except TimeoutError as exc:
+            raise SessionRefused(503, "sandbox_unavailable",
+                                 "the session's worker did not answer in time") from exc
+
+    async def close(self, session_id: str) -> SessionInfo:
+        info = await self.info(session_id)
+        if info.state in (SessionState.OPEN, SessionState.OPENING):
+            # If the worker cannot say, its container goes with it (or with its idle check).
+            with contextlib.suppress(WorkerGone, TimeoutError, SessionRefused):
+                await self._call(str(info.worker), wire.OP_CLOSE, session_id, b"{}", CLOSE_WAIT_S)
+            await self.registry.end(session_id, SessionState.CLOSED, "closed by its caller")
+        return await self.info(session_id)
+
+    async def info(self, session_id: str) -> SessionInfo:
+        """The session's record; an open one whose worker has stopped is marked lost."""
+        info = await self.registry.get(session_id)
+        if info is None:
+            raise SessionRefused(404, "not_found", f"no session {session_id!r}: unknown, or "
+                                 "ended long enough ago to be forgotten")
+        if info.state in (SessionState.OPEN, SessionState.OPENING) and info.worker \
+                and not await self._alive(info.worker):
+            await self.registry.end(session_id, SessionState.LOST, "its worker stopped")
+            info = await self.registry.get(session_id) or info
+        return info
+
+    async def listed(self) -> list[SessionInfo]:
+        infos = await self.registry.listed()
+        live = {w["id"] for w in await self.queue.live_workers(self.silence_s)}
+        lost = [i for i in infos if i.worker not in live]
+        for info in lost:
+            await self.registry.end(info.id, SessionState.LOST, "its worker stopped")
+        return [i for i in infos if i.worker in live]
+
+    async def _pick_worker(self) -> str:
+        """The live worker with the most room for sessions (by its last heartbeat)."""
+        workers = await self.queue.live_workers(self.silence_s)
+        if not workers:
+            raise SessionRefused(503, "sandbox_unavailable", "no worker is running; retry later")
+        room = {w["id"]: int(w.get("session_capacity", 0)) - int(w.get("sessions", 0))
+                for w in workers}
+        best = max(room.values())
+        if best <= 0:
+            raise SessionRefused(429, "session_limit", "every worker holds as many sessions as it "
+                                 "may; close one or retry later")
+        return random.choice([w for w, free in room.items() if free == best])
+
+    async def _call(self, worker_id: str, op: str, session_id: str, payload: bytes,
+                    wait_s: float) -> bytes:
+        """Send a call to the worker and wait for its answer (a refusal is raised)."""
+        call_id = new_id()
+        future = self.replies.expect(call_id)
+        try:
+            await self.queue.send_session_call(
+                worker_id, wire.SessionCall("", op, session_id, call_id, payload, self.api_id))
+            body = await self._await(future, worker_id, wait_s)
+        finally:
+            self.replies.forget(call_id)
+        if body.startswith(b'{"error"'):
+            raise refused(orjson.loads(body))
+        return body
+
+    async def _await(self, future: asyncio.Future[bytes], worker_id: str, wait_s: float) -> bytes:
+        """The answer; WorkerGone as soon as the worker is seen dead, TimeoutError after wait_s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while not future.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            await asyncio.wait({future}, timeout=min(self.settings.heartbeat_s, remaining))
+            if not future.done() and not await self._alive(worker_id):
+                raise WorkerGone(worker_id)
+        return future.result()
+
+    async def _alive(self, worker_id: str) -> bool:
+        last = await self.queue.last_heartbeat_ms(worker_id)
+        return last is not None and wire.now_ms() - last < self.silence_s * 1000
+
+
+def require_open(info: SessionInfo) -> None:
+    if info.state in ENDED:
+        raise SessionRefused(410, ENDED[info.state], f"the session is {info.state.value}"
+                             + (f": {info.message}" if info.message else ""))
+    if info.state is SessionState.OPENING:
+        raise SessionRefused(409, "session_busy", "the session is still opening")

@@ -1,0 +1,253 @@
+"""The sessions one worker holds: a container of its own each, outside the warm pool.
+
+Calls reach this worker on its own session-call stream (service/queue.py): `open` starts a
+container and turns its runner's waiting child into the session's (it then keeps its namespace
+from cell to cell), `run` runs one cell, `close` removes the container. A session idle past its
+TTL is closed here too. Answers go to the caller's reply stream.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from service import runner_protocol as rp
+from service import wire
+from service.jobspec import JobSpec
+from service.models import SessionState
+from service.queue import JobQueue, QueueUnavailable
+from service.sessions import SessionRegistry, SessionSpec
+from service.settings import Settings
+from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
+from service.worker.executor import returned_files
+from service.worker.outcome import classify, result_body
+from service.worker.pool import ContainerPool, Sandbox
+from service.worker.runner_channel import RunnerGone
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 1000
+REAP_INTERVAL_S = 1.0
+START_TIMEOUT_S = 10.0  # for the runner's session_ready, once the container is up
+REPLY_GRACE_S = 10.0  # beyond a cell's limits, before a silent runner counts as dead
+RETRY_MAX_S = 5.0
+
+
+@dataclass
+class LiveSession:
+    id: str
+    spec: SessionSpec
+    sandbox: Sandbox
+    last_used: float = field(default_factory=time.monotonic)
+    busy: bool = False
+
+
+class SessionHost:
+    def __init__(self, queue: JobQueue, pool: ContainerPool, settings: Settings, worker_id: str):
+        self.queue = queue
+        self.pool = pool
+        self.settings = settings
+        self.worker_id = worker_id
+        self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
+        self.sessions: dict[str, LiveSession] = {}
+        self._opening = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def describe(self) -> dict[str, int]:
+        """For the heartbeat: API processes send new sessions where there is room."""
+        return {"sessions": len(self.sessions) + self._opening,
+                "session_capacity": self.settings.max_sessions_per_worker}
+
+    async def serve(self) -> None:
+        """Read and answer calls, and close idle sessions, until cancelled."""
+        await asyncio.gather(self._read_forever(), self._reap_forever())
+
+    async def close(self) -> None:
+        """On shutdown: every session ends with this worker."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for live in list(self.sessions.values()):
+            await self._end(live, SessionState.LOST, "its worker stopped")
+
+    # --- calls ---------------------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        after, backoff = "0", 0.1
+        while True:
+            try:
+                calls = await self.queue.read_session_calls(self.worker_id, after, READ_BLOCK_MS)
+                backoff = 0.1
+            except QueueUnavailable as exc:
+                log.warning("session calls unreadable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RETRY_MAX_S)
+                continue
+            for call in calls:
+                after = call.entry_id
+                task = asyncio.create_task(self._answer(call), name=f"session-call-{call.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, call: wire.SessionCall) -> None:
+        handlers = {wire.OP_OPEN: self._open, wire.OP_RUN: self._run, wire.OP_CLOSE: self._close}
+        handler = handlers.get(call.op)
+        try:
+            body = await handler(call) if handler else wire.refusal(
+                "invalid_request", f"unknown session call {call.op!r}")
+        except QueueUnavailable as exc:
+            body = wire.refusal("sandbox_unavailable", f"the queue failed: {exc}")
+        for attempt in range(5):  # the caller waits; if we cannot answer, it sees a timeout
+            try:
+                await self.queue.reply(call.reply_to, call.id, body)
+                return
+            except QueueUnavailable:
+                await asyncio.sleep(0.1 * 2 ** attempt)
+
+    async def _open(self, call: wire.SessionCall) -> bytes:
+        spec = SessionSpec.model_validate_json(call.payload)
+        if len(self.sessions) + self._opening >= self.settings.max_sessions_per_worker:
+            return wire.refusal("session_limit", "this worker holds as many sessions as it may; "
+                                "retry")
+        self._opening += 1
+        try:
+            sandbox = await self._start(call.session_id, spec)
+            if sandbox is None:
+                return wire.refusal("sandbox_unavailable", "no sandbox could be started for the "
+                                    "session; retry")
+            if not await self.registry.activate(call.session_id, spec.idle_ttl_s):
+                await self.pool.discard(sandbox)
+                return wire.refusal("session_closed", "the caller stopped waiting")
+            self.sessions[call.session_id] = LiveSession(call.session_id, spec, sandbox)
+        finally:
+            self._opening -= 1
+        log.info("session opened", extra={"session_id": call.session_id})
+        info = await self.registry.get(call.session_id)
+        return info.model_dump_json().encode() if info else wire.refusal(
+            "session_lost", "the session's record is gone")
+
+    async def _start(self, session_id: str, spec: SessionSpec) -> Sandbox | None:
+        """A container whose runner's child has become the session's; None if none could be."""
+        try:
+            sandbox = await self.pool.start_dedicated(spec.memory_mb, {LABEL_SESSION: session_id})
+        except (EngineUnavailable, RunnerGone, TimeoutError, OSError) as exc:
+            log.warning("no container for a session", extra={"error": str(exc)})
+            return None
+        try:
+            await sandbox.channel.send(rp.session_message(session_id, spec.max_file_bytes))
+            ready = await asyncio.wait_for(sandbox.channel.receive(), START_TIMEOUT_S)
+            if ready.get("op") != rp.OP_SESSION_READY:
+                raise RunnerGone(f"runner answered {ready.get('op')} to a session request")
+        except (RunnerGone, TimeoutError) as exc:
+            log.warning("a runner refused a session", extra={"error": str(exc)})
+            await self.pool.discard(sandbox)
+            return None
+        return sandbox
+
+    async def _run(self, call: wire.SessionCall) -> bytes:
+        live = self.sessions.get(call.session_id)
+        if live is None:
+            return await self._gone(call.session_id)
+        if live.busy:
+            return wire.refusal("session_busy", "a call is running in this session; wait for it")
+        live.busy = True
+        try:
+            return await self._run_cell(live, call.id, JobSpec.model_validate_json(call.payload))
+        finally:
+            live.busy = False
+            live.last_used = time.monotonic()
+
+    async def _run_cell(self, live: LiveSession, call_id: str, spec: JobSpec) -> bytes:
+        started_ms = wire.now_ms()
+        grace = self.settings.session_interrupt_grace_s
+        channel = live.sandbox.channel
+        try:
+            await channel.send(rp.cell_message(call_id, spec, grace))
+            wait_s = spec.timeout_s + grace + REPLY_GRACE_S
+            report = await asyncio.wait_for(channel.receive(), wait_s)
+            if report.get("op") != rp.OP_RESULT or report.get("id") != call_id:
+                raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
+        except (RunnerGone, TimeoutError) as exc:
+            return await self._failed(live, call_id, str(exc) or "no answer in time")
+        outcome, why = classify(report)
+        state = SessionState.OPEN
+        if report["session_ended"]:
+            state, why = SessionState.LOST, ended_why(report, why)
+            await self._end(live, state, why)
+        elif report["timed_out"]:
+            why = ("time limit reached: the call was interrupted (KeyboardInterrupt); "
+                   "the session goes on")
+        if state is SessionState.OPEN and not await self.registry.touch(live.id, live.spec.idle_ttl_s):
+            state = await self._drop_ended(live)
+        body = result_body(call_id, report, outcome, why, 0.0, wire.now_ms() - started_ms)
+        body.update(returned_files(report), value=report.get("value"), session_id=live.id,
+                    session_state=state)
+        return orjson.dumps(body)
+
+    async def _failed(self, live: LiveSession, call_id: str, error: str) -> bytes:
+        """The runner went away during a call: ours, not the code's; the session is over."""
+        if live.id in self.sessions:
+            state, message = SessionState.LOST, f"the session's sandbox failed: {error}"
+            await self._end(live, state, message)
+        else:
+            state, message = SessionState.CLOSED, "the session was closed during the call"
+        body = orjson.loads(wire.sandbox_error(call_id, message))
+        body.update(value=None, session_id=live.id, session_state=state)
+        return orjson.dumps(body)
+
+    async def _close(self, call: wire.SessionCall) -> bytes:
+        live = self.sessions.get(call.session_id)
+        if live is not None:
+            await self._end(live, SessionState.CLOSED, "closed by its caller")
+        info = await self.registry.get(call.session_id)
+        return info.model_dump_json().encode() if info else wire.refusal(
+            "not_found", "no such session")
+
+    async def _gone(self, session_id: str) -> bytes:
+        """The refusal for a call to a session this worker no longer holds."""
+        info = await self.registry.get(session_id)
+        state = info.state if info else SessionState.LOST
+        reason = {SessionState.CLOSED: "session_closed",
+                  SessionState.EXPIRED: "session_expired"}.get(state, "session_lost")
+        return wire.refusal(reason, f"the session is {state.value}")
+
+    # --- ending ----------------------------------------------------------------------------------
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            now = time.monotonic()
+            for live in list(self.sessions.values()):
+                if not live.busy and now - live.last_used > live.spec.idle_ttl_s:
+                    log.info("session expired", extra={"session_id": live.id})
+                    with contextlib.suppress(QueueUnavailable):
+                        await self._end(live, SessionState.EXPIRED,
+                                        f"idle for {live.spec.idle_ttl_s:g} s")
+
+    async def _end(self, live: LiveSession, state: SessionState, message: str) -> None:
+        """Remove the session's container and record how it ended (if not ended already)."""
+        if self.sessions.pop(live.id, None) is None:
+            return
+        await self.pool.discard(live.sandbox)
+        with contextlib.suppress(QueueUnavailable):
+            await self.registry.end(live.id, state, message)
+
+    async def _drop_ended(self, live: LiveSession) -> SessionState:
+        """The record says the session ended (declared lost by an API process): drop it here."""
+        if self.sessions.pop(live.id, None) is not None:
+            await self.pool.discard(live.sandbox)
+        info = await self.registry.get(live.id)
+        return info.state if info else SessionState.LOST
+
+
+def ended_why(report: dict[str, Any], why: str | None) -> str:
+    """Why the session's process ended during a call."""
+    if report["timed_out"]:
+        return ("time limit reached and the call did not stop when interrupted: the session's "
+                "process was killed; the session is lost")
+    return f"{why or 'the session process exited'}; the session is lost"
+
