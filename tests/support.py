@@ -90,10 +90,14 @@ class Service:
         return proc
 
     def start(self, workers: int = 2, wait_idle: int = 1) -> "Service":
-        for _ in range(workers):
-            self.add_worker()
-        self.api = self._spawn("api")
-        self.wait_ready(min_idle=wait_idle)
+        try:
+            for _ in range(workers):
+                self.add_worker()
+            self.api = self._spawn("api")
+            self.wait_ready(min_idle=wait_idle)
+        except BaseException:
+            self.stop()  # a service that never became ready leaves nothing running
+            raise
         return self
 
     def wait_ready(self, min_idle: int = 1, timeout: float = 90) -> None:
