@@ -10,9 +10,10 @@ import random
 import time
 from dataclasses import dataclass
 
+import docker
 import httpx
 
-from tests.support import Service, sandbox_uid_processes
+from tests.support import Service, sandbox_containers, sandbox_uid_processes
 
 PROBE = r'''
 import json, os, re, sys
@@ -117,10 +118,30 @@ class Warm:
         return result
 
 
+def uid_processes(prefix: str) -> list[str]:
+    """tests.support.sandbox_uid_processes, retried while a container is being replaced (it may
+    vanish between the listing and the look inside)."""
+    for _ in range(50):
+        try:
+            return sandbox_uid_processes(prefix)
+        except docker.errors.NotFound:
+            time.sleep(0.1)
+    return sandbox_uid_processes(prefix)
+
+
+def containers(prefix: str) -> list:
+    for _ in range(50):
+        try:
+            return sandbox_containers(prefix)
+        except docker.errors.NotFound:
+            time.sleep(0.1)
+    return sandbox_containers(prefix)
+
+
 def no_sandbox_processes(service: Service, wait_s: float = 10) -> bool:
     """No process of the sandbox uid left in the deployment's containers (seen from the host)."""
     deadline = time.monotonic() + wait_s
-    while sandbox_uid_processes(service.prefix):
+    while uid_processes(service.prefix):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
