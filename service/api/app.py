@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from service.api import batch, errors, health, judge, mcp, ops, runs, sessions, tools
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.compat import piston, sandboxfusion
 from service.api.request_metrics import RequestMetricsMiddleware
+from service.api.responses import JsonResponse
 from service.api.services import Services
 from service.sessions import SessionBroker, SessionRefused
 from service.settings import Settings, get_settings
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Sandbox",
         summary="Run untrusted code fast and safely, for RL trainers and agents.",
         version="0.1.0",
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
         lifespan=lifespan,
     )
     errors.install(app)

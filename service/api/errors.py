@@ -5,9 +5,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException
 
+from service.api.responses import JsonResponse
 from service.jobspec import InvalidRequest
 from service.queue import QueueFull, QueueUnavailable
 
@@ -24,11 +24,11 @@ STATUS_REASONS = {
 
 def error_response(status: int, reason: str, message: str,
                    details: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> ORJSONResponse:
+                   headers: dict[str, str] | None = None) -> JsonResponse:
     body: dict[str, Any] = {"error": reason, "message": message}
     if details is not None:
         body["details"] = details
-    return ORJSONResponse(body, status_code=status, headers=headers)
+    return JsonResponse(body, status_code=status, headers=headers)
 
 
 def _validation_reason(errors: list[dict[str, Any]]) -> tuple[int, str]:
@@ -46,7 +46,7 @@ def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for e in errors]
 
 
-async def on_validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def on_validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
     errors = list(exc.errors())
     status, reason = _validation_reason(errors)
     first = errors[0] if errors else {}
@@ -55,27 +55,27 @@ async def on_validation_error(_: Request, exc: RequestValidationError) -> ORJSON
     return error_response(status, reason, message, _clean(errors))
 
 
-async def on_invalid_request(_: Request, exc: InvalidRequest) -> ORJSONResponse:
+async def on_invalid_request(_: Request, exc: InvalidRequest) -> JsonResponse:
     return error_response(422, exc.reason, str(exc))
 
 
-async def on_queue_full(_: Request, exc: QueueFull) -> ORJSONResponse:
+async def on_queue_full(_: Request, exc: QueueFull) -> JsonResponse:
     return error_response(429, "queue_full", "the queue is full; retry later",
                           headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
 
 
-async def on_queue_unavailable(_: Request, exc: QueueUnavailable) -> ORJSONResponse:
+async def on_queue_unavailable(_: Request, exc: QueueUnavailable) -> JsonResponse:
     log.warning("queue unavailable", extra={"error": str(exc)})
     return error_response(503, "queue_unavailable", "the job queue is unreachable; retry later",
                           headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
 
 
-async def on_http_error(_: Request, exc: HTTPException) -> ORJSONResponse:
+async def on_http_error(_: Request, exc: HTTPException) -> JsonResponse:
     reason = STATUS_REASONS.get(exc.status_code, "http_error")
     return error_response(exc.status_code, reason, str(exc.detail), headers=exc.headers)
 
 
-async def on_unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+async def on_unexpected(_: Request, exc: Exception) -> JsonResponse:
     log.exception("unexpected error")
     return error_response(500, "internal_error", "the service failed; this is not your request's fault")
 

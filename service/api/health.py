@@ -1,8 +1,8 @@
 """Liveness and readiness for orchestrators and load balancers."""
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import ORJSONResponse
 
+from service.api.responses import JsonResponse
 from service.api.services import Services, get_services
 from service.queue import QueueUnavailable
 
@@ -25,7 +25,7 @@ async def livez() -> dict[str, str]:
 @router.get("/readyz")
 @router.get("/healthz")
 async def readyz(verbose: bool = False,
-                 services: Services = Depends(get_services)) -> ORJSONResponse:
+                 services: Services = Depends(get_services)) -> JsonResponse:
     """Ready when Redis answers and at least one live worker has a free warm container."""
     checks: dict[str, object] = {}
     try:
@@ -42,4 +42,4 @@ async def readyz(verbose: bool = False,
     if verbose:
         body["checks"] = checks
         body["workers"] = workers
-    return ORJSONResponse(body, status_code=200 if ready else 503)
+    return JsonResponse(body, status_code=200 if ready else 503)

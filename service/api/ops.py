@@ -4,11 +4,12 @@ import time
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Response
-from fastapi.responses import FileResponse, ORJSONResponse
+from fastapi.responses import FileResponse
 
 from service import metrics
 from service.api.auth import require_key
 from service.api.health import live_workers
+from service.api.responses import JsonResponse
 from service.api.services import Services, get_services
 from service.stats import StatsReader
 
@@ -41,7 +42,7 @@ def _worker_row(info: dict[str, str]) -> dict[str, object]:
 
 
 @router.get("/v1/stats", dependencies=[Depends(require_key)])
-async def stats(services: Services = Depends(get_services)) -> ORJSONResponse:
+async def stats(services: Services = Depends(get_services)) -> JsonResponse:
     """What the dashboard shows: queue, pool, workers, totals, throughput, latency, errors."""
     now = time.time()
     workers = await live_workers(services)
@@ -56,7 +57,7 @@ async def stats(services: Services = Depends(get_services)) -> ORJSONResponse:
         "workers": sorted((_worker_row(w) for w in workers), key=lambda w: str(w["id"])),
         **await _reader(services).overview(now),
     }
-    return ORJSONResponse(body)
+    return JsonResponse(body)
 
 
 @router.get("/dashboard", include_in_schema=False)

@@ -15,6 +15,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.host = host
+        self.reusable = True
 
     @classmethod
     async def open(cls, host: str, port: int) -> "Connection":
@@ -27,12 +28,17 @@ class Connection:
                 f"Content-Length: {len(data)}\r\n\r\n").encode()
         self.writer.write(head + data)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
         status = int(status_line.split()[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
+            name = name.strip().lower()
+            if name == b"content-length":
                 length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                self.reusable = False
         return status, orjson.loads(await self.reader.readexactly(length))
 
     async def close(self) -> None:
@@ -52,10 +58,17 @@ class ConnectionPool:
         conn = self._free.pop() if self._free else await Connection.open(self.host, self.port)
         try:
             result = await conn.post(path, body)
+        except ConnectionResetError:  # an idle connection the server closed: once more, afresh
+            await conn.close()
+            conn = await Connection.open(self.host, self.port)
+            result = await conn.post(path, body)
         except BaseException:
             await conn.close()
             raise
-        self._free.append(conn)
+        if conn.reusable:
+            self._free.append(conn)
+        else:
+            await conn.close()
         return result
 
     async def close(self) -> None:
