@@ -350,7 +350,7 @@ def print_traceback(exc, name):
     sys.stderr.write("".join(report.format()))
 
 
-def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds, collect):
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collect):
     """Never returns: sandboxes itself, waits for a request, becomes the execution."""
     try:
         os.setsid()
@@ -359,7 +359,7 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds, collect
         os.dup2(stdin_r, 0)
         os.dup2(stdout_w, 1)
         os.dup2(stderr_w, 2)
-        for fd in (stdin_r, stdout_w, stderr_w, *proto_fds):
+        for fd in (stdin_r, stdout_w, stderr_w, *runner_fds):
             os.close(fd)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -402,7 +402,7 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, proto_fds, collect
 class Zygote:
     """The next execution's child, forked and sandboxed, waiting on its control pipe."""
 
-    def __init__(self, proto_fds, collect=None):
+    def __init__(self, runner_fds, collect=None):
         """collect: the previous request, when the child is to send back the files it asked for."""
         ctl_r, self.ctl_w = os.pipe()
         stdin_r, self.stdin_w = os.pipe()
@@ -420,7 +420,7 @@ class Zygote:
             if collect is not None:
                 os.close(self.files_r)
                 collect = (files_w, collect)
-            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, proto_fds, collect)
+            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, runner_fds, collect)
         for fd in (ctl_r, stdin_r, out_w, err_w, status_w):
             os.close(fd)
         if files_w is not None:
@@ -672,7 +672,8 @@ class Supervision:
         self.captures = {c.fd: c for c in captures}
         self.poller = select.poll()
         self.timed_out = self.output_limited = False
-        self.reported = None  # the exit status the child sent, if it did
+        self.status_bytes = b""  # what came on the status pipe
+        self.reported = None  # the exit status the child sent, once it is trusted
         self.drain_until = None
 
     def run(self):
@@ -698,19 +699,38 @@ class Supervision:
             for fd, _ in self.poller.poll(timeout_ms):
                 self.on_ready(fd)
         self.close_stdin()
-        if self.reported is None and not self.timed_out and not self.output_limited:
+        if not self.timed_out and not self.output_limited:
             self.read_status()
+            if len(self.status_bytes) == STATUS.size:
+                (self.reported,) = STATUS.unpack(self.status_bytes)
+            else:
+                self.await_exit()
+
+    # The forked child writes its exit status on the status pipe, then closes its output and
+    # exits, so the answer need not wait for the kernel to tear the process down. The code can
+    # write there too: the status is taken only once the output has ended (not when it comes),
+    # and only if it is the one thing written; else the runner waits for the real exit status.
 
     def read_status(self):
-        """The exit status the forked child sent; the pipe closes without one on exec or death."""
+        """Take what the status pipe holds (beyond one status, how much does not matter); False
+        at EOF (on exec, or death, nothing comes)."""
         try:
-            data = os.read(self.child.status_r, STATUS.size)
+            data = os.read(self.child.status_r, READ_CHUNK)
         except BlockingIOError:
-            return False
-        if len(data) == STATUS.size:
-            (self.reported,) = STATUS.unpack(data)
             return True
-        return False
+        self.status_bytes = (self.status_bytes + data)[:STATUS.size + 1]
+        return bool(data)
+
+    def await_exit(self):
+        """No status to trust: the real one comes when the child has exited; let it, within its
+        time (its output ended: it is exiting, or it closed its output and goes on)."""
+        if self.drain_until is not None:  # it has exited already
+            return
+        poller = select.poll()
+        poller.register(self.child.pidfd, select.POLLIN)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            self.timed_out = True
 
     def on_ready(self, fd):
         child = self.child
@@ -718,9 +738,8 @@ class Supervision:
             self.poller.unregister(fd)
             self.ended()
         elif fd == child.status_r:
-            self.poller.unregister(fd)
-            if self.read_status():
-                self.ended()
+            if not self.read_status():
+                self.poller.unregister(fd)
         elif fd == child.stdin_w:
             try:
                 sent = os.write(fd, self.stdin_data[:READ_CHUNK])
@@ -1094,9 +1113,9 @@ def main():
     STD_STREAMS = open_std_streams()
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
-    proto = tuple({proto_in, proto_out})
     oom = OomCounter()
-    child = Zygote(proto)
+    runner_fds = tuple({proto_in, proto_out, oom.fd} - {None})  # each child closes these
+    child = Zygote(runner_fds)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):
         return 3
     ready = {"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
@@ -1120,13 +1139,13 @@ def main():
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         if req.get("return_files") and result["op"] == "result":
             child.close()
-            child = Zygote(proto, collect=req)  # it reads them back before it cleans up
+            child = Zygote(runner_fds, collect=req)  # it reads them back before cleaning up
             result.update(child.collected(CLEANUP_TIMEOUT_S))
             write_frame(proto_out, result)
         else:
             write_frame(proto_out, result)
             child.close()
-            child = Zygote(proto)
+            child = Zygote(runner_fds)
         if not child.wait_clean(CLEANUP_TIMEOUT_S):
             child.close()
             return 3  # something of the last execution survived: let the worker replace us
