@@ -3,10 +3,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from service.api.auth import require_key
 from service.api.errors import RETRY_AFTER_FULL_S, error_response
+from service.api.responses import JsonResponse
 from service.models import (
     ErrorBody,
     SessionInfo,
@@ -38,7 +38,7 @@ async def get_broker(request: Request) -> SessionBroker:
     return request.app.state.sessions
 
 
-async def on_refused(_: Request, exc: SessionRefused) -> ORJSONResponse:
+async def on_refused(_: Request, exc: SessionRefused) -> JsonResponse:
     retry = {"Retry-After": str(RETRY_AFTER_FULL_S)} if exc.status in (429, 503) else None
     return error_response(exc.status, exc.reason, str(exc), headers=retry)
 
