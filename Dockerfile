@@ -4,24 +4,31 @@
 # Built by `make image`, which first provides the base (pulled, or bootstrapped with
 # sandbox_images/bootstrap_base.sh where no registry is reachable).
 
-# --- build: a virtualenv with the dependencies, then the package -------------------------------
-FROM debian:bookworm-slim AS build
+# --- python: Debian's python3 with venv and pip's CAs -------------------------------------------
+FROM debian:bookworm-slim AS python
 # Extra CA certificates (PEM) for pip behind a TLS-intercepting proxy; empty elsewhere. Used in
-# this stage only, so they stay out of the final image.
+# the build stages only, so they stay out of the final image.
 ARG EXTRA_CA_CERTS=""
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" >> "$PIP_CERT"; fi
+
+# --- requirements: the runtime dependencies named in pyproject.toml ----------------------------
+FROM python AS requirements
+COPY pyproject.toml /src/
+RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > /requirements.txt
+
+# --- build: a virtualenv with the dependencies, then the package -------------------------------
+FROM python AS build
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install -q --no-cache-dir --upgrade pip setuptools
+# Copied by content: editing pyproject.toml elsewhere than its dependencies reuses this layer.
+COPY --from=requirements /requirements.txt /src/requirements.txt
+RUN /opt/venv/bin/pip install -q --no-cache-dir -r /src/requirements.txt
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone, so a change of code reuses this layer.
-COPY pyproject.toml ./
-RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > requirements.txt \
- && /opt/venv/bin/pip install -q --no-cache-dir -r requirements.txt
-COPY README.md ./
+COPY pyproject.toml README.md ./
 COPY service ./service
 RUN /opt/venv/bin/pip install -q --no-cache-dir --no-deps --no-build-isolation . \
  && /opt/venv/bin/pip uninstall -q -y pip setuptools

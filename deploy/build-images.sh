@@ -19,3 +19,7 @@ build() {  # tag context [dockerfile]
 build "${SANDBOX_SERVICE_IMAGE:-sandbox-service:latest}" "$root" "$root/Dockerfile"
 build sandbox-redis:latest "$root/deploy/redis"
 build sandbox-proxy:latest "$root/deploy/proxy"
+# Drop the images these tags replaced: dangling ones carrying our title label only.
+for title in sandbox-service sandbox-redis sandbox-proxy; do
+  docker image prune -f --filter "label=org.opencontainers.image.title=$title" >/dev/null
+done
