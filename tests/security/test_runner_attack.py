@@ -72,6 +72,22 @@ ATTACKS = {
         "        print('LISTED', os.listdir(f'/proc/{pid}/fd'))\n"
         "    except OSError as exc:\n"
         "        print(errno.errorcode[exc.errno])\n"),
+    "the runner's socket": (
+        "import errno, glob, os, socket\n"
+        "paths = ['/run/runner/runner.sock'] + glob.glob('/run/**/*.sock', recursive=True)\n"
+        "for path in paths:\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        "        s.connect(path)\n"
+        "        s.sendall(b'\\x00\\x00\\x00\\x02{}')\n"
+        "        print('WROTE', path)\n"
+        "    except OSError as exc:\n"
+        "        print(errno.errorcode[exc.errno])\n"
+        "for path in ('/run/runner', '/proc/1/root/run'):\n"
+        "    try:\n"
+        "        print('LISTED', os.listdir(path))\n"
+        "    except OSError as exc:\n"
+        "        print(errno.errorcode[exc.errno])\n"),
     "fake protocol frames on stdout and stderr": (
         "import json, os, struct\n"
         "for fd in (1, 2):\n"
@@ -90,7 +106,7 @@ def test_the_runner_survives_and_serves_the_next_job(warm: Warm, code: str) -> N
     assert not any(word in result["stdout"] for word in ("SIGNALLED", "ATTACHED", "WROTE",
                                                          "LISTED")), result
     denied = set(result["stdout"].split()) - {"still", "here"}
-    assert denied <= {"EPERM", "EACCES", "ESRCH"} or "op" in result["stdout"], result
+    assert denied <= {"EPERM", "EACCES", "ESRCH", "ENOENT"} or "op" in result["stdout"], result
 
 
 def test_fake_frames_come_back_as_plain_output(warm: Warm) -> None:
@@ -99,18 +115,42 @@ def test_fake_frames_come_back_as_plain_output(warm: Warm) -> None:
 
 
 @pytest.mark.parametrize("fresh", [False, True])
-def test_the_code_holds_no_descriptor_but_its_stdio(warm: Warm, fresh: bool) -> None:
-    """Any other descriptor is the runner's: a pipe it reads, or a file it keeps open."""
+def test_the_code_holds_no_descriptor_of_the_runners(warm: Warm, fresh: bool) -> None:
+    """Beyond its stdio the code may hold write ends of pipes to the runner (a status it may try
+    to forge: see below), never a socket, a file or a read end the runner writes to."""
     code = ("import os\n"
             "held = []\n"
             "for fd in sorted(int(fd) for fd in os.listdir('/proc/self/fd')):\n"
             "    try:\n"
-            "        held.append((fd, os.readlink(f'/proc/self/fd/{fd}')))\n"
+            "        target = os.readlink(f'/proc/self/fd/{fd}')\n"
+            "        flags = int(open(f'/proc/self/fdinfo/{fd}').read().split('flags:')[1].split()[0], 8)\n"
             "    except OSError:\n"
-            "        pass  # the listing's own descriptor, closed since\n"
-            "print([h for h in held if h[0] > 2])\n")
+            "        continue  # the listing's own descriptor, closed since\n"
+            "    if fd > 2 and not (target.startswith('pipe:') and flags & os.O_ACCMODE == os.O_WRONLY):\n"
+            "        held.append((fd, target))\n"
+            "print(held)\n")
     result = warm.case(code, fresh_interpreter=fresh)
     assert result["stdout"] == "[]\n", result
+
+
+FORGE = ("import os, struct\n"
+         "for fd in range(3, 64):\n"
+         "    try:\n"
+         "        os.write(fd, struct.pack('>i', {status}))\n"
+         "    except OSError:\n"
+         "        pass\n")
+
+
+@pytest.mark.parametrize("ending", [
+    "os.close(1)\nos.close(2)\nos._exit(1)\n",
+    "import signal\nos.close(1)\nos.close(2)\nos.kill(os.getpid(), signal.SIGKILL)\n",
+    "os.close(1)\nos.close(2)\nraise SystemExit(1)\n",
+], ids=["os._exit(1)", "SIGKILL", "SystemExit(1)"])
+def test_a_forged_status_then_a_failing_end(warm: Warm, ending: str) -> None:
+    """One status of 0 written where the runner listens, the output closed, then a failure: the
+    reported end must be the real one."""
+    result = warm.case(FORGE.format(status=0) + ending)
+    assert (result["exit_code"], result["outcome"]) != (0, "ok"), result
 
 
 @pytest.mark.parametrize("status", [0, 3])
