@@ -1,5 +1,7 @@
 """The hardened container spec and the network sandbox pieces, without Docker (pure functions)."""
 
+from pathlib import Path
+
 import pytest
 
 from service.jobspec import InvalidRequest, build_job_spec
@@ -76,3 +78,19 @@ def test_network_is_refused_unless_the_operator_allows_it() -> None:
     assert refused.value.reason == "network_not_allowed"
     assert build_job_spec(request, Settings(allow_network=True)).network is True
     assert build_job_spec(RunRequest(code="print(1)"), Settings()).network is False
+
+
+def test_the_network_pool_fails_closed_without_a_firewall(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where iptables refuses (no root, no tool), the wall raises: no network sandbox starts."""
+    for tool in firewall.TOOLS:
+        fake = tmp_path / tool
+        fake.write_text("#!/bin/sh\necho 'Permission denied (you must be root)' >&2\nexit 4\n")
+        fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(firewall.FirewallError, match="must be root"):
+        firewall.wall_off("sbx0")
+    assert not firewall.is_walled("sbx0")
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(firewall.FirewallError):
+        firewall.wall_off("sbx0")
