@@ -109,10 +109,11 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """
 
-# The worker's container is ready: open, unless the caller gave up meanwhile.
+# The worker's container is ready: it records itself as the owner, unless the caller gave up.
 _ACTIVATE = f"""
 if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
-redis.call('HSET', KEYS[2], 'state', '{SessionState.OPEN}', 'last_used_ms', ARGV[1])
+redis.call('HSET', KEYS[2], 'state', '{SessionState.OPEN}', 'last_used_ms', ARGV[1],
+           'worker', ARGV[5])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
@@ -173,12 +174,14 @@ class SessionRegistry:
                 keys=self._keys(session_id),
                 args=[now, cap, now + OPEN_WAIT_S * 1000, session_id, round(OPEN_WAIT_S), *flat]))
 
-    async def activate(self, session_id: str, idle_ttl_s: float) -> bool:
+    async def activate(self, session_id: str, worker_id: str, idle_ttl_s: float) -> bool:
+        """The owner's container is ready; False if the session is no longer being opened."""
         now = wire.now_ms()
         with translate_errors():
             return bool(await self._activate(
                 keys=self._keys(session_id),
-                args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s)]))
+                args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s),
+                      worker_id]))
 
     async def touch(self, session_id: str, idle_ttl_s: float) -> bool:
         """A call ended now; False if the session is no longer open."""

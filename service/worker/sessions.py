@@ -101,6 +101,9 @@ class SessionHost:
                 "invalid_request", f"unknown session call {call.op!r}")
         except QueueUnavailable as exc:
             body = wire.refusal("sandbox_unavailable", f"the queue failed: {exc}")
+        except Exception as exc:  # a failure of ours: the caller is told, never left waiting
+            log.exception("session call failed", extra={"session_id": call.session_id})
+            body = wire.refusal("sandbox_unavailable", f"the session call failed: {exc}")
         for attempt in range(5):  # the caller waits; if we cannot answer, it sees a timeout
             try:
                 await self.queue.reply(call.reply_to, call.id, body)
@@ -119,7 +122,7 @@ class SessionHost:
             if sandbox is None:
                 return wire.refusal("sandbox_unavailable", "no sandbox could be started for the "
                                     "session; retry")
-            if not await self.registry.activate(call.session_id, spec.idle_ttl_s):
+            if not await self.registry.activate(call.session_id, self.worker_id, spec.idle_ttl_s):
                 await self.pool.discard(sandbox)
                 return wire.refusal("session_closed", "the caller stopped waiting")
             self.sessions[call.session_id] = LiveSession(call.session_id, spec, sandbox)
