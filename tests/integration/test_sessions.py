@@ -175,9 +175,10 @@ def test_sessions_do_not_share_state(client: httpx.Client) -> None:
 def test_a_second_call_while_one_runs_is_refused(client: httpx.Client, session: dict) -> None:
     sid = session["id"]
     with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(call, client, sid, "import time\ntime.sleep(3)\n'slept'")
-        eventually(lambda: client.post(f"/v1/sessions/{sid}/run", json={"code": "1"}).status_code
-                   == 409, 10, "a concurrent call is refused with 409")
+        slow = pool.submit(call, client, sid, "import time\ntime.sleep(8)\n'slept'")
+        time.sleep(2)  # the slow call is queued to the worker first, and runs for 8 s
+        second = client.post(f"/v1/sessions/{sid}/run", json={"code": "1"})
+        assert (second.status_code, second.json()["error"]) == (409, "session_busy")
         assert slow.result()["value"] == "'slept'"
     busy = client.post(f"/v1/sessions/{sid}/run", json={"code": "1"})
     assert busy.status_code == 200
