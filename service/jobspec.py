@@ -31,6 +31,7 @@ class JobSpec(BaseModel):
     max_output_bytes: int
     max_file_bytes: int
     fresh_interpreter: bool
+    argv: list[str] = []
     network: bool = False
     return_files: list[str] = []
     max_return_files: int = 0
@@ -135,6 +136,7 @@ def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
                                       settings.max_output_bytes)),
         max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
         fresh_interpreter=req.fresh_interpreter,
+        argv=req.args,
         network=req.network,
         return_files=check_return_files(req.return_files),
         max_return_files=settings.max_return_files,

@@ -77,6 +77,9 @@ class RunRequest(BaseModel):
         description="Run `python3 main.py` in a new interpreter (exact semantics, slower) instead "
         "of a fork of the warm one.",
     )
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=256,
+        description="Command-line arguments: sys.argv[1:] of the program.")
     network: bool = Field(
         False,
         description="Give the code network access (a container of its own on an isolated bridge "

@@ -53,6 +53,8 @@ def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
         "max_file_bytes": spec.max_file_bytes,
         "fresh_interpreter": spec.fresh_interpreter,
     }
+    if spec.argv:
+        message["argv"] = spec.argv
     return message | return_fields(spec)
 
 

@@ -40,7 +40,6 @@ SANDBOX_UID = SANDBOX_GID = 10001
 SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 WORK_ROOT = "/tmp"
 WORKDIR = "/tmp/work"
-STATUS = struct.Struct(">i")
 CLEAN, DIRTY = b"1", b"0"
 STD_STREAMS = None  # set by main(): the children's sys.stdin, sys.stdout, sys.stderr
 CLEANUP_TIMEOUT_S = 10
@@ -218,7 +217,7 @@ def prepare_main(path):
     return main
 
 
-def run_forked(code, path, main, status_w):
+def run_forked(code, path, main):
     """Run `code` as __main__ in this (forked) interpreter, with CPython's exit semantics."""
     import atexit
     import threading
@@ -242,11 +241,7 @@ def run_forked(code, path, main, status_w):
             stream.flush()
         except Exception:
             pass
-    try:  # the status first, so it is there when the runner sees the output end
-        os.write(status_w, STATUS.pack(status))
-    except OSError:
-        pass
-    for fd in (1, 2):
+    for fd in (1, 2):  # the output ends now, not once the kernel has torn the process down
         os.close(fd)
     os._exit(status)
 
@@ -383,15 +378,20 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
         os._exit(0)
     if req.get("op") == "session":
         serve_cells(req, ctl_r, main, status_w)
+    # A one-shot run's exit status is taken from the kernel alone: the code could write
+    # anything on a pipe it holds, so it holds none.
     os.close(ctl_r)
+    os.close(status_w)
     try:
         apply_limits(req)
         write_files(WORKDIR, req.get("files") or {})
         with open(path, "x", encoding="utf-8", errors="surrogateescape") as f:
             f.write(req["code"])
+        argv = [str(a) for a in req.get("argv") or []]
         if req.get("fresh_interpreter"):
-            os.execve(PYTHON, [PYTHON, "-B", "main.py"], env)
-        run_forked(req["code"], path, main, status_w)
+            os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], env)
+        sys.argv = [path, *argv]
+        run_forked(req["code"], path, main)
     except BaseException:
         try:
             os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
@@ -672,8 +672,6 @@ class Supervision:
         self.captures = {c.fd: c for c in captures}
         self.poller = select.poll()
         self.timed_out = self.output_limited = False
-        self.status_bytes = b""  # what came on the status pipe
-        self.reported = None  # the exit status the child sent, once it is trusted
         self.drain_until = None
 
     def run(self):
@@ -681,7 +679,6 @@ class Supervision:
         for fd in self.captures:
             self.poller.register(fd, select.POLLIN)
         self.poller.register(child.pidfd, select.POLLIN)
-        self.poller.register(child.status_r, select.POLLIN)
         if self.stdin_data:
             self.poller.register(child.stdin_w, select.POLLOUT)
         else:
@@ -700,30 +697,11 @@ class Supervision:
                 self.on_ready(fd)
         self.close_stdin()
         if not self.timed_out and not self.output_limited:
-            self.read_status()
-            if len(self.status_bytes) == STATUS.size:
-                (self.reported,) = STATUS.unpack(self.status_bytes)
-            else:
-                self.await_exit()
-
-    # The forked child writes its exit status on the status pipe, then closes its output and
-    # exits, so the answer need not wait for the kernel to tear the process down. The code can
-    # write there too: the status is taken only once the output has ended (not when it comes),
-    # and only if it is the one thing written; else the runner waits for the real exit status.
-
-    def read_status(self):
-        """Take what the status pipe holds (beyond one status, how much does not matter); False
-        at EOF (on exec, or death, nothing comes)."""
-        try:
-            data = os.read(self.child.status_r, READ_CHUNK)
-        except BlockingIOError:
-            return True
-        self.status_bytes = (self.status_bytes + data)[:STATUS.size + 1]
-        return bool(data)
+            self.await_exit()
 
     def await_exit(self):
-        """No status to trust: the real one comes when the child has exited; let it, within its
-        time (its output ended: it is exiting, or it closed its output and goes on)."""
+        """The output has ended: the child is exiting, or it closed its output and goes on.
+        Wait for the kernel's word that it exited, within its time."""
         if self.drain_until is not None:  # it has exited already
             return
         poller = select.poll()
@@ -737,9 +715,6 @@ class Supervision:
         if fd == child.pidfd:
             self.poller.unregister(fd)
             self.ended()
-        elif fd == child.status_r:
-            if not self.read_status():
-                self.poller.unregister(fd)
         elif fd == child.stdin_w:
             try:
                 sent = os.write(fd, self.stdin_data[:READ_CHUNK])
@@ -783,12 +758,9 @@ def execute(child, req, oom):
     supervision.run()
     run_ms = (time.monotonic() - started) * 1000
     kill_group(child.pid)  # whatever is left of its group once the main process has ended
-    if supervision.reported is not None:
-        exit_code, signum = supervision.reported, None
-    else:
-        status = child.wait()
-        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-        signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    status = child.wait()
+    exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     oom_after = oom.read()
     return {
         "op": "result",

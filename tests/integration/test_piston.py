@@ -91,7 +91,6 @@ def test_memory_limit(client: httpx.Client) -> None:
 @pytest.mark.parametrize(("fields", "reason", "message"), [
     ({"version": "3.10.0"}, "unsupported_language", "python-3.10.0 runtime is unknown"),
     ({"language": "javascript"}, "unsupported_language", "javascript-3.x runtime is unknown"),
-    ({"args": ["1"]}, "args_unsupported", None),
     ({"files": []}, "invalid_request", "files must include at least one utf8 encoded file"),
     ({"files": [{"content": "AA==", "encoding": "base64"}]}, "invalid_request", None),
     ({"files": [{"content": "print(1)"}, {"name": "main.py", "content": ""}]},
@@ -109,8 +108,10 @@ def test_refusals(client: httpx.Client, fields: dict, reason: str, message: str 
     assert response.json()["message"] == message if message else response.json()["message"]
 
 
-def test_empty_args_are_fine(client: httpx.Client) -> None:
-    assert execute(client, "import sys; print(sys.argv[1:])", args=[])["run"]["stdout"] == "[]\n"
+def test_args_become_argv(client: httpx.Client) -> None:
+    code = "import sys; print(sys.argv[1:])"
+    assert execute(client, code, args=[])["run"]["stdout"] == "[]\n"
+    assert execute(client, code, args=["1", "two words"])["run"]["stdout"] == "['1', 'two words']\n"
 
 
 def test_full_queue(redis_url: str) -> None:

@@ -154,3 +154,9 @@ def test_random_state_differs_between_runs(client: httpx.Client) -> None:
     code = "import random, numpy; print(random.random(), numpy.random.random())"
     outputs = {run(client, code)["stdout"] for _ in range(6)}
     assert len(outputs) == 6
+
+
+def test_args(client: httpx.Client) -> None:
+    code = "import sys; print(sys.argv[1:])"
+    assert run(client, code, args=["a", "b c"])["stdout"] == "['a', 'b c']\n"
+    assert run(client, code, args=["x"], fresh_interpreter=True)["stdout"] == "['x']\n"

@@ -1,7 +1,7 @@
 """Piston's API v2 (engineer-man/piston): `POST /api/v2/execute` and `GET /api/v2/runtimes`.
 
 Differences a Piston client may notice: the program runs as `main.py` whatever its file's name;
-`args` must be empty (the sandbox starts programs without arguments); `run.output` is stdout
+`args` become sys.argv[1:]; `run.output` is stdout
 followed by stderr, not interleaved (the streams are captured apart); an omitted `run_timeout`
 or `run_memory_limit` means the service's defaults. Refusals are 400 with `message`, as Piston
 answers them, plus this service's `error` reason.
@@ -112,9 +112,6 @@ def to_run_request(request: ExecuteRequest) -> RunRequest:
     if not (known and version_matches(request.version)):
         raise InvalidRequest("unsupported_language",
                              f"{request.language}-{request.version} runtime is unknown")
-    if request.args:
-        raise InvalidRequest("args_unsupported", "args are not supported: programs run without "
-                             "command-line arguments here")
     program = next((i for i, f in enumerate(request.files) if is_text(f)), None)
     if program is None:
         raise InvalidRequest("invalid_request", "files must include at least one utf8 encoded file")
@@ -123,7 +120,7 @@ def to_run_request(request: ExecuteRequest) -> RunRequest:
         raise InvalidRequest("invalid_file_name", f"only the program may be named {PROGRAM_NAME}")
     return RunRequest(
         code=request.files[program].content, stdin=request.stdin,
-        files={name: file_content(f) for name, f in others.items()},
+        files={name: file_content(f) for name, f in others.items()}, args=request.args,
         timeout=request.run_timeout / 1000 if request.run_timeout else None,
         memory_mb=memory_mb(request.run_memory_limit))
 
