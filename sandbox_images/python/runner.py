@@ -358,6 +358,11 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
             os.close(fd)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if EXIT_WAKEUP[0] is not None:  # the runner's SIGCHLD wake-up is not the child's
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(EXIT_WAKEUP[0])
+            os.close(EXIT_WAKEUP[1])
         drop_privileges()
         if collect is not None:
             send_collected(*collect)
@@ -399,6 +404,25 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
             os._exit(127)
 
 
+EXIT_WAKEUP = [None, None]  # without pidfds: a pipe SIGCHLD writes to (read end, write end)
+
+
+def exit_fd(pid):
+    """An fd that polls readable when the child exits: its pidfd, or where the kernel has none
+    (gVisor), a pipe every SIGCHLD writes a byte to."""
+    if EXIT_WAKEUP[0] is None:
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            EXIT_WAKEUP[:] = [r, w]
+            signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+            signal.set_wakeup_fd(w)
+    return EXIT_WAKEUP[0]
+
+
 class Zygote:
     """The next execution's child, forked and sandboxed, waiting on its control pipe."""
 
@@ -427,7 +451,7 @@ class Zygote:
             os.close(files_w)
         for fd in (self.stdin_w, self.out_r, self.err_r, self.status_r):
             os.set_blocking(fd, False)
-        self.pidfd = os.pidfd_open(self.pid)
+        self.pidfd = exit_fd(self.pid)
         self.reaped = False
 
     def wait_clean(self, timeout_s):
@@ -479,8 +503,22 @@ class Zygote:
         kill_group(self.pid)
         if not self.reaped:
             self.wait()
-        for fd in (self.pidfd, self.out_r, self.err_r, self.status_r):
+        for fd in (self.out_r, self.err_r, self.status_r):
             os.close(fd)
+        if self.pidfd != EXIT_WAKEUP[0]:
+            os.close(self.pidfd)
+
+    def exited(self):
+        """Whether the child has exited (it stays waitable: WNOWAIT). Without a pidfd, what
+        woke the poll was a SIGCHLD of some child: its byte is read away here."""
+        if self.pidfd == EXIT_WAKEUP[0]:
+            try:
+                while os.read(self.pidfd, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return self.reaped or os.waitid(os.P_PID, self.pid, flags) is not None
 
 
 # --- files asked back: read as the sandbox uid, never through a symlink ---------------------------
@@ -706,15 +744,18 @@ class Supervision:
             return
         poller = select.poll()
         poller.register(self.child.pidfd, select.POLLIN)
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0 or not poller.poll(remaining * 1000):
-            self.timed_out = True
+        while not self.child.exited():
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(remaining * 1000):
+                self.timed_out = True
+                return
 
     def on_ready(self, fd):
         child = self.child
         if fd == child.pidfd:
-            self.poller.unregister(fd)
-            self.ended()
+            if child.exited():
+                self.poller.unregister(fd)
+                self.ended()
         elif fd == child.stdin_w:
             try:
                 sent = os.write(fd, self.stdin_data[:READ_CHUNK])
@@ -830,7 +871,7 @@ class CellSupervision:
             self.worker_gone = True
             self.garbled()
         elif fd == self.child.pidfd:
-            self.died = True
+            self.died = self.child.exited()
         elif fd == self.child.status_r:
             self.read_report()
         elif not self.captures[fd].read():

@@ -128,7 +128,9 @@ def uses_socket(settings: Settings) -> bool:
     if settings.runner_transport != "auto":
         return settings.runner_transport == "socket"
     local = not settings.docker_url or settings.docker_url.startswith("unix://")
-    return local and not os.environ.get("DOCKER_HOST") and os.geteuid() == 0
+    # Under another runtime (gVisor) a host socket in a bind-mounted directory is not shared.
+    plain = not settings.runtime
+    return local and plain and not os.environ.get("DOCKER_HOST") and os.geteuid() == 0
 
 
 def connect_unix(path: str, timeout: float) -> socket.socket:
