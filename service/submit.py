@@ -45,21 +45,7 @@ class Submitter:
         All or nothing at admission: if the queue cannot take every job, QueueFull is raised and
         any that were taken are answered without being waited for.
         """
-        ids = [new_job_id() for _ in specs]
-        futures = [self.replies.expect(job_id) for job_id in ids]
-        deadline_ms = wire.now_ms() + self.queue_wait_s * 1000
-        payloads = [(job_id, spec.model_dump_json().encode())
-                    for job_id, spec in zip(ids, specs, strict=True)]
-        try:
-            accepted = await self.queue.enqueue(payloads, self.api_id, deadline_ms)
-        except BaseException:
-            self._forget(ids)
-            raise
-        if not all(accepted):
-            self._forget(ids)
-            raise QueueFull
-        longest = max(spec.timeout_s for spec in specs)
-        wait_s = self.queue_wait_s + longest + REPLY_GRACE_S
+        ids, futures, wait_s = await self._admit(specs)
         done, _ = await asyncio.wait(futures, timeout=wait_s)
         self._forget(ids)
         return [
@@ -67,10 +53,6 @@ class Submitter:
             wire.sandbox_error(job_id, "no result in time; the job may still run")
             for job_id, f in zip(ids, futures, strict=True)
         ]
-
-    def _forget(self, ids: Sequence[str]) -> None:
-        for job_id in ids:
-            self.replies.forget(job_id)
 
     async def run_as_completed(self, specs: Sequence[JobSpec]) -> AsyncIterator[tuple[int, bytes]]:
         """Queue jobs in one round trip (all or nothing, as run_many); then yield (index, result)
@@ -80,6 +62,12 @@ class Submitter:
         yielded. Jobs with no result in time are yielded last, as sandbox errors. Stopping early
         is allowed (close the iterator): the jobs still run, their results are not waited for.
         """
+        ids, futures, wait_s = await self._admit(specs)
+        return self._as_completed(ids, futures, wait_s)
+
+    async def _admit(self, specs: Sequence[JobSpec]
+                     ) -> tuple[list[str], list[asyncio.Future[bytes]], float]:
+        """Queue every job or none; their ids, the futures of their results, how long to wait."""
         ids = [new_job_id() for _ in specs]
         futures = [self.replies.expect(job_id) for job_id in ids]
         payloads = [(job_id, spec.model_dump_json().encode())
@@ -94,8 +82,11 @@ class Submitter:
             self._forget(ids)
             raise QueueFull
         longest = max((spec.timeout_s for spec in specs), default=0.0)
-        wait_s = self.queue_wait_s + longest + REPLY_GRACE_S
-        return self._as_completed(ids, futures, wait_s)
+        return ids, futures, self.queue_wait_s + longest + REPLY_GRACE_S
+
+    def _forget(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            self.replies.forget(job_id)
 
     async def _as_completed(self, ids: Sequence[str], futures: Sequence[asyncio.Future[bytes]],
                             wait_s: float) -> AsyncIterator[tuple[int, bytes]]:

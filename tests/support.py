@@ -1,8 +1,6 @@
 """Starting the real thing for tests: Redis, Docker, the sandbox image, API and worker processes."""
 
 import contextlib
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +12,10 @@ from pathlib import Path
 import docker
 import httpx
 
+from service.bench.stack import deployment_env, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 LABEL_DEPLOYMENT = "sandbox.deployment"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_docker() -> None:
@@ -65,18 +59,13 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
-        env.update({
-            "SANDBOX_REDIS_URL": self.redis_url,
-            "SANDBOX_KEY_PREFIX": self.prefix,
-            "SANDBOX_PORT": str(self.port),
+        return deployment_env(self.redis_url, self.prefix, self.port, {
             "SANDBOX_POOL_SIZE": "3",
             "SANDBOX_HEARTBEAT_S": "0.5",
             "SANDBOX_RECLAIM_IDLE_S": "3",
             "SANDBOX_LOG_LEVEL": "INFO",
+            **self.env_overrides,
         })
-        env.update(self.env_overrides)
-        return env
 
     def _spawn(self, role: str) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)

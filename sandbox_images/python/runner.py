@@ -789,6 +789,29 @@ class Supervision:
             self.child.stdin_w = None
 
 
+def exit_of(status):
+    """(exit code, signal) from a wait status."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.WEXITSTATUS(status), None
+
+
+def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms):
+    """The fields every `result` carries."""
+    return {
+        "op": "result",
+        "id": job_id,
+        "exit_code": exit_code,
+        "signal": signum,
+        "stdout": captures[0].text(),
+        "stderr": captures[1].text(),
+        "stdout_truncated": captures[0].truncated,
+        "stderr_truncated": captures[1].truncated,
+        "oom_killed": oom_before is not None and (oom.read() or 0) > oom_before,
+        "run_ms": round(run_ms, 3),
+    }
+
+
 def execute(child, req, oom):
     oom_before = oom.read()
     started = time.monotonic()
@@ -799,23 +822,11 @@ def execute(child, req, oom):
     supervision.run()
     run_ms = (time.monotonic() - started) * 1000
     kill_group(child.pid)  # whatever is left of its group once the main process has ended
-    status = child.wait()
-    exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-    oom_after = oom.read()
+    exit_code, signum = exit_of(child.wait())
     return {
-        "op": "result",
-        "id": req["id"],
-        "exit_code": exit_code,
-        "signal": signum,
-        "stdout": captures[0].text(),
-        "stderr": captures[1].text(),
-        "stdout_truncated": captures[0].truncated,
-        "stderr_truncated": captures[1].truncated,
+        **result_message(req["id"], exit_code, signum, captures, oom, oom_before, run_ms),
         "timed_out": supervision.timed_out,
         "output_limited": supervision.output_limited,
-        "oom_killed": oom_before is not None and (oom_after or 0) > oom_before,
-        "run_ms": round(run_ms, 3),
     }
 
 
@@ -938,25 +949,14 @@ def execute_cell(child, msg, oom, proto_in):
     exit_code, signum = report.get("status"), None
     if cell.report is None:
         kill_group(child.pid)
-        status = child.wait()
-        exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-        signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        exit_code, signum = exit_of(child.wait())
     elif not isinstance(exit_code, int):
         exit_code = 1
     value = report.get("value")
     result = {
-        "op": "result",
-        "id": msg["id"],
-        "exit_code": exit_code,
-        "signal": signum,
-        "stdout": captures[0].text(),
-        "stderr": captures[1].text(),
-        "stdout_truncated": captures[0].truncated,
-        "stderr_truncated": captures[1].truncated,
+        **result_message(msg["id"], exit_code, signum, captures, oom, oom_before, run_ms),
         "timed_out": cell.timed_out,
         "output_limited": captures[0].truncated or captures[1].truncated,
-        "oom_killed": oom_before is not None and (oom.read() or 0) > oom_before,
-        "run_ms": round(run_ms, 3),
         "value": value if isinstance(value, str) else None,
         "session_ended": cell.report is None,
     }

@@ -23,6 +23,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def deployment_env(redis_url: str, prefix: str, port: int,
+                   settings: dict[str, str]) -> dict[str, str]:
+    """The environment of one deployment's processes: this one's, less any SANDBOX_ setting,
+    plus the deployment's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+    env.update({"SANDBOX_REDIS_URL": redis_url, "SANDBOX_KEY_PREFIX": prefix,
+                "SANDBOX_PORT": str(port), **settings})
+    return env
+
+
 class LocalStack:
     def __init__(self, workers: int = 1, pool_size: int = 4, env: dict[str, str] | None = None):
         self.workers = workers
@@ -39,16 +49,9 @@ class LocalStack:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
-        env.update({
-            "SANDBOX_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "SANDBOX_KEY_PREFIX": self.prefix,
-            "SANDBOX_PORT": str(self.port),
-            "SANDBOX_POOL_SIZE": str(self.pool_size),
-            "SANDBOX_LOG_LEVEL": "WARNING",
-        })
-        env.update(self.extra_env)
-        return env
+        return deployment_env(f"redis://127.0.0.1:{self.redis_port}/0", self.prefix, self.port,
+                              {"SANDBOX_POOL_SIZE": str(self.pool_size),
+                               "SANDBOX_LOG_LEVEL": "WARNING", **self.extra_env})
 
     def __enter__(self) -> "LocalStack":
         subprocess.run([ROOT / "deploy/local/ensure-redis.sh", str(self.redis_port),
