@@ -28,7 +28,8 @@ OP_CELL = "cell"
 # Keys of a `result` message.
 RESULT_KEYS = frozenset({
     "op", "id", "exit_code", "signal", "stdout", "stderr", "stdout_truncated",
-    "stderr_truncated", "timed_out", "output_limited", "oom_killed", "run_ms",
+    "stderr_truncated", "timed_out", "output_limited", "oom_killed", "memory_limit_hit",
+    "run_ms",
 })
 # Keys a result adds when files were asked back, and those of a cell's result.
 FILES_KEYS = frozenset({"files", "files_truncated"})

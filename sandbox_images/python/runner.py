@@ -67,9 +67,10 @@ CHILD_ENV = {
     "MPLBACKEND": "module://" + FIGURES_MODULE,
     "MPLCONFIGDIR": "/tmp/matplotlib",  # writable (else matplotlib warns on every import)
 }
-OOM_COUNTER_FILES = (
-    "/sys/fs/cgroup/memory/memory.oom_control",  # cgroup v1
-    "/sys/fs/cgroup/memory.events",  # cgroup v2
+MEMORY_EVENT_FILES = (  # (file, its OOM-kill count, its count of allocations at the limit)
+    ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill", None),  # cgroup v1
+    ("/sys/fs/cgroup/memory/memory.failcnt", None, ""),
+    ("/sys/fs/cgroup/memory.events", "oom_kill", "max"),  # cgroup v2
 )
 
 
@@ -642,25 +643,31 @@ def read_until_eof(fd, timeout_s):
 # --- supervising one execution -----------------------------------------------------------------
 
 class OomCounter:
-    """The cgroup's count of OOM kills, from a file kept open and re-read in place."""
+    """The cgroup's counts of OOM kills and of times memory use hit the limit (a program that
+    thrashes there until its timeout), from files kept open and re-read in place."""
 
     def __init__(self):
-        self.fd = None
-        for path in OOM_COUNTER_FILES:
+        self.sources = []
+        for path, kills, hits in MEMORY_EVENT_FILES:
             try:
-                self.fd = os.open(path, os.O_RDONLY)
-                break
+                self.sources.append((os.open(path, os.O_RDONLY), kills, hits))
             except OSError:
                 continue
 
+    @property
+    def fds(self):
+        return [fd for fd, _, _ in self.sources]
+
     def read(self):
-        if self.fd is None:
-            return None
-        for line in os.pread(self.fd, 4096, 0).decode().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return None
+        """(OOM kills, limit hits); None for a count this cgroup does not keep."""
+        counts = [None, None]
+        for fd, kills, hits in self.sources:
+            for line in os.pread(fd, 4096, 0).decode().splitlines():
+                key, _, value = line.rpartition(" ")
+                for i, wanted in enumerate((kills, hits)):
+                    if wanted is not None and key == wanted:
+                        counts[i] = int(value)
+        return tuple(counts)
 
 
 class Capture:
@@ -796,6 +803,12 @@ def exit_of(status):
     return os.WEXITSTATUS(status), None
 
 
+def memory_events(before, after):
+    """What the cgroup's counters say happened in between."""
+    rose = [b is not None and (a or 0) > b for b, a in zip(before, after, strict=True)]
+    return {"oom_killed": rose[0], "memory_limit_hit": rose[1]}
+
+
 def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms):
     """The fields every `result` carries."""
     return {
@@ -807,7 +820,7 @@ def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms)
         "stderr": captures[1].text(),
         "stdout_truncated": captures[0].truncated,
         "stderr_truncated": captures[1].truncated,
-        "oom_killed": oom_before is not None and (oom.read() or 0) > oom_before,
+        **memory_events(oom_before, oom.read()),
         "run_ms": round(run_ms, 3),
     }
 
@@ -1127,7 +1140,7 @@ def main():
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
     oom = OomCounter()
-    runner_fds = tuple({proto_in, proto_out, oom.fd} - {None})  # each child closes these
+    runner_fds = tuple({proto_in, proto_out, *oom.fds})  # each child closes these
     child = Zygote(runner_fds)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):
         return 3

@@ -18,6 +18,9 @@ def _raised_memory_error(stderr: str) -> bool:
 def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
     """The outcome of one execution and, where useful, why."""
     if report["timed_out"]:
+        if report.get("memory_limit_hit"):
+            return Outcome.MEMORY_LIMIT, ("memory limit reached: the program stalled there "
+                                          "until the time limit, then was killed")
         return Outcome.TIMEOUT, "wall-clock time limit reached; the process group was killed"
     if report["oom_killed"]:
         return Outcome.MEMORY_LIMIT, "memory limit reached; killed by the out-of-memory killer"

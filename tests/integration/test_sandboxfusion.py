@@ -181,7 +181,7 @@ def test_ping(client: httpx.Client) -> None:
 
 def test_refusals(client: httpx.Client) -> None:
     for body, reason in [({"code": "puts 1", "language": "ruby"}, "unsupported_language"),
-                         ({"code": "1", "fetch_files": ["out.txt"]}, "fetch_files_unsupported"),
+                         ({"code": "1", "fetch_files": ["/etc/passwd"]}, "invalid_return_files"),
                          ({"code": "1", "run_timeout": 0}, "invalid_request"),
                          ({"code": "1", "run_timeout": 10_000}, "limit_exceeded"),
                          ({"language": "python"}, "invalid_request")]:
@@ -204,3 +204,14 @@ def test_unreachable_queue_is_a_gateway_timeout() -> None:
         assert response.status_code == 504
         assert response.json()["error"] == "queue_unavailable"
         assert response.headers["retry-after"]
+
+
+def test_fetch_files(client: httpx.Client) -> None:
+    code = "open('out.txt', 'w').write('written'); open('b[1].bin', 'wb').write(bytes([0, 255]))"
+    body = client.post("/run_code", json={"code": code,
+                                          "fetch_files": ["out.txt", "b[1].bin", "absent.txt"]})
+    assert body.status_code == 200
+    files = body.json()["files"]
+    assert base64.b64decode(files["out.txt"]) == b"written"
+    assert base64.b64decode(files["b[1].bin"]) == bytes([0, 255])
+    assert "absent.txt" not in files

@@ -5,6 +5,7 @@ request's unknown fields are ignored, as SandboxFusion does. A full or unreachab
 answered 504, the one status verl's client retries.
 """
 
+import glob
 from enum import StrEnum
 
 from fastapi import APIRouter, Depends, Response
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.auth import require_key
 from service.api.errors import RETRY_AFTER_DOWN_S, RETRY_AFTER_FULL_S, error_response
 from service.api.services import Services, get_services
-from service.jobspec import InvalidRequest, build_job_spec
+from service.jobspec import build_job_spec
 from service.models import BinaryFile, ErrorBody, Language, Outcome, RunRequest, RunResult
 from service.queue import QueueFull, QueueUnavailable
 
@@ -37,7 +38,7 @@ class RunCodeRequest(BaseModel):
     files: dict[str, str | None] = Field(default_factory=dict,
                                          description="Path → base64 content; null entries skipped.")
     fetch_files: list[str] = Field(default_factory=list,
-                                   description="Not supported: must be empty.")
+                                   description="Files to send back after the run (base64).")
 
 
 class RunStatus(StrEnum):
@@ -70,14 +71,12 @@ class RunCodeResponse(BaseModel):
 
 
 def to_run_request(request: RunCodeRequest) -> RunRequest:
-    if request.fetch_files:
-        raise InvalidRequest("fetch_files_unsupported",
-                             "fetch_files is not supported: files are not returned after a run")
     files = {name: BinaryFile(base64=content) for name, content in request.files.items()
              if content is not None}
     memory = request.memory_limit_MB if request.memory_limit_MB > 0 else None
     return RunRequest(code=request.code, language=request.language, stdin=request.stdin,
-                      files=files, timeout=request.run_timeout, memory_mb=memory)
+                      files=files, timeout=request.run_timeout, memory_mb=memory,
+                      return_files=[glob.escape(name) for name in request.fetch_files])
 
 
 def command_status(outcome: Outcome) -> CommandRunStatus:
@@ -113,7 +112,8 @@ def to_response(result: RunResult) -> RunCodeResponse:
         execution_time=None if status is CommandRunStatus.ERROR else result.timing.run_ms / 1000,
         return_code=return_code(result), stdout=result.stdout, stderr=result.stderr)
     return RunCodeResponse(status=run_status(result.outcome), message=result.message or "",
-                           run_result=run)
+                           run_result=run,
+                           files={name: f.base64 for name, f in result.files.items()})
 
 
 @router.get("/v1/ping")

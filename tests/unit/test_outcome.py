@@ -1,0 +1,33 @@
+"""From what the runner saw to the outcome a trainer rewards on."""
+
+import pytest
+
+from service.models import Outcome
+from service.worker.outcome import ABNORMAL, classify
+
+BASE = {"timed_out": False, "oom_killed": False, "memory_limit_hit": False,
+        "output_limited": False, "signal": None, "exit_code": 0, "stderr": ""}
+
+
+@pytest.mark.parametrize(("changes", "outcome"), [
+    ({}, Outcome.OK),
+    ({"exit_code": 3}, Outcome.ERROR),
+    ({"exit_code": 1, "stderr": "Traceback ...\nMemoryError\n"}, Outcome.MEMORY_LIMIT),
+    ({"exit_code": 1, "stderr": "MemoryError said earlier\nValueError: not memory\n"},
+     Outcome.ERROR),
+    ({"timed_out": True, "signal": 9, "exit_code": None}, Outcome.TIMEOUT),
+    ({"timed_out": True, "memory_limit_hit": True, "signal": 9, "exit_code": None},
+     Outcome.MEMORY_LIMIT),
+    ({"oom_killed": True, "signal": 9, "exit_code": None}, Outcome.MEMORY_LIMIT),
+    ({"output_limited": True, "signal": 9, "exit_code": None}, Outcome.OUTPUT_LIMIT),
+    ({"signal": 11, "exit_code": None}, Outcome.KILLED),
+    ({"signal": 24, "exit_code": None}, Outcome.TIMEOUT),  # SIGXCPU: the CPU-time backstop
+    ({"signal": 25, "exit_code": None}, Outcome.ERROR),  # SIGXFSZ: a file too large
+])
+def test_classify(changes: dict, outcome: Outcome) -> None:
+    assert classify({**BASE, **changes})[0] is outcome
+
+
+def test_only_normal_ends_keep_the_container() -> None:
+    assert Outcome.OK not in ABNORMAL and Outcome.ERROR not in ABNORMAL
+    assert {Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED} <= ABNORMAL
