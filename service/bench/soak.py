@@ -20,20 +20,20 @@ import httpx
 from service.bench.__main__ import rss_bytes
 from service.bench.stack import ChaosStack
 
-MIX = [  # (weight, code, expected outcome)
-    (70, "print({i})", "ok"),
-    (10, "raise ValueError({i})", "error"),
-    (5, "while True: pass", "timeout"),
-    (5, "a = []\nwhile True: a.append(b'x' * (32 << 20))", "memory_limit"),
-    (5, "while True: print('y' * 1000)", "output_limit"),
-    (5, "import numpy as np; print(int(np.arange({i} % 100).sum()))", "ok"),
+MIX = [  # (weight, code, timeout, expected outcome)
+    (70, "print({i})", 2, "ok"),
+    (10, "raise ValueError({i})", 2, "error"),
+    (5, "while True: pass", 1, "timeout"),
+    # A long timeout: on saturated cores the bomb must still reach its limit before its time.
+    (5, "a = []\nwhile True: a.append(b'x' * (32 << 20))", 30, "memory_limit"),
+    (5, "while True: print('y' * 1000)", 2, "output_limit"),
+    (5, "import numpy as np; print(int(np.arange({i} % 100).sum()))", 2, "ok"),
 ]
 
 
 def pick(i: int) -> tuple[dict[str, Any], str]:
-    weight, code, outcome = random.choices(MIX, weights=[m[0] for m in MIX])[0]
-    del weight
-    return ({"code": code.format(i=i), "timeout": 2, "memory_mb": 128,
+    _, code, timeout, outcome = random.choices(MIX, weights=[m[0] for m in MIX])[0]
+    return ({"code": code.format(i=i), "timeout": timeout, "memory_mb": 128,
              "max_output_bytes": 20_000}, outcome)
 
 
