@@ -15,6 +15,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from service import wire
+from service.backoff import Backoff
 from service.keys import WORKER_GROUP, Keys
 from service.models import JobState
 
@@ -332,15 +333,14 @@ class ReplyListener:
 
     async def _read_forever(self) -> None:
         last_id = "0"
-        backoff = 0.05
+        backoff = Backoff(0.05, 2.0)
         while True:
             try:
                 reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
-                backoff = 0.05
+                backoff.reset()
             except (RedisError, OSError) as exc:
                 log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                await backoff.wait()
                 continue
             for _, entries in reply or ():
                 for entry_id, fields in entries:

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 
 from service.api.responses import JsonResponse
 from service.jobspec import InvalidRequest
+from service.models import ErrorBody
 from service.queue import QueueFull, QueueUnavailable
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,11 @@ STATUS_REASONS = {
     405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
     429: "queue_full", 503: "unavailable", 504: "timeout",
 }
+
+
+def documented(errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: each status with the error body and what it means."""
+    return {status: {"model": ErrorBody, "description": text} for status, text in errors.items()}
 
 
 def error_response(status: int, reason: str, message: str,

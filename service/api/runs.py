@@ -4,23 +4,21 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Response
 
 from service.api.auth import require_key
+from service.api.errors import documented
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
 from service.models import ErrorBody, JobAccepted, JobState, JobStatus, RunRequest, RunResult
 
 router = APIRouter(prefix="/v1", tags=["run"], dependencies=[Depends(require_key)])
 
-ERRORS = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in {
-        400: "Malformed JSON.",
-        401: "Missing or wrong API key.",
-        413: "Request body over the cap.",
-        422: "Invalid request: a field's type, a limit above its maximum, an unknown language.",
-        429: "The queue is full; retry after Retry-After seconds.",
-        503: "The queue (Redis) is unreachable; retry after Retry-After seconds.",
-    }.items()
-}
+ERRORS = documented({
+    400: "Malformed JSON.",
+    401: "Missing or wrong API key.",
+    413: "Request body over the cap.",
+    422: "Invalid request: a field's type, a limit above its maximum, an unknown language.",
+    429: "The queue is full; retry after Retry-After seconds.",
+    503: "The queue (Redis) is unreachable; retry after Retry-After seconds.",
+})
 
 
 def json_response(body: bytes, status: int = 200) -> Response:

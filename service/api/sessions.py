@@ -5,10 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from service.api.auth import require_key
-from service.api.errors import RETRY_AFTER_FULL_S, error_response
+from service.api.errors import RETRY_AFTER_FULL_S, documented, error_response
 from service.api.responses import JsonResponse
 from service.models import (
-    ErrorBody,
     SessionInfo,
     SessionList,
     SessionRequest,
@@ -19,19 +18,16 @@ from service.sessions import SessionBroker, SessionRefused
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(require_key)])
 
-ERRORS = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in {
-        401: "Missing or wrong API key.",
-        404: "`not_found`: no such session (or it ended long ago).",
-        409: "`session_busy`: a call is already running in the session.",
-        410: "`session_lost` (its process or worker died: its state is gone), `session_closed`, "
-             "`session_expired`.",
-        422: "Invalid request: a field's type, a limit above its maximum, a bad file name.",
-        429: "`session_limit`: as many sessions are open as allowed; retry after Retry-After.",
-        503: "`sandbox_unavailable` or `queue_unavailable`: retry after Retry-After.",
-    }.items()
-}
+ERRORS = documented({
+    401: "Missing or wrong API key.",
+    404: "`not_found`: no such session (or it ended long ago).",
+    409: "`session_busy`: a call is already running in the session.",
+    410: "`session_lost` (its process or worker died: its state is gone), `session_closed`, "
+         "`session_expired`.",
+    422: "Invalid request: a field's type, a limit above its maximum, a bad file name.",
+    429: "`session_limit`: as many sessions are open as allowed; retry after Retry-After.",
+    503: "`sandbox_unavailable` or `queue_unavailable`: retry after Retry-After.",
+})
 
 
 async def get_broker(request: Request) -> SessionBroker:

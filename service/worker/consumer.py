@@ -12,6 +12,7 @@ import random
 import time
 
 from service import logs, wire
+from service.backoff import Backoff
 from service.queue import JobQueue, QueueUnavailable
 from service.settings import Settings
 from service.stats import Recorder
@@ -22,7 +23,6 @@ from service.worker.sessions import SessionHost
 log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
-REDIS_RETRY_MAX_S = 5.0
 
 
 class Consumer:
@@ -86,7 +86,7 @@ class Consumer:
     # --- claiming and running ------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         while not self._stopping.is_set():
             if not self.free_slots:
                 self._slot_free.clear()
@@ -94,11 +94,10 @@ class Consumer:
                 continue
             try:
                 jobs = await self.queue.claim(self.worker_id, self.free_slots, CLAIM_BLOCK_MS)
-                backoff = 0.1
+                backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("queue unavailable, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, REDIS_RETRY_MAX_S)
+                await backoff.wait()
                 continue
             for job in jobs:
                 self._start(job)
@@ -126,14 +125,13 @@ class Consumer:
             self.stats.job_done(job, result)
 
     async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             try:
                 return await call()
             except QueueUnavailable as exc:
                 log.warning("queue unavailable, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, REDIS_RETRY_MAX_S)
+                await backoff.wait()
 
     # --- heartbeat and reaper ------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from service import runner_protocol as rp
+from service.backoff import Backoff
 from service.settings import Settings
 from service.worker.docker_engine import (
     DockerEngine,
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0  # a new container's runner imports the preloaded modules first
 CLEANUP_TIMEOUT_S = 10.0
-RETRY_MAX_S = 5.0
 PRUNE_INTERVAL_S = 1.0
 
 
@@ -202,7 +202,7 @@ class ContainerPool:
 
     async def _spawn(self) -> None:
         """Start one container and wait for its runner; retry with backoff while Docker fails."""
-        delay = 0.1
+        backoff = Backoff()
         memory_mb = self.settings.default_memory_mb
         while not self._closing:
             spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
@@ -229,5 +229,4 @@ class ContainerPool:
                         await stale.channel.close()
                     with contextlib.suppress(EngineUnavailable):
                         await asyncio.to_thread(self.engine.remove, container_id)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                await backoff.wait()

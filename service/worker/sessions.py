@@ -17,6 +17,7 @@ import orjson
 
 from service import runner_protocol as rp
 from service import wire
+from service.backoff import Backoff
 from service.jobspec import JobSpec
 from service.models import SessionState
 from service.queue import JobQueue, QueueUnavailable
@@ -34,7 +35,6 @@ READ_BLOCK_MS = 1000
 REAP_INTERVAL_S = 1.0
 START_TIMEOUT_S = 10.0  # for the runner's session_ready, once the container is up
 REPLY_GRACE_S = 10.0  # beyond a cell's limits, before a silent runner counts as dead
-RETRY_MAX_S = 5.0
 
 
 @dataclass
@@ -77,15 +77,14 @@ class SessionHost:
     # --- calls ---------------------------------------------------------------------------------
 
     async def _read_forever(self) -> None:
-        after, backoff = "0", 0.1
+        after, backoff = "0", Backoff()
         while True:
             try:
                 calls = await self.queue.read_session_calls(self.worker_id, after, READ_BLOCK_MS)
-                backoff = 0.1
+                backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("session calls unreadable, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RETRY_MAX_S)
+                await backoff.wait()
                 continue
             for call in calls:
                 after = call.entry_id
