@@ -21,6 +21,12 @@ class InvalidRequest(ValueError):
         self.reason = reason
 
 
+RUNNER_GRACE_S = 20.0  # past a run's limits, before a silent runner counts as dead: killing
+# what hostile code started (a fork bomb's hundred processes) takes seconds on a saturated host
+FILES_GRACE_S = 10.0  # and more when the runner reads files back first
+TRANSIT_GRACE_S = 5.0  # a worker's answer on its way back through Redis
+
+
 class JobSpec(BaseModel):
     language: Language
     code: str
@@ -36,6 +42,10 @@ class JobSpec(BaseModel):
     return_files: list[str] = []
     max_return_files: int = 0
     max_return_bytes: int = 0
+
+    def runner_wait_s(self) -> float:
+        """How long the runner may take to answer an execution of this job."""
+        return self.timeout_s + RUNNER_GRACE_S + (FILES_GRACE_S if self.return_files else 0.0)
 
 
 RESERVED_FILE_NAMES = frozenset({"main.py"})  # the runner writes the code there

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from redis import asyncio as aioredis
 
 from service import wire
-from service.jobspec import JobSpec, _bounded, build_job_spec
+from service.jobspec import TRANSIT_GRACE_S, JobSpec, _bounded, build_job_spec
 from service.keys import Keys
 from service.models import (
     RunRequest,
@@ -35,7 +35,6 @@ from service.settings import Settings
 HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
 OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
 CLOSE_WAIT_S = 15.0
-CALL_GRACE_S = 15.0  # beyond a call's own limits, before a live worker's silence is our failure
 RECORD_GRACE_S = 60.0  # an open session's record outlives its idle TTL by this much
 ENDED = {SessionState.CLOSED: "session_closed", SessionState.EXPIRED: "session_expired",
          SessionState.LOST: "session_lost"}
@@ -276,7 +275,7 @@ class SessionBroker:
         info = await self.info(session_id)
         require_open(info)
         spec = build_cell_spec(req, info.timeout, self.settings)
-        wait_s = spec.timeout_s + self.settings.session_interrupt_grace_s + CALL_GRACE_S
+        wait_s = spec.runner_wait_s() + self.settings.session_interrupt_grace_s + TRANSIT_GRACE_S
         try:
             return await self._call(str(info.worker), wire.OP_RUN, session_id,
                                     spec.model_dump_json().encode(), wait_s)

@@ -9,10 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from service import wire
-from service.jobspec import JobSpec
+from service.jobspec import TRANSIT_GRACE_S, JobSpec
 from service.queue import JobQueue, QueueFull, ReplyListener
-
-REPLY_GRACE_S = 10.0
 
 
 def new_job_id() -> str:
@@ -81,8 +79,8 @@ class Submitter:
         if not all(accepted):
             self._forget(ids)
             raise QueueFull
-        longest = max((spec.timeout_s for spec in specs), default=0.0)
-        return ids, futures, self.queue_wait_s + longest + REPLY_GRACE_S
+        longest = max((spec.runner_wait_s() for spec in specs), default=0.0)
+        return ids, futures, self.queue_wait_s + longest + TRANSIT_GRACE_S
 
     def _forget(self, ids: Sequence[str]) -> None:
         for job_id in ids:

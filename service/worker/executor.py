@@ -20,14 +20,7 @@ from service.worker.runner_channel import RunnerGone
 
 log = logging.getLogger(__name__)
 
-REPLY_GRACE_S = 5.0  # beyond the timeout, before a silent runner counts as dead
-FILES_GRACE_S = 10.0  # and more when the runner reads files back first
 MEDIA_TYPES = mimetypes.MimeTypes()  # the standard library's table, not this host's files
-
-
-def reply_wait_s(spec: JobSpec) -> float:
-    """How long the runner may take to answer an execution of spec."""
-    return spec.timeout_s + REPLY_GRACE_S + (FILES_GRACE_S if spec.return_files else 0.0)
 
 
 def returned_files(report: dict[str, Any]) -> dict[str, Any]:
@@ -60,9 +53,11 @@ class Executor:
         try:
             return await self._run(job, spec)
         except (PoolUnavailable, EngineUnavailable) as exc:
-            return wire.sandbox_error(job.id, f"no sandbox available: {exc}", job.enqueued_ms)
+            why = f"no sandbox available: {exc}"
         except RunnerGone as exc:
-            return wire.sandbox_error(job.id, f"sandbox failed: {exc}", job.enqueued_ms)
+            why = f"sandbox failed: {exc}"
+        log.warning("sandbox error", extra={"job_id": job.id, "reason": why})
+        return wire.sandbox_error(job.id, why, job.enqueued_ms)
 
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
         sandbox = await self.pool.lease(LEASE_TIMEOUT_S)
@@ -75,7 +70,7 @@ class Executor:
             sandbox.executions += 1
             self.executions += 1
             try:
-                report = await asyncio.wait_for(sandbox.channel.receive(), reply_wait_s(spec))
+                report = await asyncio.wait_for(sandbox.channel.receive(), spec.runner_wait_s())
             except TimeoutError as exc:
                 raise RunnerGone("runner did not answer in time") from exc
             if report.get("op") != rp.OP_RESULT or report.get("id") != job.id:

@@ -17,7 +17,7 @@ import orjson
 
 from service import runner_protocol as rp
 from service import wire
-from service.backoff import Backoff
+from service.backoff import Backoff, check_cancelled
 from service.jobspec import JobSpec
 from service.models import SessionState
 from service.queue import JobQueue, QueueUnavailable
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 REAP_INTERVAL_S = 1.0
 START_TIMEOUT_S = 10.0  # for the runner's session_ready, once the container is up
-REPLY_GRACE_S = 10.0  # beyond a cell's limits, before a silent runner counts as dead
 
 
 @dataclass
@@ -79,6 +78,7 @@ class SessionHost:
     async def _read_forever(self) -> None:
         after, backoff = "0", Backoff()
         while True:
+            check_cancelled()
             try:
                 calls = await self.queue.read_session_calls(self.worker_id, after, READ_BLOCK_MS)
                 backoff.reset()
@@ -169,7 +169,7 @@ class SessionHost:
         channel = live.sandbox.channel
         try:
             await channel.send(rp.cell_message(call_id, spec, grace))
-            wait_s = spec.timeout_s + grace + REPLY_GRACE_S
+            wait_s = spec.runner_wait_s() + grace
             report = await asyncio.wait_for(channel.receive(), wait_s)
             if report.get("op") != rp.OP_RESULT or report.get("id") != call_id:
                 raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
@@ -221,6 +221,7 @@ class SessionHost:
 
     async def _reap_forever(self) -> None:
         while True:
+            check_cancelled()
             await asyncio.sleep(REAP_INTERVAL_S)
             now = time.monotonic()
             for live in list(self.sessions.values()):
