@@ -48,6 +48,7 @@ PYTHON = "/usr/bin/python3"
 READ_CHUNK = 65536
 DRAIN_AFTER_EXIT_S = 0.05
 CLEANUP_ROUNDS = 200
+SANDBOX_NICE = 10
 MAX_FRAME = 512 * 1024 * 1024
 FRAME = struct.Struct(">I")
 MAX_WALK_ENTRIES = 20000  # directory entries looked at when matching return_files patterns
@@ -115,8 +116,7 @@ def write_frame(fd, message):
 # to its own session, becomes the OOM killer's first choice, drops to the sandbox uid and waits
 # for its request on a pipe. Forking a process with the scientific stack imported, and the
 # copy-on-write faults of its set-up, are then paid while the container is idle, not while a
-# caller waits. In the forked mode the child reports its exit status on a pipe before it exits,
-# so the answer does not wait for the kernel to tear its address space down either.
+# caller waits. Its exit status comes from the kernel alone (it holds no pipe to report one on).
 
 def drop_privileges():
     os.setgroups([])
@@ -365,6 +365,9 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
             os.close(EXIT_WAKEUP[0])
             os.close(EXIT_WAKEUP[1])
         drop_privileges()
+        # Below the runner in its container's CPU share, so that a hundred busy processes of a
+        # fork bomb cannot keep the runner from killing them at the deadline.
+        os.nice(SANDBOX_NICE)
         if collect is not None:
             send_collected(*collect)
         # Clean up after the previous execution from here, as the sandbox uid: nothing else of
