@@ -15,7 +15,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from service import wire
-from service.backoff import Backoff
+from service.backoff import Backoff, check_cancelled
 from service.keys import WORKER_GROUP, Keys
 from service.models import JobState
 
@@ -87,6 +87,7 @@ def translate_errors():
     try:
         yield
     except (RedisError, OSError) as exc:
+        check_cancelled()  # redis-py's error may stand for our cancellation
         raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
 
 
@@ -335,10 +336,12 @@ class ReplyListener:
         last_id = "0"
         backoff = Backoff(0.05, 2.0)
         while True:
+            check_cancelled()
             try:
                 reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
                 backoff.reset()
             except (RedisError, OSError) as exc:
+                check_cancelled()
                 log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})
                 await backoff.wait()
                 continue

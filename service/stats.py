@@ -18,6 +18,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service import wire
+from service.backoff import check_cancelled
 from service.keys import Keys
 from service.metrics import (
     DEAD_LETTERED,
@@ -173,8 +174,9 @@ class Recorder:
                 self._queue_commands(pipe, sent)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("metrics not flushed, keeping them", extra={"error": str(exc)})
             self.tally.merge(sent)
+            check_cancelled()
+            log.warning("metrics not flushed, keeping them", extra={"error": str(exc)})
         except asyncio.CancelledError:
             self.tally.merge(sent)  # the final flush at shutdown sends them
             raise

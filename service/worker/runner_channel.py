@@ -78,6 +78,8 @@ class RunnerChannel:
         return data
 
     async def close(self) -> None:
-        self._writer.close()
+        """Drop the stream at once: nothing unsent is wanted, and a runner that stopped reading
+        must not keep its worker waiting for a flush."""
+        self._writer.transport.abort()
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
