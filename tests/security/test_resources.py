@@ -173,7 +173,11 @@ def test_output_from_a_daemon_after_the_parent_exits(warm: Warm) -> None:
             "print('parent done')\n")
     result = warm.case(code, max_output_bytes=1 << 20, may_replace=True)
     assert result["outcome"] in ("ok", "output_limit"), result
-    assert result["stdout"].startswith("parent done\n") or set(result["stdout"]) <= {"d", "p"}
+    # The parent's line lands anywhere among the daemon's writes (or past the cap, or cut by it).
+    line = "parent done\n"
+    rest = result["stdout"].lstrip("d")
+    assert rest == "" or (line.startswith(rest[:len(line)]) and set(rest[len(line):]) <= {"d"})
+    assert len(result["stdout"]) <= 1 << 20
 
 
 def rss_kib(pid: int) -> int:
