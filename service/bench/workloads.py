@@ -1,6 +1,7 @@
 """The measured workloads of BENCHMARK.md, each returning a dict of figures."""
 
 import asyncio
+import collections
 import statistics
 import sys
 import time
@@ -147,29 +148,23 @@ class Load:
                 "rss_change": round(rss_after / rss_before - 1, 3)}
 
     async def _collect(self, label: str, submitted: dict[str, float]) -> list[float]:
-        """Completion times (client clock) of every job, polling until all are done."""
+        """Completion times of every job (its submission on the client's clock plus its own
+        total_ms), following the queue's head: the oldest unfinished job is asked for until it
+        is done, so the collector costs about one request per job, spread over the run, and
+        does not load the service more at the end of the backlog than at its start."""
         finished: list[float] = []
-        waiting = list(submitted)
+        waiting = collections.deque(submitted)
         base_url = f"http://{self.pool.host}:{self.pool.port}"
         async with httpx.AsyncClient(base_url=base_url) as client:
             while waiting:
-                waiting = await self._poll(client, waiting, submitted, finished)
+                body = (await client.get(f"/v1/jobs/{waiting[0]}")).json()
+                if body["state"] != "done":
+                    await asyncio.sleep(0.05)
+                    continue
+                job_id = waiting.popleft()
+                finished.append(submitted[job_id] + body["result"]["timing"]["total_ms"] / 1000)
                 progress(f"{label} done", len(finished), len(submitted))
-                if waiting:
-                    await asyncio.sleep(0.5)
         return finished
-
-    async def _poll(self, client: httpx.AsyncClient, waiting: list[str],
-                    submitted: dict[str, float], finished: list[float]) -> list[str]:
-        still = []
-        for job_id in waiting:
-            body = (await client.get(f"/v1/jobs/{job_id}")).json()
-            if body["state"] == "done":
-                total_s = body["result"]["timing"]["total_ms"] / 1000
-                finished.append(submitted[job_id] + total_s)
-            else:
-                still.append(job_id)
-        return still
 
     async def close(self) -> None:
         await self.pool.close()
