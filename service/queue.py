@@ -338,10 +338,10 @@ class ReplyListener:
         while True:
             check_cancelled()
             try:
-                reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
+                with translate_errors():
+                    reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
                 backoff.reset()
-            except (RedisError, OSError) as exc:
-                check_cancelled()
+            except QueueUnavailable as exc:
                 log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})
                 await backoff.wait()
                 continue

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from service import wire
-from service.backoff import check_cancelled
 from service.keys import Keys
 from service.metrics import (
     DEAD_LETTERED,
@@ -33,7 +31,7 @@ from service.metrics import (
     bucket_bound,
 )
 from service.models import Outcome
-from service.queue import translate_errors
+from service.queue import QueueUnavailable, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +168,12 @@ class Recorder:
             return
         sent, self.tally = self.tally, Tally()
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                self._queue_commands(pipe, sent)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+            with translate_errors():
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    self._queue_commands(pipe, sent)
+                    await pipe.execute()
+        except QueueUnavailable as exc:
             self.tally.merge(sent)
-            check_cancelled()
             log.warning("metrics not flushed, keeping them", extra={"error": str(exc)})
         except asyncio.CancelledError:
             self.tally.merge(sent)  # the final flush at shutdown sends them
