@@ -1,8 +1,9 @@
 """`make bench`: measure the service as BENCHMARK.md defines, in one run, on this machine.
 
 Starts its own Redis, API and worker, runs the workloads (L1, L2, T1-T4) and the baselines in
-the same run (R1: a container per snippet; F1: the runner alone), prints a table with the
-ratios and writes the figures as JSON.
+the same run (R1: a container per snippet; F1: the runner alone, with its CPU and page faults
+per execution; the bare fork of the sandbox's interpreter), prints a table with the ratios and
+writes the figures as JSON.
 
     python -m service.bench [--short] [--json PATH] [--workers N] [--pool-size N]
 """
@@ -17,16 +18,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bench.baselines import docker_run_baseline, runner_floor
+from service.bench.baselines import docker_run_baseline, fork_floor, runner_floor
 from service.bench.cpu import CpuMeter
 from service.bench.stack import LocalStack
 from service.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load
 from service.settings import Settings
 
 FULL = {"cpu": 2000, "l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
-        "f1": 1000, "open_s": 10}
+        "f1": 1000, "fork": 1000, "open_s": 10}
 SHORT = {"cpu": 500, "l1": 200, "l2": 100, "t1": 2000, "t2": 1000, "t3": 50, "t4": 2000, "r1": 5,
-         "f1": 200, "open_s": 3}
+         "f1": 200, "fork": 200, "open_s": 3}
 
 
 def machine() -> dict[str, Any]:
@@ -117,6 +118,13 @@ def table(result: dict[str, Any]) -> str:
              for stage, ms in f["L1"]["median_stages_ms"].items()]
     rows += [(f"  CPU per execution: {part}", f"{ms} ms")
              for part, ms in f["cpu_per_execution_ms"].items()]
+    faults = f["F1"]["page_faults_per_execution"]
+    rows.append(("  F1 per execution, runner + child", f"{f['F1']['cpu_ms_per_execution']} ms CPU "
+                 f"· page faults: runner {faults['runner']}, child {faults['child']}"))
+    rows += [(f"  bare fork, preload {preload}", f"fork + exit {k['fork_exit']['cpu_ms']} ms CPU "
+              f"({k['fork_exit']['page_faults']} faults) · fork + print(1) "
+              f"{k['fork_print']['cpu_ms']} ms ({k['fork_print']['page_faults']} faults)")
+             for preload, k in f["fork_floor"].items()]
     width = max(len(r[0]) for r in rows)
     head = (f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
             f"pool {result['pool_size']} x {result['workers']} worker(s)")
@@ -137,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = asyncio.run(measure_service(stack, sizes))
     figures["F1"] = asyncio.run(runner_floor(settings, PRINT_ONE, sizes["f1"], args.pool_size))
     figures["R1"] = docker_run_baseline(settings.image_for("python"), PRINT_ONE, sizes["r1"])
+    figures["fork_floor"] = fork_floor(settings.image_for("python"), ["", settings.preload],
+                                       sizes["fork"])
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
               "mode": "short" if args.short else "full", "workers": args.workers,
               "pool_size": args.pool_size, "command": " ".join(["python -m service.bench",
