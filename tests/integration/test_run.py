@@ -53,7 +53,7 @@ def test_uncaught_exception(client: httpx.Client) -> None:
     assert result["exit_code"] == 1
     assert "Traceback (most recent call last)" in result["stderr"]
     assert "ValueError: boom" in result["stderr"]
-    assert "runner.py" not in result["stderr"]
+    assert "/opt/runner/" not in result["stderr"]
 
 
 def test_syntax_error(client: httpx.Client) -> None:

@@ -90,10 +90,10 @@ def test_errors_are_reported_and_the_session_goes_on(client: httpx.Client, sessi
     failed = call(client, sid, "def f():\n    raise ValueError('boom')\nf()")
     assert (failed["outcome"], failed["exit_code"], failed["session_state"]) == ("error", 1, "open")
     assert "ValueError: boom" in failed["stderr"] and 'File "<cell-2>", line 3' in failed["stderr"]
-    assert "runner.py" not in failed["stderr"]
+    assert "/opt/runner/" not in failed["stderr"]
     syntax = call(client, sid, "print(1")
     assert syntax["outcome"] == "error" and "SyntaxError" in syntax["stderr"]
-    assert "runner.py" not in syntax["stderr"] and "ast.py" not in syntax["stderr"]
+    assert "/opt/runner/" not in syntax["stderr"] and "ast.py" not in syntax["stderr"]
     exited = call(client, sid, "import sys; sys.exit(3)")
     assert (exited["outcome"], exited["exit_code"], exited["session_state"]) == ("error", 3, "open")
     assert call(client, sid, "kept")["value"] == "'yes'"
@@ -105,7 +105,7 @@ def test_a_call_past_its_timeout_is_interrupted_and_the_session_goes_on(
     call(client, sid, "x = 5")
     result = call(client, sid, "while True:\n    x = 5", timeout=1)
     assert (result["outcome"], result["session_state"]) == ("timeout", "open"), result
-    assert "KeyboardInterrupt" in result["stderr"] and "runner.py" not in result["stderr"]
+    assert "KeyboardInterrupt" in result["stderr"] and "/opt/runner/" not in result["stderr"]
     assert "interrupted" in result["message"]
     assert call(client, sid, "x * 2")["value"] == "10"
 

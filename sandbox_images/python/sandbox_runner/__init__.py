@@ -1,0 +1,16 @@
+"""The in-container runner's parts (runner.py is its entry point and main loop).
+
+    config      fixed ids, paths and limits of the sandbox
+    frames      the wire format: a 4-byte big-endian length, then a JSON object
+    scrub       cleaning up after an execution, as the sandbox uid
+    files       files in (written for the code) and out (read back for the caller)
+    child       a one-shot execution inside the child: limits, __main__, CPython's exit
+    cells       a session's child: one namespace, one cell per frame
+    zygote      the next execution's child, forked and sandboxed ahead of time, and the
+                runner's handle on it
+    supervise   one execution watched from the runner: stdin, output caps, the deadline, the
+                kernel's exit status, the cgroup's OOM counters
+    session     a session's cells watched from the runner
+
+Standard library only: these files run inside the sandbox image.
+"""

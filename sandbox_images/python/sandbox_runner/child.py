@@ -1,0 +1,100 @@
+"""A one-shot execution inside its child: the limits, a fresh __main__, the code run in this
+(forked) interpreter with CPython's exit semantics."""
+
+import os
+import resource
+import sys
+import traceback
+import types
+
+from sandbox_runner.config import SANDBOX_GID, SANDBOX_UID
+
+STD_STREAMS = None  # set by prepare_streams(): the children's sys.stdin, sys.stdout, sys.stderr
+
+
+def drop_privileges():
+    os.setgroups([])
+    os.setgid(SANDBOX_GID)
+    os.setuid(SANDBOX_UID)
+    # No RLIMIT_NPROC: it counts the uid's processes across every container on the host, so one
+    # fork bomb would starve its neighbours. The container's pids limit bounds each alone.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def apply_limits(req):
+    fsize = req["max_file_bytes"]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    # A CPU-time backstop behind the wall-clock timeout the runner enforces.
+    cpu = int(req["timeout_s"]) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+
+def python_exit_code(exc):
+    """What CPython's own exit would return for a SystemExit (printing a non-int message)."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+def prepare_streams():
+    """The children's sys.stdin/stdout/stderr, made once in the runner over fds 0, 1 and 2 (which
+    each child points at its own pipes): a child building them itself pays copy-on-write faults."""
+    global STD_STREAMS
+    STD_STREAMS = (
+        open(0, encoding="utf-8", errors="surrogateescape", closefd=False),
+        open(1, "w", encoding="utf-8", errors="surrogateescape", closefd=False),
+        open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1),
+    )
+
+
+def prepare_main(path):
+    """Everything a forked run needs that does not depend on the code: done before it arrives."""
+    import atexit  # noqa: F401  (imported now, used at exit)
+    import threading  # noqa: F401
+
+    sys.stdin, sys.stdout, sys.stderr = STD_STREAMS
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = STD_STREAMS
+    sys.argv = [path]
+    sys.path[0] = os.path.dirname(path)
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    return main
+
+
+def run_forked(code, path, main):
+    """Run `code` as __main__ in this (forked) interpreter, with CPython's exit semantics."""
+    import atexit
+    import threading
+
+    status = 0
+    try:
+        exec(compile(code, path, "exec"), main.__dict__)
+    except SystemExit as exc:
+        status = python_exit_code(exc)
+    except BaseException as exc:
+        tb = exc.__traceback__
+        traceback.print_exception(type(exc), exc, tb.tb_next if tb else None)
+        status = 1
+    try:
+        threading._shutdown()
+        atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    for fd in (1, 2):  # the output ends now, not once the kernel has torn the process down
+        os.close(fd)
+    os._exit(status)

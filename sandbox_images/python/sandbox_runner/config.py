@@ -1,0 +1,36 @@
+"""Fixed ids, paths and limits of the sandbox."""
+
+SANDBOX_UID = SANDBOX_GID = 10001
+SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
+WORK_ROOT = "/tmp"
+WORKDIR = "/tmp/work"
+CLEAN, DIRTY = b"1", b"0"
+CLEANUP_TIMEOUT_S = 10
+ACCEPT_TIMEOUT_S = 60
+PYTHON = "/usr/bin/python3"
+READ_CHUNK = 65536
+DRAIN_AFTER_EXIT_S = 0.05
+CLEANUP_ROUNDS = 200
+SANDBOX_NICE = 10
+MAX_WALK_ENTRIES = 20000  # directory entries looked at when matching return_files patterns
+INTERRUPT_GRACE_S = 2.0  # a session cell past its timeout gets this long to stop after SIGINT
+FIGURES_MODULE = "sandbox_png_backend"  # the image's matplotlib backend (MPLBACKEND below)
+CLOCK_REALTIME_COARSE = 5  # Linux's; the clock of file timestamps
+CHILD_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "MPLBACKEND": "module://" + FIGURES_MODULE,
+    "MPLCONFIGDIR": "/tmp/matplotlib",  # writable (else matplotlib warns on every import)
+}
+MEMORY_EVENT_FILES = (  # (file, its OOM-kill count, its count of allocations at the limit)
+    ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill", None),  # cgroup v1
+    ("/sys/fs/cgroup/memory/memory.failcnt", None, ""),
+    ("/sys/fs/cgroup/memory.events", "oom_kill", "max"),  # cgroup v2
+)

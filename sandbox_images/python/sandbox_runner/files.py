@@ -1,0 +1,163 @@
+"""Files in and out of the sandbox, as the sandbox uid and never through a symlink: the
+request's files written for the code, and the files a request asks back."""
+
+import base64
+import fnmatch
+import os
+import select
+import stat
+import time
+
+from sandbox_runner.config import MAX_WALK_ENTRIES, WORKDIR
+from sandbox_runner.frames import write_frame
+from sandbox_runner.scrub import kill_everything
+
+
+def name_parts(name):
+    parts = name.split("/")
+    if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError("bad file name: %r" % name)
+    return parts
+
+
+def open_beneath(root, parts, flags, make_dirs=False):
+    """Open root/<parts> without following a symlink anywhere below root."""
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for part in parts[:-1]:
+            if make_dirs:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=dir_fd)
+                except FileExistsError:
+                    pass
+            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = below
+        return os.open(parts[-1], flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_files(workdir, files, replace=False):
+    """Write the request's files as the sandbox uid, never following a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    for name, b64 in files.items():
+        fd = open_beneath(workdir, name_parts(name), flags, make_dirs=True)
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64decode(b64))
+
+
+TOO_BIG = object()
+
+
+def send_collected(fd, req):
+    """In the next child, before it cleans up: the files the previous execution was asked to give
+    back, sent to the runner once every process of that execution is gone."""
+    try:
+        kill_everything()
+        found = collect_files(WORKDIR, req)
+    except Exception:
+        found = {"files": {}, "files_truncated": True}
+    try:
+        write_frame(fd, found)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def collect_files(root, req, since_ns=0):
+    """{"files": {name: base64}, "files_truncated": bool}: regular files under root matching the
+    request's patterns (and written since since_ns), within its count and size caps."""
+    names, truncated = matching_files(root, req.get("return_files") or ())
+    files, room = {}, req["max_return_bytes"]
+    for name in names:
+        data = read_regular(root, name.split("/"), room, since_ns)
+        if data is None:
+            continue
+        if data is TOO_BIG or len(files) >= req["max_return_files"]:
+            truncated = True
+            continue
+        files[name] = base64.b64encode(data).decode()
+        room -= len(data)
+    return {"files": files, "files_truncated": truncated}
+
+
+def matching_files(root, patterns):
+    """Sorted names (relative to root) of the files matching any pattern, without entering a
+    symlinked directory; and whether the walk was cut short."""
+    split = [collapse_stars(p.split("/")) for p in patterns]
+    found, seen = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_WALK_ENTRIES:
+            return sorted(found), True
+        rel = os.path.relpath(dirpath, root)
+        base = [] if rel == "." else rel.split("/")
+        for name in filenames:
+            parts = [*base, name]
+            if any(pattern_matches(p, parts) for p in split) and utf8("/".join(parts)):
+                found.append("/".join(parts))
+    return sorted(found), False
+
+
+def collapse_stars(parts):
+    return [p for i, p in enumerate(parts) if p != "**" or i == 0 or parts[i - 1] != "**"]
+
+
+def pattern_matches(pattern, parts):
+    """Whether path parts match pattern parts: `**` spans directories; as in glob, a wildcard does
+    not match a name starting with a dot."""
+    if not pattern:
+        return not parts
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        for i in range(len(parts) + 1):
+            if pattern_matches(rest, parts[i:]):
+                return True
+            if i < len(parts) and parts[i].startswith("."):
+                return False
+        return False
+    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and pattern_matches(rest, parts[1:])
+
+
+def utf8(name):
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_regular(root, parts, room, since_ns):
+    """A regular file's bytes; None for anything else (a symlink on the way, a directory, a FIFO)
+    or a file older than since_ns; TOO_BIG past room bytes."""
+    try:
+        fd = open_beneath(root, parts, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns < since_ns:
+            return None
+        if st.st_size > room:
+            return TOO_BIG
+        data = f.read(room + 1)
+    return TOO_BIG if len(data) > room else data
+
+
+def read_until_eof(fd, timeout_s):
+    """All a pipe gives until its writer closes it; None if that takes longer than timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    chunks = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            return None
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)

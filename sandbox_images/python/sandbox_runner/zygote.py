@@ -1,0 +1,216 @@
+"""The next execution's child, forked and sandboxed ahead of time (a "zygote").
+
+It moves to its own session, becomes the OOM killer's first choice, drops to the sandbox uid,
+cleans up after the previous execution and waits for its request on a pipe. Forking a process
+with the scientific stack imported, and the copy-on-write faults of its set-up, are then paid
+while the container is idle, not while a caller waits. Its exit status comes from the kernel
+alone (it holds no pipe to report one on).
+"""
+
+import json
+import os
+import select
+import signal
+import sys
+import traceback
+
+from sandbox_runner.cells import serve_cells
+from sandbox_runner.child import apply_limits, drop_privileges, prepare_main, run_forked
+from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, PYTHON, SANDBOX_NICE, WORK_ROOT, WORKDIR
+from sandbox_runner.files import read_until_eof, send_collected, write_files
+from sandbox_runner.frames import FRAME, encode_frame, read_frame
+from sandbox_runner.scrub import scrub
+
+
+def reseed():
+    """Fresh random state for the next child, set in the runner before it forks (cheaper there).
+    Python's own `random` reseeds itself in every forked child."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
+
+
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collect):
+    """Never returns: sandboxes itself, waits for a request, becomes the execution."""
+    try:
+        os.setsid()
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")  # must precede the uid switch, which makes the file unwritable
+        os.dup2(stdin_r, 0)
+        os.dup2(stdout_w, 1)
+        os.dup2(stderr_w, 2)
+        for fd in (stdin_r, stdout_w, stderr_w, *runner_fds):
+            os.close(fd)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if EXIT_WAKEUP[0] is not None:  # the runner's SIGCHLD wake-up is not the child's
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(EXIT_WAKEUP[0])
+            os.close(EXIT_WAKEUP[1])
+        drop_privileges()
+        # Below the runner in its container's CPU share, so that a hundred busy processes of a
+        # fork bomb cannot keep the runner from killing them at the deadline.
+        os.nice(SANDBOX_NICE)
+        if collect is not None:
+            send_collected(*collect)
+        # Clean up after the previous execution from here, as the sandbox uid: nothing else of
+        # that uid may live on, and what it wrote in the scratch places goes.
+        os.write(status_w, CLEAN if scrub() else DIRTY)
+        os.mkdir(WORKDIR, 0o700)
+        os.chdir(WORKDIR)
+        path = os.path.join(WORKDIR, "main.py")
+        main = prepare_main(path)
+        env = dict(CHILD_ENV, HOME=WORKDIR, TMPDIR=WORK_ROOT)
+        os.environ.clear()
+        os.environ.update(env)
+        req = read_frame(ctl_r)
+    except BaseException:
+        os._exit(126)
+    if req is None:  # discarded by the runner
+        os._exit(0)
+    if req.get("op") == "session":
+        serve_cells(req, ctl_r, main, status_w)
+    # A one-shot run's exit status is taken from the kernel alone: the code could write
+    # anything on a pipe it holds, so it holds none.
+    os.close(ctl_r)
+    os.close(status_w)
+    try:
+        apply_limits(req)
+        write_files(WORKDIR, req.get("files") or {})
+        with open(path, "x", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(req["code"])
+        argv = [str(a) for a in req.get("argv") or []]
+        if req.get("fresh_interpreter"):
+            os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], env)
+        sys.argv = [path, *argv]
+        run_forked(req["code"], path, main)
+    except BaseException:
+        try:
+            os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
+        finally:
+            os._exit(127)
+
+
+EXIT_WAKEUP = [None, None]  # without pidfds: a pipe SIGCHLD writes to (read end, write end)
+
+
+def exit_fd(pid):
+    """An fd that polls readable when the child exits: its pidfd, or where the kernel has none
+    (gVisor), a pipe every SIGCHLD writes a byte to."""
+    if EXIT_WAKEUP[0] is None:
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            EXIT_WAKEUP[:] = [r, w]
+            signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+            signal.set_wakeup_fd(w)
+    return EXIT_WAKEUP[0]
+
+
+class Zygote:
+    """The next execution's child, forked and sandboxed, waiting on its control pipe."""
+
+    def __init__(self, runner_fds, collect=None):
+        """collect: the previous request, when the child is to send back the files it asked for."""
+        ctl_r, self.ctl_w = os.pipe()
+        stdin_r, self.stdin_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.status_r, status_w = os.pipe()  # close-on-exec: a fresh interpreter just closes it
+        self.files_r = files_w = None
+        if collect is not None:
+            self.files_r, files_w = os.pipe()
+        reseed()
+        self.pid = os.fork()
+        if self.pid == 0:
+            for fd in (self.ctl_w, self.stdin_w, self.out_r, self.err_r, self.status_r):
+                os.close(fd)
+            if collect is not None:
+                os.close(self.files_r)
+                collect = (files_w, collect)
+            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, runner_fds, collect)
+        for fd in (ctl_r, stdin_r, out_w, err_w, status_w):
+            os.close(fd)
+        if files_w is not None:
+            os.close(files_w)
+        for fd in (self.stdin_w, self.out_r, self.err_r, self.status_r):
+            os.set_blocking(fd, False)
+        self.pidfd = exit_fd(self.pid)
+        self.reaped = False
+
+    def wait_clean(self, timeout_s):
+        """Whether the child cleaned up after the previous execution, within timeout_s."""
+        poller = select.poll()
+        poller.register(self.status_r, select.POLLIN)
+        if not poller.poll(timeout_s * 1000):
+            return False
+        try:
+            return os.read(self.status_r, 1) == CLEAN
+        except BlockingIOError:
+            return False
+
+    def hand_over(self, req):
+        """Give the child its request (blocking; the child reads it all before anything else)."""
+        self.send(req)  # if the child died before reading it, its exit status will tell
+        os.close(self.ctl_w)
+
+    def send(self, message):
+        """One frame on the control pipe; False if the child is gone."""
+        data = encode_frame(message)
+        try:
+            while data:
+                data = data[os.write(self.ctl_w, data):]
+        except BrokenPipeError:
+            return False
+        return True
+
+    def close_stdin(self):
+        os.close(self.stdin_w)
+        self.stdin_w = None
+
+    def collected(self, timeout_s):
+        """The files the child read back for the previous execution (see send_collected)."""
+        data = read_until_eof(self.files_r, timeout_s)
+        os.close(self.files_r)
+        self.files_r = None
+        if data is None or len(data) < FRAME.size:
+            return {"files": {}, "files_truncated": True}
+        return json.loads(data[FRAME.size:])
+
+    def wait(self):
+        """Reap the child; its wait status."""
+        _, status = os.waitpid(self.pid, 0)
+        self.reaped = True
+        return status
+
+    def close(self):
+        kill_group(self.pid)
+        if not self.reaped:
+            self.wait()
+        for fd in (self.out_r, self.err_r, self.status_r):
+            os.close(fd)
+        if self.pidfd != EXIT_WAKEUP[0]:
+            os.close(self.pidfd)
+
+    def exited(self):
+        """Whether the child has exited (it stays waitable: WNOWAIT). Without a pidfd, what
+        woke the poll was a SIGCHLD of some child: its byte is read away here."""
+        if self.pidfd == EXIT_WAKEUP[0]:
+            try:
+                while os.read(self.pidfd, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return self.reaped or os.waitid(os.P_PID, self.pid, flags) is not None
+
+
+def kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
