@@ -25,7 +25,7 @@ import socket
 import sys
 import traceback
 
-from sandbox_runner.child import prepare_streams
+from sandbox_runner.child import prepare_interpreter
 from sandbox_runner.config import ACCEPT_TIMEOUT_S, CLEANUP_TIMEOUT_S
 from sandbox_runner.frames import PROTOCOL_VERSION, read_frame, write_frame
 from sandbox_runner.session import serve_session
@@ -67,10 +67,9 @@ def open_protocol():
 
 def main():
     proto_in, proto_out = open_protocol()
-    sys.stdout = sys.stderr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     preload(os.environ.get("SANDBOX_PRELOAD", ""))
-    prepare_streams()
+    prepare_interpreter()
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
     oom = OomCounter()

@@ -1,6 +1,7 @@
 """POST /v1/run through HTTP → Redis → worker → container and back."""
 
 import base64
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -81,6 +82,23 @@ def test_fresh_interpreter(client: httpx.Client) -> None:
     result = run(client, code, fresh_interpreter=True)
     assert result["outcome"] == "ok", result
     assert result["stdout"] == "main.py __main__ False\n"
+
+
+def test_the_codes_process_state(client: httpx.Client) -> None:
+    """The same environment, working directory, argv and import path whether the code runs in
+    the forked interpreter or a fresh one; nothing of the runner's own environment."""
+    code = ("import json, os, sys\n"
+            "print(json.dumps([dict(os.environ), os.getcwd(), sys.argv, sys.path[0],\n"
+            "                  os.getuid(), sys.stdout.encoding]))\n")
+    forked = json.loads(run(client, code)["stdout"])
+    fresh = json.loads(run(client, code, fresh_interpreter=True)["stdout"])
+    env, cwd, argv, path0, uid, encoding = forked
+    assert (env["HOME"], env["TMPDIR"], env["LANG"]) == ("/tmp/work", "/tmp", "C.UTF-8")
+    assert not [k for k in env if k.startswith("SANDBOX_")]
+    assert (cwd, argv, path0, uid, encoding) == ("/tmp/work", ["/tmp/work/main.py"], "/tmp/work",
+                                                 10001, "utf-8")
+    assert fresh[0] == env
+    assert fresh[1:] == [cwd, ["main.py"], path0, uid, encoding]
 
 
 def test_timeout_kills_everything(client: httpx.Client, service: Service) -> None:

@@ -1,15 +1,15 @@
 """A one-shot execution inside its child: the limits, a fresh __main__, the code run in this
 (forked) interpreter with CPython's exit semantics."""
 
+import atexit
 import os
 import resource
 import sys
+import threading
 import traceback
 import types
 
-from sandbox_runner.config import SANDBOX_GID, SANDBOX_UID
-
-STD_STREAMS = None  # set by prepare_streams(): the children's sys.stdin, sys.stdout, sys.stderr
+from sandbox_runner.config import CHILD_ENV, MAIN_PATH, SANDBOX_GID, SANDBOX_UID, WORKDIR
 
 
 def drop_privileges():
@@ -44,28 +44,29 @@ def python_exit_code(exc):
     return 1
 
 
-def prepare_streams():
-    """The children's sys.stdin/stdout/stderr, made once in the runner over fds 0, 1 and 2 (which
-    each child points at its own pipes): a child building them itself pays copy-on-write faults."""
-    global STD_STREAMS
-    STD_STREAMS = (
+def prepare_interpreter():
+    """Once, in the runner before it first forks: the interpreter state every child needs and
+    would otherwise build itself, each paying the copy-on-write faults of it. The code's
+    environment; sys.stdin/stdout/stderr over fds 0, 1 and 2 (which each child points at its own
+    pipes); sys.argv and sys.path as for main.py in the working directory. The runner itself
+    needs none of them: it speaks to the worker on its own fds, and has imported all it uses."""
+    os.environ.clear()
+    os.environ.update(CHILD_ENV)
+    streams = (
         open(0, encoding="utf-8", errors="surrogateescape", closefd=False),
         open(1, "w", encoding="utf-8", errors="surrogateescape", closefd=False),
         open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1),
     )
+    sys.stdin, sys.stdout, sys.stderr = streams
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
+    sys.argv = [MAIN_PATH]
+    sys.path[0] = WORKDIR
 
 
-def prepare_main(path):
-    """Everything a forked run needs that does not depend on the code: done before it arrives."""
-    import atexit  # noqa: F401  (imported now, used at exit)
-    import threading  # noqa: F401
-
-    sys.stdin, sys.stdout, sys.stderr = STD_STREAMS
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = STD_STREAMS
-    sys.argv = [path]
-    sys.path[0] = os.path.dirname(path)
+def new_main():
+    """A fresh __main__ module for the code (before the code arrives)."""
     main = types.ModuleType("__main__")
-    main.__file__ = path
+    main.__file__ = MAIN_PATH
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
     return main
@@ -73,9 +74,6 @@ def prepare_main(path):
 
 def run_forked(code, path, main):
     """Run `code` as __main__ in this (forked) interpreter, with CPython's exit semantics."""
-    import atexit
-    import threading
-
     status = 0
     try:
         exec(compile(code, path, "exec"), main.__dict__)

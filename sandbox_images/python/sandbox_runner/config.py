@@ -4,6 +4,7 @@ SANDBOX_UID = SANDBOX_GID = 10001
 SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
 WORK_ROOT = "/tmp"
 WORKDIR = "/tmp/work"
+MAIN_PATH = WORKDIR + "/main.py"
 CLEAN, DIRTY = b"1", b"0"
 CLEANUP_TIMEOUT_S = 10
 ACCEPT_TIMEOUT_S = 60
@@ -28,6 +29,8 @@ CHILD_ENV = {
     "NUMEXPR_NUM_THREADS": "1",
     "MPLBACKEND": "module://" + FIGURES_MODULE,
     "MPLCONFIGDIR": "/tmp/matplotlib",  # writable (else matplotlib warns on every import)
+    "HOME": WORKDIR,
+    "TMPDIR": WORK_ROOT,
 }
 MEMORY_EVENT_FILES = (  # (file, its OOM-kill count, its count of allocations at the limit)
     ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill", None),  # cgroup v1

@@ -15,8 +15,8 @@ import sys
 import traceback
 
 from sandbox_runner.cells import serve_cells
-from sandbox_runner.child import apply_limits, drop_privileges, prepare_main, run_forked
-from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, PYTHON, SANDBOX_NICE, WORK_ROOT, WORKDIR
+from sandbox_runner.child import apply_limits, drop_privileges, new_main, run_forked
+from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, MAIN_PATH, PYTHON, SANDBOX_NICE, WORKDIR
 from sandbox_runner.files import read_until_eof, send_collected, write_files
 from sandbox_runner.frames import FRAME, encode_frame, read_frame
 from sandbox_runner.scrub import scrub
@@ -34,8 +34,9 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
     """Never returns: sandboxes itself, waits for a request, becomes the execution."""
     try:
         os.setsid()
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")  # must precede the uid switch, which makes the file unwritable
+        oom_adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        os.write(oom_adj, b"1000")  # must precede the uid switch, which makes it unwritable
+        os.close(oom_adj)
         os.dup2(stdin_r, 0)
         os.dup2(stdout_w, 1)
         os.dup2(stderr_w, 2)
@@ -59,11 +60,7 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
         os.write(status_w, CLEAN if scrub() else DIRTY)
         os.mkdir(WORKDIR, 0o700)
         os.chdir(WORKDIR)
-        path = os.path.join(WORKDIR, "main.py")
-        main = prepare_main(path)
-        env = dict(CHILD_ENV, HOME=WORKDIR, TMPDIR=WORK_ROOT)
-        os.environ.clear()
-        os.environ.update(env)
+        main = new_main()
         req = read_frame(ctl_r)
     except BaseException:
         os._exit(126)
@@ -78,13 +75,13 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
     try:
         apply_limits(req)
         write_files(WORKDIR, req.get("files") or {})
-        with open(path, "x", encoding="utf-8", errors="surrogateescape") as f:
+        with open(MAIN_PATH, "x", encoding="utf-8", errors="surrogateescape") as f:
             f.write(req["code"])
         argv = [str(a) for a in req.get("argv") or []]
         if req.get("fresh_interpreter"):
-            os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], env)
-        sys.argv = [path, *argv]
-        run_forked(req["code"], path, main)
+            os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], CHILD_ENV)
+        sys.argv = [MAIN_PATH, *argv]
+        run_forked(req["code"], MAIN_PATH, main)
     except BaseException:
         try:
             os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
