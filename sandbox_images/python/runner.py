@@ -67,6 +67,7 @@ def open_protocol():
 
 def main():
     proto_in, proto_out = open_protocol()
+    sys.stdout = sys.stderr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     preload(os.environ.get("SANDBOX_PRELOAD", ""))
     prepare_interpreter()

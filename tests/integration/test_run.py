@@ -84,21 +84,23 @@ def test_fresh_interpreter(client: httpx.Client) -> None:
     assert result["stdout"] == "main.py __main__ False\n"
 
 
+PROCESS_STATE = ("import json, os, sys\n"
+                 "print(json.dumps([dict(os.environ), os.getcwd(), sys.argv, sys.path[0],\n"
+                 "                  os.getuid(), sys.stdout.encoding, type(__builtins__).__name__]))\n")
+
+
 def test_the_codes_process_state(client: httpx.Client) -> None:
-    """The same environment, working directory, argv and import path whether the code runs in
-    the forked interpreter or a fresh one; nothing of the runner's own environment."""
-    code = ("import json, os, sys\n"
-            "print(json.dumps([dict(os.environ), os.getcwd(), sys.argv, sys.path[0],\n"
-            "                  os.getuid(), sys.stdout.encoding]))\n")
-    forked = json.loads(run(client, code)["stdout"])
-    fresh = json.loads(run(client, code, fresh_interpreter=True)["stdout"])
-    env, cwd, argv, path0, uid, encoding = forked
+    """The same environment, working directory, argv, import path and builtins whether the code
+    runs in the forked interpreter or a fresh one; nothing of the runner's own environment."""
+    forked = json.loads(run(client, PROCESS_STATE)["stdout"])
+    fresh = json.loads(run(client, PROCESS_STATE, fresh_interpreter=True)["stdout"])
+    env, cwd, argv, path0, uid, encoding, builtins = forked
     assert (env["HOME"], env["TMPDIR"], env["LANG"]) == ("/tmp/work", "/tmp", "C.UTF-8")
     assert not [k for k in env if k.startswith("SANDBOX_")]
-    assert (cwd, argv, path0, uid, encoding) == ("/tmp/work", ["/tmp/work/main.py"], "/tmp/work",
-                                                 10001, "utf-8")
+    assert (cwd, argv, path0, uid, encoding, builtins) == (
+        "/tmp/work", ["/tmp/work/main.py"], "/tmp/work", 10001, "utf-8", "module")
     assert fresh[0] == env
-    assert fresh[1:] == [cwd, ["main.py"], path0, uid, encoding]
+    assert fresh[1:] == [cwd, ["main.py"], path0, uid, encoding, builtins]
 
 
 def test_timeout_kills_everything(client: httpx.Client, service: Service) -> None:

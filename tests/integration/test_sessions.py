@@ -1,5 +1,6 @@
 """Sessions through HTTP → Redis → the worker holding the session → its own container, and back."""
 
+import json
 import signal
 import threading
 import time
@@ -10,6 +11,7 @@ import docker
 import httpx
 import pytest
 
+from tests.integration.test_run import PROCESS_STATE
 from tests.support import Service
 
 LABEL_SESSION = "sandbox.session"
@@ -49,6 +51,14 @@ def session(client: httpx.Client) -> Iterator[dict]:
     opened = open_session(client)
     yield opened
     client.delete(f"/v1/sessions/{opened['id']}")
+
+
+def test_a_cell_sees_what_a_one_shot_run_sees(client: httpx.Client, session: dict) -> None:
+    one_shot = client.post("/v1/run", json={"code": PROCESS_STATE}).json()
+    cell = call(client, session["id"], PROCESS_STATE)
+    assert cell["outcome"] == one_shot["outcome"] == "ok", (cell, one_shot)
+    env, cwd, argv, path0, uid, encoding, builtins = json.loads(cell["stdout"])
+    assert json.loads(one_shot["stdout"]) == [env, cwd, argv, path0, uid, encoding, builtins]
 
 
 def test_variables_imports_functions_and_files_persist(client: httpx.Client, session: dict) -> None:

@@ -2,6 +2,7 @@
 (forked) interpreter with CPython's exit semantics."""
 
 import atexit
+import builtins
 import os
 import resource
 import sys
@@ -10,6 +11,8 @@ import traceback
 import types
 
 from sandbox_runner.config import CHILD_ENV, MAIN_PATH, SANDBOX_GID, SANDBOX_UID, WORKDIR
+
+STD_STREAMS = []  # the code's sys.stdin, sys.stdout, sys.stderr (see prepare_interpreter)
 
 
 def drop_privileges():
@@ -45,29 +48,29 @@ def python_exit_code(exc):
 
 
 def prepare_interpreter():
-    """Once, in the runner before it first forks: the interpreter state every child needs and
-    would otherwise build itself, each paying the copy-on-write faults of it. The code's
-    environment; sys.stdin/stdout/stderr over fds 0, 1 and 2 (which each child points at its own
-    pipes); sys.argv and sys.path as for main.py in the working directory. The runner itself
-    needs none of them: it speaks to the worker on its own fds, and has imported all it uses."""
+    """Once, in the runner before it first forks: what every child needs and would otherwise
+    build itself, each paying the copy-on-write faults of it. The code's environment (the
+    runner has read its own settings by then), and the code's sys.stdin/stdout/stderr over fds
+    0, 1 and 2, which each child points at its own pipes (new_main installs them)."""
     os.environ.clear()
     os.environ.update(CHILD_ENV)
-    streams = (
+    STD_STREAMS[:] = (
         open(0, encoding="utf-8", errors="surrogateescape", closefd=False),
         open(1, "w", encoding="utf-8", errors="surrogateescape", closefd=False),
         open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1),
     )
-    sys.stdin, sys.stdout, sys.stderr = streams
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
-    sys.argv = [MAIN_PATH]
-    sys.path[0] = WORKDIR
 
 
 def new_main():
-    """A fresh __main__ module for the code (before the code arrives)."""
+    """In the child, once it has cleaned up (the import path then leads into the working
+    directory, which the code owns): a fresh __main__ for main.py there, and its std streams."""
+    sys.stdin, sys.stdout, sys.stderr = STD_STREAMS
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = STD_STREAMS
+    sys.argv = [MAIN_PATH]
+    sys.path[0] = WORKDIR
     main = types.ModuleType("__main__")
     main.__file__ = MAIN_PATH
-    main.__builtins__ = __builtins__
+    main.__builtins__ = builtins
     sys.modules["__main__"] = main
     return main
 
