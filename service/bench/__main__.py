@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bench.baselines import docker_run_baseline, fork_floor, runner_floor
+from service.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
 from service.bench.cpu import CpuMeter
 from service.bench.stack import LocalStack
-from service.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load
+from service.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load, percentiles
 from service.settings import Settings
 
 FULL = {"cpu": 2000, "l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
@@ -51,11 +51,13 @@ def check_outputs(figures: dict[str, Any], expected: list[str]) -> dict[str, Any
     return figures
 
 
-async def measure_service(stack: LocalStack, sizes: dict[str, int]) -> dict[str, Any]:
+async def measure_service(stack: LocalStack, sizes: dict[str, int],
+                          settings: Settings) -> dict[str, Any]:
     load = Load("127.0.0.1", stack.port)
     results: dict[str, Any] = {}
     try:
-        results["L1"] = await load.sequential("L1 print(1)", PRINT_ONE, sizes["l1"], warmup=50)
+        async with RunnerFloor(settings, PRINT_ONE, stack.pool_size) as floor:
+            results["L1"], results["F1"] = await l1_beside_f1(load, floor, sizes)
         results["L2"] = await load.sequential("L2 numpy", NUMPY, sizes["l2"], warmup=20)
         results["cpu_per_execution_ms"] = await cpu_breakdown(stack, load, sizes["cpu"])
         results["T1"] = await load.batch("T1 batch", sizes["t1"])
@@ -72,6 +74,19 @@ async def measure_service(stack: LocalStack, sizes: dict[str, int]) -> dict[str,
     finally:
         await load.close()
     return results
+
+
+async def l1_beside_f1(load: Load, floor: RunnerFloor,
+                       sizes: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """L1 and the floor F1 in alternation, so that their ratio is not a difference between two
+    moments of a noisy machine; then F1's rate on every floor container."""
+    before = floor.usage()
+    l1 = await load.sequential("L1 print(1), alternating with F1", PRINT_ONE, sizes["l1"],
+                               warmup=50, beside=floor.once)
+    f1 = {**percentiles(l1.pop("beside_ms")), **floor.per_execution(before, floor.usage(),
+                                                                     sizes["l1"])}
+    f1.update(await floor.rate(sizes["f1"]))
+    return l1, f1
 
 
 async def cpu_breakdown(stack: LocalStack, load: Load, count: int) -> dict[str, float]:
@@ -142,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     print("measuring; progress on stderr", file=sys.stderr)
     with LocalStack(workers=args.workers, pool_size=args.pool_size) as stack:
-        figures = asyncio.run(measure_service(stack, sizes))
-    figures["F1"] = asyncio.run(runner_floor(settings, PRINT_ONE, sizes["f1"], args.pool_size))
+        figures = asyncio.run(measure_service(stack, sizes, settings))
     figures["R1"] = docker_run_baseline(settings.image_for("python"), PRINT_ONE, sizes["r1"])
     figures["fork_floor"] = fork_floor(settings.image_for("python"), ["", settings.preload],
                                        sizes["fork"])

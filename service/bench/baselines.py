@@ -104,56 +104,79 @@ def _spec(code: str) -> JobSpec:
                    max_file_bytes=64 << 20, fresh_interpreter=False)
 
 
-async def runner_floor(settings: Settings, code: str, count: int, containers: int) -> dict[str, Any]:
-    """F1: the runner alone, driven over its attach stream, one execution per container at a
-    time; latency from one container, rate from `containers` used in parallel."""
-    engine = DockerEngine(settings)
-    owner = Owner(f"bench-floor-{time.time_ns()}", "floor", "bench", 0)
-    specs = [container_spec(settings, settings.image_for("python"), owner, 512,
-                            socket_dir=engine.new_socket_dir(owner.deployment))
-             for _ in range(containers)]
-    started = [await asyncio.to_thread(engine.start, spec) for spec in specs]
-    channels = [await RunnerChannel.open(sock, multiplexed) for _, sock, multiplexed in started]
-    try:
-        for channel in channels:
+class RunnerFloor:
+    """F1: the runner alone in warm containers, driven over its own stream, no HTTP, no Redis.
+
+    `once` times one execution on the first container (so that it can alternate with the
+    service's L1 requests, both seeing the same machine); `rate` drives every container at once.
+    The first runner's CPU and page faults are counted per execution.
+    """
+
+    def __init__(self, settings: Settings, code: str, containers: int):
+        self.settings = settings
+        self.engine = DockerEngine(settings)
+        self.owner = Owner(f"bench-floor-{time.time_ns()}", "floor", "bench", 0)
+        self.message = rp.run_message("floor", _spec(code))
+        self.count = containers
+        self.started: list[tuple[str, Any, bool]] = []
+        self.channels: list[RunnerChannel] = []
+        self.counters: ProcessCounters | None = None
+
+    async def __aenter__(self) -> "RunnerFloor":
+        for _ in range(self.count):
+            spec = container_spec(self.settings, self.settings.image_for("python"), self.owner,
+                                  512, socket_dir=self.engine.new_socket_dir(self.owner.deployment))
+            self.started.append(await asyncio.to_thread(self.engine.start, spec))
+        for _, sock, multiplexed in self.started:
+            channel = await RunnerChannel.open(sock, multiplexed)
+            self.channels.append(channel)
             await channel.receive()  # ready
-        message = rp.run_message("floor", _spec(code))
-
-        async def once(channel: RunnerChannel) -> float:
-            t0 = time.perf_counter()
-            await channel.send(message)
-            await channel.receive()  # the result
-            elapsed = (time.perf_counter() - t0) * 1000
-            await channel.receive()  # ready again, after clean-up
-            return elapsed
-
         for _ in range(20):
-            await once(channels[0])
-        counters = ProcessCounters(runner_pid(started[0][0]))
-        cpu0, own0, children0 = counters.read()
-        samples = []
-        for i in range(count):
-            samples.append(await once(channels[0]))
-            progress("F1 runner alone", i + 1, count)
-        cpu1, own1, children1 = counters.read()
-        figures = percentiles(samples)
-        figures["cpu_ms_per_execution"] = round((cpu1 - cpu0) * 1000 / count, 2)
-        figures["page_faults_per_execution"] = {"runner": round((own1 - own0) / count),
-                                                "child": round((children1 - children0) / count)}
+            await self.once()
+        self.counters = ProcessCounters(runner_pid(self.started[0][0]))
+        return self
 
-        async def drive(channel: RunnerChannel, n: int) -> None:
-            for _ in range(n):
-                await once(channel)
-
-        per_container = max(1, count // containers)
-        t0 = time.perf_counter()
-        await asyncio.gather(*(drive(c, per_container) for c in channels))
-        figures["per_second"] = round(per_container * containers / (time.perf_counter() - t0), 1)
-        figures["containers"] = containers
-        return figures
-    finally:
-        for channel in channels:
+    async def __aexit__(self, *exc: object) -> None:
+        for channel in self.channels:
             await channel.close()
-        for container_id, _, _ in started:
-            await asyncio.to_thread(engine.remove, container_id)
-        engine.close()
+        for container_id, _, _ in self.started:
+            await asyncio.to_thread(self.engine.remove, container_id)
+        self.engine.close()
+
+    async def once(self, index: int = 0) -> float:
+        """One execution's latency in ms; returns once the runner is ready again."""
+        channel = self.channels[index]
+        t0 = time.perf_counter()
+        await channel.send(self.message)
+        await channel.receive()  # the result
+        elapsed = (time.perf_counter() - t0) * 1000
+        await channel.receive()  # ready again, after clean-up
+        return elapsed
+
+    def usage(self) -> tuple[float, int, int]:
+        """The first runner's CPU seconds, own page faults, its children's page faults."""
+        assert self.counters is not None
+        return self.counters.read()
+
+    @staticmethod
+    def per_execution(before: tuple[float, int, int], after: tuple[float, int, int],
+                      executions: int) -> dict[str, Any]:
+        cpu, own, children = (a - b for a, b in zip(after, before, strict=True))
+        return {"cpu_ms_per_execution": round(cpu * 1000 / executions, 2),
+                "page_faults_per_execution": {"runner": round(own / executions),
+                                              "child": round(children / executions)}}
+
+    async def rate(self, count: int) -> dict[str, Any]:
+        """Executions per second with every container driven at once."""
+        per_container = max(1, count // self.count)
+
+        async def drive(index: int) -> None:
+            for i in range(per_container):
+                await self.once(index)
+                if index == 0:
+                    progress("F1 rate", i + 1, per_container)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(drive(i) for i in range(self.count)))
+        return {"per_second": round(per_container * self.count / (time.perf_counter() - t0), 1),
+                "containers": self.count}

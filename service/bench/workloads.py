@@ -47,14 +47,19 @@ class Load:
             raise RuntimeError(f"unexpected answer {status}: {body}")
         return elapsed, body
 
-    async def sequential(self, label: str, code: str, count: int, warmup: int) -> dict[str, Any]:
-        """One request at a time; also where its time went, from the result's own timing."""
+    async def sequential(self, label: str, code: str, count: int, warmup: int,
+                         beside: Callable[[], Awaitable[float]] | None = None) -> dict[str, Any]:
+        """One request at a time; also where its time went, from the result's own timing. With
+        `beside`, each request alternates with one call of it (a baseline measured side by
+        side, under the same conditions); its samples are returned as `beside_ms`."""
         for _ in range(warmup):
             await self.run_one(code)
-        samples, stages = [], []
+        samples, stages, beside_ms = [], [], []
         for i in range(count):
             elapsed, body = await self.run_one(code)
             samples.append(elapsed)
+            if beside is not None:
+                beside_ms.append(await beside())
             timing = body["timing"]
             stages.append({
                 "http + api (client round trip minus total_ms)": elapsed - timing["total_ms"],
@@ -67,6 +72,8 @@ class Load:
         figures = percentiles(samples)
         figures["median_stages_ms"] = {k: round(statistics.median(s[k] for s in stages), 3)
                                        for k in stages[0]}
+        if beside is not None:
+            figures["beside_ms"] = beside_ms
         return figures
 
     async def closed_loop(self, label: str, codes: list[str], in_flight: int) -> dict[str, Any]:
