@@ -262,7 +262,8 @@ def test_a_very_deep_directory_tree(warm: Warm) -> None:
 
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "/etc/new", "/usr/bin/python3", "/newfile",
-                                    "/opt/runner/runner.py", "/var/tmp/x", "/root/x",
+                                    "/opt/runner/runner.py", "/opt/runner/sandbox_runner/zygote.py",
+                                    "/opt/runner/sandbox_runner/planted.py", "/var/tmp/x", "/root/x",
                                     "/proc/sys/kernel/hostname", "/sys/kernel/profiling"])
 def test_writes_outside_the_working_directory_fail(warm: Warm, target: str) -> None:
     code = ("import errno\n"
