@@ -1,21 +1,6 @@
-"""Exponential backoff for loops that retry what a failure of Redis or Docker interrupted, and
-the check that lets such loops end when they are cancelled.
-
-redis-py does not always let a cancellation through: now and then it turns the CancelledError
-into one of its own errors, or swallows it and returns. A loop that caught that error (or got
-that answer) and went on would never end, and a worker asked to stop would hang. So every loop
-that runs until cancelled calls check_cancelled() on each turn, and the Redis error boundary
-re-raises a cancellation it finds pending instead of reporting Redis as unavailable.
-"""
+"""Exponential backoff for loops that retry what a failure of Redis or Docker interrupted."""
 
 import asyncio
-
-
-def check_cancelled() -> None:
-    """Raise CancelledError if the running task has been asked to stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Backoff:

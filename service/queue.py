@@ -15,7 +15,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from service import wire
-from service.backoff import Backoff, check_cancelled
+from service.backoff import Backoff
 from service.keys import WORKER_GROUP, Keys
 from service.models import JobState
 
@@ -81,14 +81,28 @@ return 1
 """
 
 
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if the running task has been asked to stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @contextlib.contextmanager
 def translate_errors():
-    """Redis's exceptions become ours at this boundary."""
+    """Redis's exceptions become ours at this boundary, which every Redis call passes.
+
+    It also hands back a cancellation redis-py lost: now and then redis-py turns the
+    CancelledError of a cancelled call into one of its own errors, or swallows it and returns.
+    A loop that went on after that would never end (a worker asked to stop would hang), so a
+    cancellation still pending when a call ends, either way, is raised here.
+    """
     try:
         yield
     except (RedisError, OSError) as exc:
-        check_cancelled()  # redis-py's error may stand for our cancellation
+        raise_if_cancelled()
         raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
+    raise_if_cancelled()
 
 
 class JobQueue:
@@ -336,7 +350,6 @@ class ReplyListener:
         last_id = "0"
         backoff = Backoff(0.05, 2.0)
         while True:
-            check_cancelled()
             try:
                 with translate_errors():
                     reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)

@@ -12,7 +12,6 @@ import time
 from redis import asyncio as aioredis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.backoff import check_cancelled
 from service.keys import Keys
 from service.settings import Settings
 from service.stats import Recorder
@@ -72,6 +71,5 @@ class RequestMetricsMiddleware:
 
     async def _flush_forever(self, recorder: Recorder) -> None:
         while True:
-            check_cancelled()
             await asyncio.sleep(self.settings.heartbeat_s)
             await recorder.flush()

@@ -12,7 +12,7 @@ import random
 import time
 
 from service import logs, wire
-from service.backoff import Backoff, check_cancelled
+from service.backoff import Backoff
 from service.queue import JobQueue, QueueUnavailable
 from service.settings import Settings
 from service.stats import Recorder
@@ -127,7 +127,6 @@ class Consumer:
     async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]
         backoff = Backoff()
         while True:
-            check_cancelled()
             try:
                 return await call()
             except QueueUnavailable as exc:
@@ -155,7 +154,6 @@ class Consumer:
     async def _heartbeat_loop(self) -> None:
         interval = self.settings.heartbeat_s
         while True:
-            check_cancelled()
             with contextlib.suppress(QueueUnavailable):
                 await self.queue.heartbeat(self.worker_id, self.describe(), ttl_s=interval * 3)
                 await self.queue.keep_claimed(self.worker_id, list(self.inflight))
@@ -165,7 +163,6 @@ class Consumer:
     async def _reaper_loop(self) -> None:
         idle_ms = int(self.settings.reclaim_idle_s * 1000)
         while True:
-            check_cancelled()
             await asyncio.sleep(self.settings.heartbeat_s * random.uniform(1, 2))
             if self._stopping.is_set() or not self.free_slots:
                 continue

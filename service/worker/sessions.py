@@ -17,7 +17,7 @@ import orjson
 
 from service import runner_protocol as rp
 from service import wire
-from service.backoff import Backoff, check_cancelled
+from service.backoff import Backoff
 from service.jobspec import JobSpec
 from service.models import SessionState
 from service.queue import JobQueue, QueueUnavailable
@@ -78,7 +78,6 @@ class SessionHost:
     async def _read_forever(self) -> None:
         after, backoff = "0", Backoff()
         while True:
-            check_cancelled()
             try:
                 calls = await self.queue.read_session_calls(self.worker_id, after, READ_BLOCK_MS)
                 backoff.reset()
@@ -221,7 +220,6 @@ class SessionHost:
 
     async def _reap_forever(self) -> None:
         while True:
-            check_cancelled()
             await asyncio.sleep(REAP_INTERVAL_S)
             now = time.monotonic()
             for live in list(self.sessions.values()):

@@ -9,7 +9,6 @@ import uuid
 
 from redis import asyncio as aioredis
 
-from service.backoff import check_cancelled
 from service.keys import Keys
 from service.queue import JobQueue, QueueUnavailable, ReplyListener
 
@@ -28,7 +27,6 @@ async def test_a_retrying_loop_ends_wherever_it_is_cancelled(redis_url: str) -> 
 
     async def heartbeat_forever() -> None:  # the shape of the worker's heartbeat loop
         while True:
-            check_cancelled()
             with contextlib.suppress(QueueUnavailable):
                 await queue.heartbeat("w", {"busy": 0}, ttl_s=5)
                 await queue.keep_claimed("w", [])
