@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from service import runner_protocol as rp
-from service.bench.cpu import CLOCK_TICKS
+from service.bench.cpu import process_usage
 from service.bench.workloads import percentiles, progress
 from service.jobspec import JobSpec
 from service.models import Language
@@ -79,18 +79,6 @@ def fork_floor(image: str, preloads: list[str], count: int) -> dict[str, Any]:
     return figures
 
 
-class ProcessCounters:
-    """CPU and minor page faults of one process and the children it reaped (from /proc)."""
-
-    def __init__(self, pid: int):
-        self.path = Path(f"/proc/{pid}/stat")
-
-    def read(self) -> tuple[float, int, int]:
-        fields = self.path.read_text().rsplit(")", 1)[1].split()
-        cpu = sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
-        return cpu, int(fields[7]), int(fields[8])  # CPU s, own faults, reaped children's faults
-
-
 def runner_pid(container_id: str) -> int:
     """The runner: the only child of the container's init (docker-init)."""
     init = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container_id],
@@ -120,7 +108,7 @@ class RunnerFloor:
         self.count = containers
         self.started: list[tuple[str, Any, bool]] = []
         self.channels: list[RunnerChannel] = []
-        self.counters: ProcessCounters | None = None
+        self.runner_pid = 0  # of the first container, once started
 
     async def __aenter__(self) -> "RunnerFloor":
         for _ in range(self.count):
@@ -133,7 +121,7 @@ class RunnerFloor:
             await channel.receive()  # ready
         for _ in range(20):
             await self.once()
-        self.counters = ProcessCounters(runner_pid(self.started[0][0]))
+        self.runner_pid = runner_pid(self.started[0][0])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -155,8 +143,7 @@ class RunnerFloor:
 
     def usage(self) -> tuple[float, int, int]:
         """The first runner's CPU seconds, own page faults, its children's page faults."""
-        assert self.counters is not None
-        return self.counters.read()
+        return process_usage(self.runner_pid)
 
     @staticmethod
     def per_execution(before: tuple[float, int, int], after: tuple[float, int, int],

@@ -12,10 +12,16 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
 
 
+def process_usage(pid: int) -> tuple[float, int, int]:
+    """Of one process and the children it reaped: user + system CPU in seconds, its own minor
+    page faults and its reaped children's (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS, int(fields[7]), int(fields[8])
+
+
 def process_cpu_s(pid: int) -> float:
     """User + system CPU of one process and its reaped children, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
+    return process_usage(pid)[0]
 
 
 def pids_named(name: str) -> list[int]:
