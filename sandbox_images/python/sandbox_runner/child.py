@@ -75,11 +75,12 @@ def new_main():
     return main
 
 
-def run_forked(code, path, main):
-    """Run `code` as __main__ in this (forked) interpreter, with CPython's exit semantics."""
+def run_forked(code, main):
+    """Run `code` as __main__ (main.py) in this forked interpreter, with CPython's exit
+    semantics."""
     status = 0
     try:
-        exec(compile(code, path, "exec"), main.__dict__)
+        exec(compile(code, MAIN_PATH, "exec"), main.__dict__)
     except SystemExit as exc:
         status = python_exit_code(exc)
     except BaseException as exc:

@@ -81,7 +81,7 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
         if req.get("fresh_interpreter"):
             os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], CHILD_ENV)
         sys.argv = [MAIN_PATH, *argv]
-        run_forked(req["code"], MAIN_PATH, main)
+        run_forked(req["code"], main)
     except BaseException:
         try:
             os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
