@@ -31,6 +31,7 @@ def run_api(settings: Settings, workers: int) -> None:
     check_bind(settings)
     uvicorn.run("service.api.app:create_app", factory=True, host=settings.host,
                 port=settings.port, workers=workers, loop="uvloop", http="httptools",
+                timeout_keep_alive=settings.http_keep_alive_s,
                 log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 

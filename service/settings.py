@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     key_prefix: str = Field("sandbox", description="Prefix of every Redis key; one per deployment.")
     host: str = Field("127.0.0.1", description="Address the API binds.")
     port: int = Field(8000, ge=1, le=65535)
+    http_keep_alive_s: float = Field(
+        75.0, gt=0, description="How long the API keeps an idle connection open. Longer than "
+        "the idle expiry of clients' connection pools and of proxies in front (httpx 5 s, "
+        "HAProxy 60 s here), so a client never reuses a connection the API is closing.")
     docker_url: str | None = Field(None, description="Docker engine; default: DOCKER_HOST or local socket.")
     runner_transport: Literal["auto", "socket", "attach"] = Field(
         "auto", description="How a worker talks to its runners: a unix socket in a shared host "
