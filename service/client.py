@@ -7,8 +7,11 @@
 Concurrency is bounded: at most `max_concurrency` requests are in flight from one client (a long
 batch is sent in chunks of `batch_size`, several at a time). Retries, with exponential backoff
 and jitter, cover only what is safe to repeat and not the code's fault: HTTP 429, 503 and 504
-(waiting at least Retry-After) and results with outcome `sandbox_error` (only those runs are sent
-again). Other refusals raise SandboxHTTPError; the code's own failures are results.
+(waiting at least Retry-After), a request whose connection failed or closed before any answer
+(an API process restarting, a proxy dropping a connection; a run is self-contained, so running it
+again is safe), and results with outcome `sandbox_error` (only those runs are sent again). A
+timeout is not retried: the run may still be going. Other refusals raise SandboxHTTPError; the
+code's own failures are results.
 """
 
 import asyncio
@@ -37,6 +40,8 @@ from service.models import (
 )
 
 RETRY_STATUSES = frozenset({429, 503, 504})
+# No connection, or the connection closed before any answer came.
+DROPPED = (httpx.NetworkError, httpx.RemoteProtocolError)
 DEFAULT_TIMEOUT = httpx.Timeout(900.0, connect=10.0)  # a queued batch may wait minutes
 
 RunItem = RunRequest | str | dict[str, Any]
@@ -158,8 +163,14 @@ class SandboxClient:
 
     def _post(self, path: str, payload: Any) -> bytes:
         for attempt in itertools.count():  # ends by return or raise
-            with self._slots:
-                response = self._http.post(path, json=payload)
+            try:
+                with self._slots:
+                    response = self._http.post(path, json=payload)
+            except DROPPED:
+                if attempt >= self.retry.max_retries:
+                    raise
+                time.sleep(self.retry.delay(attempt))
+                continue
             if not retry_now(response, attempt, self.retry):
                 return response.content
             time.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))
@@ -233,8 +244,14 @@ class AsyncSandboxClient:
 
     async def _post(self, path: str, payload: Any) -> bytes:
         for attempt in itertools.count():  # ends by return or raise
-            async with self._slots:
-                response = await self._http.post(path, json=payload)
+            try:
+                async with self._slots:
+                    response = await self._http.post(path, json=payload)
+            except DROPPED:
+                if attempt >= self.retry.max_retries:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
             if not retry_now(response, attempt, self.retry):
                 return response.content
             await asyncio.sleep(self.retry.delay(attempt, response.headers.get("retry-after")))

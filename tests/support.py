@@ -89,6 +89,14 @@ class Service:
             raise
         return self
 
+    def restart_api(self) -> None:
+        """Stop the API process (SIGTERM: it finishes what it serves) and start a new one."""
+        assert self.api is not None
+        self.api.terminate()
+        self.api.wait(timeout=60)
+        self.api = self._spawn("api")
+        self.wait_ready()
+
     def wait_ready(self, min_idle: int = 1, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

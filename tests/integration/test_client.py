@@ -1,6 +1,9 @@
 """service.client against the running service: typed results, order, judging, refusals."""
 
 import asyncio
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -66,6 +69,36 @@ async def test_async_client(service: Service) -> None:
         judged = await sandbox.judge("print(int(input()) + 1)",
                                      [{"stdin": "1", "expected_stdout": "2"}])
         assert judged.cases[0].verdict is Verdict.PASSED
+
+
+def test_runs_go_on_through_an_api_restart(service: Service) -> None:
+    """Connections the stopping API closes, and refused while it is down, are sent again."""
+    stop = threading.Event()
+    answered: list[tuple[int, str]] = []
+    numbers = itertools.count()
+
+    def keep_running(sandbox: SandboxClient) -> None:
+        while not stop.is_set():
+            n = next(numbers)
+            answered.append((n, sandbox.run(f"print({n})").stdout))
+
+    def until_answered(count: int) -> None:
+        while len(answered) < count and not any(f.done() for f in senders):
+            stop.wait(0.05)
+
+    with SandboxClient(service.base_url, max_concurrency=4) as sandbox, \
+            ThreadPoolExecutor(4) as pool:
+        senders = [pool.submit(keep_running, sandbox) for _ in range(4)]
+        try:
+            until_answered(20)
+            service.restart_api()
+            until_answered(len(answered) + 20)
+        finally:
+            stop.set()
+        for sender in senders:
+            sender.result()  # raises what a sender met
+    assert len(answered) >= 40
+    assert all(stdout == f"{n}\n" for n, stdout in answered)
 
 
 def test_full_queue_is_retried_then_raised(redis_url: str) -> None:

@@ -112,6 +112,53 @@ def test_gives_up_after_max_retries() -> None:
     assert len(script.requests) == FAST.max_retries + 1
 
 
+class Dropping:
+    """Fails the first `drops` requests with `error`, then answers OK; counts what came."""
+
+    def __init__(self, error: type[httpx.TransportError], drops: int):
+        self.error = error
+        self.drops = drops
+        self.requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        if self.requests <= self.drops:
+            raise self.error("dropped", request=request)
+        status, body, _ = OK
+        return httpx.Response(status, json=body)
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ReadError,
+                                   httpx.RemoteProtocolError, httpx.WriteError])
+def test_dropped_connections_are_retried(error: type[httpx.TransportError]) -> None:
+    dropping = Dropping(error, drops=2)
+    with client(dropping) as sandbox:
+        assert sandbox.run("print(1)").outcome is Outcome.OK
+    assert dropping.requests == 3
+
+
+def test_dropped_connections_raise_when_retries_run_out() -> None:
+    dropping = Dropping(httpx.ConnectError, drops=100)
+    with client(dropping) as sandbox, pytest.raises(httpx.ConnectError):
+        sandbox.run("print(1)")
+    assert dropping.requests == FAST.max_retries + 1
+
+
+def test_a_timeout_is_not_retried() -> None:
+    dropping = Dropping(httpx.ReadTimeout, drops=1)
+    with client(dropping) as sandbox, pytest.raises(httpx.ReadTimeout):
+        sandbox.run("print(1)")
+    assert dropping.requests == 1
+
+
+async def test_async_dropped_connections_are_retried() -> None:
+    dropping = Dropping(httpx.RemoteProtocolError, drops=2)
+    async with AsyncSandboxClient("http://sandbox.test", retry=FAST,
+                                  transport=httpx.MockTransport(dropping)) as sandbox:
+        assert (await sandbox.run("print(1)")).outcome is Outcome.OK
+    assert dropping.requests == 3
+
+
 # --- outcome sandbox_error ------------------------------------------------------------------------
 
 def test_run_retries_sandbox_error() -> None:
