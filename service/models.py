@@ -1,5 +1,6 @@
 """Request and response schemas: the public contract of the HTTP API."""
 
+import signal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,6 +17,16 @@ class Outcome(StrEnum):
     OUTPUT_LIMIT = "output_limit"  # output was cut at the cap; the flags say which stream
     KILLED = "killed"  # ended by a signal not of our making; `signal` says which
     SANDBOX_ERROR = "sandbox_error"  # ours: no container, Docker or Redis down; safe to retry
+
+
+def signal_name(number: int) -> str:
+    """SIGKILL, SIGRTMIN+6 (real-time signals have no name of their own), or the number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN < number < signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return f"signal {number}"
 
 
 class JobState(StrEnum):

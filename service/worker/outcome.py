@@ -3,7 +3,7 @@
 import signal
 from typing import Any
 
-from service.models import Outcome
+from service.models import Outcome, signal_name
 
 # Outcomes after which a container is destroyed rather than reused.
 ABNORMAL = frozenset({Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED})
@@ -32,7 +32,7 @@ def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
             return Outcome.TIMEOUT, "CPU time limit reached (SIGXCPU)"
         if signum == signal.SIGXFSZ:
             return Outcome.ERROR, "file size limit reached (SIGXFSZ)"
-        return Outcome.KILLED, f"killed by {signal.Signals(signum).name}"
+        return Outcome.KILLED, f"killed by {signal_name(signum)}"
     if report["exit_code"] != 0:
         if _raised_memory_error(report["stderr"]):
             return Outcome.MEMORY_LIMIT, "an allocation failed (MemoryError)"

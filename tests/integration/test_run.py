@@ -77,6 +77,14 @@ def test_exit_codes(client: httpx.Client) -> None:
             exit_code, outcome, stderr), code
 
 
+def test_killed_by_a_signal(client: httpx.Client) -> None:
+    for number, name in [(9, "SIGKILL"), (15, "SIGTERM"), (40, "SIGRTMIN+6")]:
+        result = run(client, f"import os; os.kill(os.getpid(), {number})")
+        assert (result["outcome"], result["signal"], result["exit_code"]) == (
+            "killed", number, None), result
+        assert result["message"] == f"killed by {name}"
+
+
 def test_fresh_interpreter(client: httpx.Client) -> None:
     code = "import sys; print(sys.argv[0], __name__, 'numpy' in sys.modules)"
     result = run(client, code, fresh_interpreter=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.models import Outcome
+from service.models import Outcome, signal_name
 from service.worker.outcome import ABNORMAL, classify
 
 BASE = {"timed_out": False, "oom_killed": False, "memory_limit_hit": False,
@@ -31,3 +31,11 @@ def test_classify(changes: dict, outcome: Outcome) -> None:
 def test_only_normal_ends_keep_the_container() -> None:
     assert Outcome.OK not in ABNORMAL and Outcome.ERROR not in ABNORMAL
     assert {Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED} <= ABNORMAL
+
+
+@pytest.mark.parametrize(("number", "name"), [(9, "SIGKILL"), (34, "SIGRTMIN"),
+                                              (40, "SIGRTMIN+6"), (64, "SIGRTMAX")])
+def test_every_signal_has_a_name(number: int, name: str) -> None:
+    assert signal_name(number) == name
+    assert classify({**BASE, "signal": number, "exit_code": None}) == (
+        Outcome.KILLED, f"killed by {name}")

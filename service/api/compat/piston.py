@@ -9,7 +9,6 @@ answers them, plus this service's `error` reason.
 
 import base64
 import math
-import signal
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Response
@@ -19,7 +18,15 @@ from service.api.auth import require_key
 from service.api.errors import error_response
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
-from service.models import BinaryFile, ErrorBody, Language, Outcome, RunRequest, RunResult
+from service.models import (
+    BinaryFile,
+    ErrorBody,
+    Language,
+    Outcome,
+    RunRequest,
+    RunResult,
+    signal_name,
+)
 
 router = APIRouter(prefix="/api/v2", tags=["compat: Piston"], dependencies=[Depends(require_key)])
 
@@ -125,15 +132,6 @@ def to_run_request(request: ExecuteRequest) -> RunRequest:
         memory_mb=memory_mb(request.run_memory_limit))
 
 
-def signal_name(number: int | None) -> str | None:
-    if number is None:
-        return None
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return str(number)
-
-
 def status_of(result: RunResult) -> str | None:
     if result.outcome is Outcome.OK:
         return None
@@ -155,7 +153,8 @@ def to_stage(result: RunResult) -> Stage:
     return Stage(
         stdout=result.stdout, stderr=result.stderr, output=result.stdout + result.stderr,
         code=None if killed_by_us else result.exit_code,
-        signal="SIGKILL" if killed_by_us else signal_name(result.signal),
+        signal="SIGKILL" if killed_by_us else (
+            None if result.signal is None else signal_name(result.signal)),
         message=message, status=status, cpu_time=None, wall_time=result.timing.run_ms,
         memory=None)
 
