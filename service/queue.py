@@ -172,9 +172,18 @@ class JobQueue:
     async def claim(self, consumer: str, count: int, block_ms: int) -> list[wire.Job]:
         """New jobs for this consumer, as many as it has room for, waiting up to block_ms."""
         with translate_errors():
-            reply = await self.redis.xreadgroup(
-                WORKER_GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms
-            )
+            try:
+                reply = await self.redis.xreadgroup(
+                    WORKER_GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # Redis lost the group (restarted without its data, the key deleted): make it
+                # again, from the stream's start, so jobs queued since are claimed.
+                log.warning("the workers' consumer group was gone; created again")
+                await self.ensure_group()
+                return []
         jobs = [wire.Job.from_entry(eid, fields) for _, entries in reply or ()
                 for eid, fields in entries if fields]
         if jobs:  # not awaited: the state is for pollers, the execution need not wait for it

@@ -50,3 +50,19 @@ def test_redis_restart_loses_no_accepted_job(own_redis, docker_engine: None) -> 
             assert client.post("/v1/run", json={"code": "print(2)"}).json()["stdout"] == "2\n"
     finally:
         svc.stop()
+
+
+def test_redis_that_lost_its_data_is_served_again(own_redis, docker_engine: None) -> None:
+    """Redis restarted without its data (here: flushed): the workers' consumer group is gone,
+    and is made again by the first worker that reads."""
+    port, _, url = own_redis
+    svc = Service(url).start(workers=1, wait_idle=3)
+    try:
+        with httpx.Client(base_url=svc.base_url, timeout=60) as client:
+            assert client.post("/v1/run", json={"code": "print(1)"}).json()["outcome"] == "ok"
+            subprocess.run(["redis-cli", "-p", str(port), "flushall"], check=True,
+                           capture_output=True)
+            after = client.post("/v1/run", json={"code": "print(2)"}).json()
+            assert (after["outcome"], after["stdout"]) == ("ok", "2\n"), after
+    finally:
+        svc.stop()
