@@ -4,13 +4,15 @@ Standard library only. It speaks to the worker over a unix socket (or its attach
 stdout) with frames of a 4-byte big-endian length followed by a JSON object (the wire format is
 also described in service/runner_protocol.py; a contract test keeps the two in step).
 
-Per execution: a child is forked, moved to its own session, made the OOM killer's first choice,
-switched to the unprivileged sandbox uid, given a fresh working directory on the tmpfs and a
-fresh environment, and runs the code (in the forked interpreter, where the scientific stack is
-already imported, or in a freshly exec'd one). The runner reads its output up to the cap, kills
-the process group at the timeout or the cap, and answers. Then it cleans up as the sandbox uid
-(every process killed, every file removed) and announces that it is ready again. Files the
-request asked back are read by that next child, as the sandbox uid, before it cleans up.
+Per execution: a child is forked, moved to its own session, made the OOM killer's first
+choice, switched to the unprivileged sandbox uid, given a fresh working directory on the tmpfs
+and a fresh environment, and runs the code (in the forked interpreter, where the scientific
+stack is already imported, or in a freshly exec'd one). Children are forked by a template
+process that has never held a request or an output, so nothing of an earlier execution is in
+their memory. The runner reads the child's output up to the cap, kills the process group at the
+timeout or the cap, and answers. The next child, forked ahead of time, cleans up as the sandbox
+uid (every process killed, every file removed); then the runner announces that it is ready
+again. Files the request asked back are read first by a child of their own, as the sandbox uid.
 
 A `session` request instead makes the child keep its namespace and run one cell per `cell`
 request until the worker closes the stream; such a container serves that session alone.
@@ -30,7 +32,8 @@ from sandbox_runner.config import ACCEPT_TIMEOUT_S, CLEANUP_TIMEOUT_S
 from sandbox_runner.frames import PROTOCOL_VERSION, read_frame, write_frame
 from sandbox_runner.session import serve_session
 from sandbox_runner.supervise import OomCounter, execute
-from sandbox_runner.zygote import Zygote
+from sandbox_runner.template import Template
+from sandbox_runner.zygote import Zygote, zygote_main
 
 
 def preload(modules):
@@ -74,8 +77,9 @@ def main():
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
     oom = OomCounter()
-    runner_fds = tuple({proto_in, proto_out, *oom.fds})  # each child closes these
-    child = Zygote(runner_fds)
+    # Every child is forked from the template, which has never held a request or an output.
+    template = Template(zygote_main, close_in_template={proto_in, proto_out, *oom.fds})
+    child = Zygote(template)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):
         return 3
     ready = {"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
@@ -99,13 +103,13 @@ def main():
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         if req.get("return_files") and result["op"] == "result":
             child.close()
-            child = Zygote(runner_fds, collect=req)  # it reads them back before cleaning up
-            result.update(child.collected(CLEANUP_TIMEOUT_S))
-            write_frame(proto_out, result)
+            collector = Zygote(template, collect=req)  # reads them back, as the sandbox uid
+            result.update(collector.collected(CLEANUP_TIMEOUT_S))
+            collector.close()
         else:
-            write_frame(proto_out, result)
             child.close()
-            child = Zygote(runner_fds)
+        write_frame(proto_out, result)
+        child = Zygote(template)
         if not child.wait_clean(CLEANUP_TIMEOUT_S):
             child.close()
             return 3  # something of the last execution survived: let the worker replace us

@@ -134,8 +134,9 @@ def table(result: dict[str, Any]) -> str:
     rows += [(f"  CPU per execution: {part}", f"{ms} ms")
              for part, ms in f["cpu_per_execution_ms"].items()]
     faults = f["F1"]["page_faults_per_execution"]
-    rows.append(("  F1 per execution, runner + child", f"{f['F1']['cpu_ms_per_execution']} ms CPU "
-                 f"· page faults: runner {faults['runner']}, child {faults['child']}"))
+    rows.append(("  F1 per execution, runner + template + child",
+                 f"{f['F1']['cpu_ms_per_execution']} ms CPU · page faults: "
+                 + ", ".join(f"{part} {count}" for part, count in faults.items())))
     rows += [(f"  bare fork, preload {preload}", f"fork + exit {k['fork_exit']['cpu_ms']} ms CPU "
               f"({k['fork_exit']['page_faults']} faults) · fork + print(1) "
               f"{k['fork_print']['cpu_ms']} ms ({k['fork_print']['page_faults']} faults)")

@@ -79,11 +79,17 @@ def fork_floor(image: str, preloads: list[str], count: int) -> dict[str, Any]:
     return figures
 
 
-def runner_pid(container_id: str) -> int:
-    """The runner: the only child of the container's init (docker-init)."""
+def only_child(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
+def runner_pids(container_id: str) -> tuple[int, int]:
+    """The runner (the only child of the container's init, docker-init) and its template (the
+    runner's only child, which forks every execution's child)."""
     init = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container_id],
                           check=True, capture_output=True, text=True).stdout.strip()
-    return int(Path(f"/proc/{init}/task/{init}/children").read_text().split()[0])
+    runner = only_child(int(init))
+    return runner, only_child(runner)
 
 
 def _spec(code: str) -> JobSpec:
@@ -97,7 +103,8 @@ class RunnerFloor:
 
     `once` times one execution on the first container (so that it can alternate with the
     service's L1 requests, both seeing the same machine); `rate` drives every container at once.
-    The first runner's CPU and page faults are counted per execution.
+    The first container's CPU (runner, template and the children) and page faults are counted
+    per execution.
     """
 
     def __init__(self, settings: Settings, code: str, containers: int):
@@ -108,7 +115,7 @@ class RunnerFloor:
         self.count = containers
         self.started: list[tuple[str, Any, bool]] = []
         self.channels: list[RunnerChannel] = []
-        self.runner_pid = 0  # of the first container, once started
+        self.pids = (0, 0)  # the first container's runner and template, once started
 
     async def __aenter__(self) -> "RunnerFloor":
         for _ in range(self.count):
@@ -121,7 +128,7 @@ class RunnerFloor:
             await channel.receive()  # ready
         for _ in range(20):
             await self.once()
-        self.runner_pid = runner_pid(self.started[0][0])
+        self.pids = runner_pids(self.started[0][0])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -141,17 +148,21 @@ class RunnerFloor:
         await channel.receive()  # ready again, after clean-up
         return elapsed
 
-    def usage(self) -> tuple[float, int, int]:
-        """The first runner's CPU seconds, own page faults, its children's page faults."""
-        return process_usage(self.runner_pid)
+    def usage(self) -> tuple[float, int, int, int]:
+        """The first container's CPU seconds (runner, template and the children the template
+        reaped), and the page faults of the runner, the template and those children."""
+        runner_cpu, runner_faults, _ = process_usage(self.pids[0])
+        template_cpu, template_faults, child_faults = process_usage(self.pids[1])
+        return runner_cpu + template_cpu, runner_faults, template_faults, child_faults
 
     @staticmethod
-    def per_execution(before: tuple[float, int, int], after: tuple[float, int, int],
+    def per_execution(before: tuple[float, ...], after: tuple[float, ...],
                       executions: int) -> dict[str, Any]:
-        cpu, own, children = (a - b for a, b in zip(after, before, strict=True))
+        cpu, *faults = (a - b for a, b in zip(after, before, strict=True))
         return {"cpu_ms_per_execution": round(cpu * 1000 / executions, 2),
-                "page_faults_per_execution": {"runner": round(own / executions),
-                                              "child": round(children / executions)}}
+                "page_faults_per_execution": {
+                    part: round(count / executions)
+                    for part, count in zip(("runner", "template", "child"), faults, strict=True)}}
 
     async def rate(self, count: int) -> dict[str, Any]:
         """Executions per second with every container driven at once."""

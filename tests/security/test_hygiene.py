@@ -5,6 +5,9 @@ follows runs in that same container and must find none of it (tests/security/pro
 processes, /tmp, /dev/shm, /dev/mqueue, SysV IPC, the working directory and the environment).
 """
 
+import base64
+import uuid
+
 import pytest
 
 from tests.security.probe import Warm
@@ -140,3 +143,38 @@ def test_python_state_does_not_carry_over(warm: Warm) -> None:
               "sys.setrecursionlimit(50)\n")
     result = warm.run("import numpy, sys\nprint(numpy.pi > 3.14, sys.getrecursionlimit() > 50)")
     assert result["stdout"] == "True True\n"
+
+
+MEMORY_SEARCH = r'''
+import ctypes, re, socket
+found = set()
+for line in open("/proc/self/maps").read().splitlines():
+    span, perms, *rest = line.split()
+    path = rest[3] if len(rest) > 3 else ""
+    if not perms.startswith("rw") or path not in ("", "[heap]", "[stack]"):
+        continue  # request data lives in the heap and in anonymous mappings
+    start, end = (int(x, 16) for x in span.split("-"))
+    data = ctypes.string_at(start, end - start)
+    found.update(m.decode() for m in re.findall(b"TENANT-A:([0-9a-f]{32})", data))
+    found.update(m.decode() for m in re.findall(b"([0-9a-f]{32})!", data))
+print(socket.gethostname(), *sorted(found))
+'''
+
+
+def test_the_next_execution_finds_nothing_of_the_previous_one_in_its_memory(warm: Warm) -> None:
+    """The child is forked from a template that never held a request or an output: the
+    previous caller's code, stdin and output are not in the next one's memory, not even in
+    freed memory or in frames up the stack."""
+    in_code, in_stdin, in_output, in_file = (uuid.uuid4().hex for _ in range(4))
+    first = warm.run(f"# TENANT-A:{in_code}\nimport socket, sys\n"
+                     f"open('out.txt', 'w').write('TENANT-A:{in_file}')\n"
+                     f"print(socket.gethostname(), sys.stdin.read() + '!', 'TENANT-A:{in_output}')",
+                     stdin=in_stdin, return_files=["out.txt"])
+    container, *rest = first["stdout"].split()
+    assert rest == [f"{in_stdin}!", f"TENANT-A:{in_output}"], first
+    assert base64.b64decode(first["files"]["out.txt"]["base64"]) == f"TENANT-A:{in_file}".encode()
+    second = warm.run(MEMORY_SEARCH, timeout=60)
+    assert second["outcome"] == "ok", second["stderr"]
+    host, *seen = second["stdout"].split()
+    assert host == container, "the second execution ran in another container"
+    assert not {in_code, in_stdin, in_output, in_file} & set(seen), seen

@@ -1,10 +1,10 @@
 """The next execution's child, forked and sandboxed ahead of time (a "zygote").
 
-It moves to its own session, becomes the OOM killer's first choice, drops to the sandbox uid,
-cleans up after the previous execution and waits for its request on a pipe. Forking a process
-with the scientific stack imported, and the copy-on-write faults of its set-up, are then paid
-while the container is idle, not while a caller waits. Its exit status comes from the kernel
-alone (it holds no pipe to report one on).
+It is forked by the template (see template.py), moves to its own session, becomes the OOM
+killer's first choice, drops to the sandbox uid, cleans up after the previous execution and
+waits for its request on a pipe. Forking a process with the scientific stack imported, and the
+copy-on-write faults of its set-up, are then paid while the container is idle, not while a
+caller waits. Its exit status comes from the kernel alone (it holds no pipe to report one on).
 """
 
 import json
@@ -21,17 +21,15 @@ from sandbox_runner.files import read_until_eof, send_collected, write_files
 from sandbox_runner.frames import FRAME, encode_frame, read_frame
 from sandbox_runner.scrub import scrub
 
-
-def reseed():
-    """Fresh random state for the next child, set in the runner before it forks (cheaper there).
-    Python's own `random` reseeds itself in every forked child."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
+# What the next child needs of a request to read its files back (see send_collected).
+COLLECT_FIELDS = ("return_files", "max_return_bytes", "max_return_files")
 
 
-def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collect):
-    """Never returns: sandboxes itself, waits for a request, becomes the execution."""
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
+    """In the template's fork. Never returns: sandboxes itself, waits for a request, becomes
+    the execution. With files_w it is a collector instead: it reads back the previous
+    execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
+    so that what it read is in no later execution's memory."""
     try:
         os.setsid()
         oom_adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
@@ -40,21 +38,17 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
         os.dup2(stdin_r, 0)
         os.dup2(stdout_w, 1)
         os.dup2(stderr_w, 2)
-        for fd in (stdin_r, stdout_w, stderr_w, *runner_fds):
+        for fd in (stdin_r, stdout_w, stderr_w):
             os.close(fd)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if EXIT_WAKEUP[0] is not None:  # the runner's SIGCHLD wake-up is not the child's
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.close(EXIT_WAKEUP[0])
-            os.close(EXIT_WAKEUP[1])
         drop_privileges()
         # Below the runner in its container's CPU share, so that a hundred busy processes of a
         # fork bomb cannot keep the runner from killing them at the deadline.
         os.nice(SANDBOX_NICE)
-        if collect is not None:
-            send_collected(*collect)
+        if files_w is not None:  # a collector: it reads the files back, and is done
+            send_collected(files_w, read_frame(ctl_r))
+            os._exit(0)
         # Clean up after the previous execution from here, as the sandbox uid: nothing else of
         # that uid may live on, and what it wrote in the scratch places goes.
         os.write(status_w, CLEAN if scrub() else DIRTY)
@@ -89,30 +83,13 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, runner_fds, collec
             os._exit(127)
 
 
-EXIT_WAKEUP = [None, None]  # without pidfds: a pipe SIGCHLD writes to (read end, write end)
-
-
-def exit_fd(pid):
-    """An fd that polls readable when the child exits: its pidfd, or where the kernel has none
-    (gVisor), a pipe every SIGCHLD writes a byte to."""
-    if EXIT_WAKEUP[0] is None:
-        try:
-            return os.pidfd_open(pid)
-        except OSError:
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            os.set_blocking(w, False)
-            EXIT_WAKEUP[:] = [r, w]
-            signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-            signal.set_wakeup_fd(w)
-    return EXIT_WAKEUP[0]
-
-
 class Zygote:
     """The next execution's child, forked and sandboxed, waiting on its control pipe."""
 
-    def __init__(self, runner_fds, collect=None):
-        """collect: the previous request, when the child is to send back the files it asked for."""
+    def __init__(self, template, collect=None):
+        """collect: the previous request, when the child is to send back the files it asked for
+        (and do nothing else)."""
+        self.template = template
         ctl_r, self.ctl_w = os.pipe()
         stdin_r, self.stdin_w = os.pipe()
         self.out_r, out_w = os.pipe()
@@ -121,22 +98,19 @@ class Zygote:
         self.files_r = files_w = None
         if collect is not None:
             self.files_r, files_w = os.pipe()
-        reseed()
-        self.pid = os.fork()
-        if self.pid == 0:
-            for fd in (self.ctl_w, self.stdin_w, self.out_r, self.err_r, self.status_r):
-                os.close(fd)
-            if collect is not None:
-                os.close(self.files_r)
-                collect = (files_w, collect)
-            zygote_main(ctl_r, stdin_r, out_w, err_w, status_w, runner_fds, collect)
-        for fd in (ctl_r, stdin_r, out_w, err_w, status_w):
-            os.close(fd)
-        if files_w is not None:
-            os.close(files_w)
+        child_fds = (ctl_r, stdin_r, out_w, err_w, status_w, files_w)
+        try:
+            self.pid = template.fork(child_fds)
+        finally:
+            for fd in child_fds:
+                if fd is not None:
+                    os.close(fd)
         for fd in (self.stdin_w, self.out_r, self.err_r, self.status_r):
             os.set_blocking(fd, False)
-        self.pidfd = exit_fd(self.pid)
+        if collect is not None:
+            self.send({name: collect.get(name) for name in COLLECT_FIELDS})
+        self.pidfd = template.fd  # polls readable when the template has news of the child
+        self.status = None
         self.reaped = False
 
     def wait_clean(self, timeout_s):
@@ -154,6 +128,7 @@ class Zygote:
         """Give the child its request (blocking; the child reads it all before anything else)."""
         self.send(req)  # if the child died before reading it, its exit status will tell
         os.close(self.ctl_w)
+        self.ctl_w = None
 
     def send(self, message):
         """One frame on the control pipe; False if the child is gone."""
@@ -179,31 +154,26 @@ class Zygote:
         return json.loads(data[FRAME.size:])
 
     def wait(self):
-        """Reap the child; its wait status."""
-        _, status = os.waitpid(self.pid, 0)
-        self.reaped = True
-        return status
+        """The child's wait status, once it has exited; then the template reaps it."""
+        if self.status is None:
+            self.status = self.template.exit_status(self.pid, block=True)
+        if not self.reaped:
+            self.template.reap(self.pid)
+            self.reaped = True
+        return self.status
 
     def close(self):
         kill_group(self.pid)
-        if not self.reaped:
-            self.wait()
-        for fd in (self.out_r, self.err_r, self.status_r):
-            os.close(fd)
-        if self.pidfd != EXIT_WAKEUP[0]:
-            os.close(self.pidfd)
+        self.wait()
+        for fd in (self.ctl_w, self.stdin_w, self.out_r, self.err_r, self.status_r):
+            if fd is not None:
+                os.close(fd)
 
     def exited(self):
-        """Whether the child has exited (it stays waitable: WNOWAIT). Without a pidfd, what
-        woke the poll was a SIGCHLD of some child: its byte is read away here."""
-        if self.pidfd == EXIT_WAKEUP[0]:
-            try:
-                while os.read(self.pidfd, 512):
-                    pass
-            except BlockingIOError:
-                pass
-        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
-        return self.reaped or os.waitid(os.P_PID, self.pid, flags) is not None
+        """Whether the child has exited (not yet reaped: its group id stays its own)."""
+        if self.status is None:
+            self.status = self.template.exit_status(self.pid, block=False)
+        return self.status is not None
 
 
 def kill_group(pid):
