@@ -125,7 +125,11 @@ def _bounded(name: str, value: float | None, default: float, low: float, high: f
 
 
 def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
-    if len(to_bytes(req.code, "code")) > settings.max_code_bytes:
+    try:  # Python source is text: a lone surrogate (an escaped byte) is no part of it
+        code = req.code.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest("invalid_text", f"code: {exc.reason} at {exc.start}") from exc
+    if len(code) > settings.max_code_bytes:
         raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
     if req.network and not settings.allow_network:
         raise InvalidRequest("network_not_allowed", "network access is not allowed here")

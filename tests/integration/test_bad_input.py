@@ -1,5 +1,7 @@
 """Malformed requests get a 4xx with a machine-readable reason, never a 5xx."""
 
+import json
+
 import httpx
 import pytest
 
@@ -70,3 +72,18 @@ def test_wrong_method(client: httpx.Client) -> None:
     response = client.get("/v1/run")
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
+
+
+def test_lone_surrogate_in_code(client: httpx.Client) -> None:
+    """JSON may carry a lone surrogate (an escaped byte); Python source cannot."""
+    code = "print(1)  # \udcff"
+    for path, body in [("/v1/run", {"code": code}),
+                       ("/v1/batch", {"items": [{"code": "print(2)"}, {"code": code}]}),
+                       ("/v1/judge", {"code": code, "cases": [{"expected_stdout": "1"}]}),
+                       ("/run_code", {"code": code, "language": "python"}),
+                       ("/api/v2/execute", {"language": "python", "version": "*",
+                                            "files": [{"content": code}]})]:
+        response = client.post(path, content=json.dumps(body),  # ASCII: the surrogate escaped
+                               headers={"content-type": "application/json"})
+        assert 400 <= response.status_code < 500, (path, response.text)
+        assert "surrogates not allowed" in response.text, (path, response.text)

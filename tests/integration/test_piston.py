@@ -99,6 +99,7 @@ def test_memory_limit(client: httpx.Client) -> None:
      "invalid_hex", None),
     ({"version": None}, "invalid_request", None),
     ({"run_timeout": 10_000_000}, "limit_exceeded", None),
+    ({"run_memory_limit": 10**400}, "limit_exceeded", None),
 ])
 def test_refusals(client: httpx.Client, fields: dict, reason: str, message: str | None) -> None:
     body = {"language": "python", "version": "3.x", "files": [{"content": "print(1)"}], **fields}

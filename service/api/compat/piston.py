@@ -8,7 +8,6 @@ answers them, plus this service's `error` reason.
 """
 
 import base64
-import math
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Response
@@ -111,7 +110,7 @@ def is_text(file: PistonFile) -> bool:
 
 
 def memory_mb(limit: int | None) -> int | None:
-    return None if limit is None or limit <= 0 else math.ceil(limit / MIB)
+    return None if limit is None or limit <= 0 else -(-limit // MIB)  # exact for any size
 
 
 def to_run_request(request: ExecuteRequest) -> RunRequest:
