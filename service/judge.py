@@ -55,13 +55,22 @@ def case_code(program: str, case: JudgeCase, nonce: str) -> str:
     return f"{program}\n\n{case.assertion}\n\n{end_marker_code(nonce)}"
 
 
-def check_cases(request: JudgeRequest, max_cases: int) -> None:
+def check_cases(request: JudgeRequest, max_cases: int, max_bytes: int) -> None:
     if len(request.cases) > max_cases:
         raise InvalidRequest("too_many_cases", f"at most {max_cases} cases in one request")
     for i, case in enumerate(request.cases):
         if case.expected_stdout is None and case.assertion is None:
             raise InvalidRequest("invalid_case",
                                  f"cases[{i}]: give expected_stdout, assertion, or both")
+    shared = len(request.code) + sum(
+        len(content if isinstance(content, str) else content.base64)
+        for content in request.files.values())
+    queued = sum(shared + len(case.assertion or "") + len(case.stdin or "")
+                 for case in request.cases)
+    if queued > max_bytes:
+        raise InvalidRequest("judge_too_large", f"the cases would queue {queued} bytes of code, "
+                             f"stdin and files (the program and its files once per case); at "
+                             f"most {max_bytes}: fewer cases or smaller files")
 
 
 def case_requests(request: JudgeRequest, nonce: str) -> list[RunRequest]:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
 
     # API and queue
     max_body_bytes: int = Field(64 * MIB, ge=1024, description="Largest request body accepted.")
+    max_judge_bytes: int = Field(
+        256 * MIB, ge=1024, description="Most code, stdin and files one /v1/judge call queues in "
+        "all: the program and its files go once with every case.")
     result_ttl_s: int = Field(3600, ge=1, description="How long results stay readable.")
     max_queue_depth: int = Field(100_000, ge=1, description="Past this many queued jobs: 429.")
     queue_wait_s: float = Field(600.0, gt=0, description="How long a sync caller waits in the queue.")
@@ -92,6 +95,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @property
+    def batch_limit(self) -> int:
+        """Most runs in one batch (or cases in one judging): a batch is queued whole or not at
+        all, so one larger than the queue could never be."""
+        return min(self.max_batch_items, self.max_queue_depth)
 
     def image_for(self, language: str) -> str:
         return {"python": self.image_python}[language]

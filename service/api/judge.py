@@ -50,7 +50,8 @@ async def judge_program(request: JudgeRequest,
     answer comes once the first failing case (in order) is known, and the cases after it are
     `skipped`. Any verdict `sandbox_error` is our failure: judge again.
     """
-    judge.check_cases(request, services.settings.max_batch_items)
+    judge.check_cases(request, services.settings.batch_limit,
+                      services.settings.max_judge_bytes)
     nonce = judge.new_nonce()
     try:
         specs = item_specs(judge.case_requests(request, nonce), services.settings, "cases")

@@ -130,6 +130,9 @@ def test_bad_requests(client: httpx.Client) -> None:
                     "compare": "fuzzy"})["error"] == "invalid_request"
     many = refused({"code": "1", "cases": [{"expected_stdout": "1"}] * 10_001})
     assert many["error"] == "too_many_cases"
+    # 1 MB of program, queued once per case: 300 cases would be 300 MB
+    huge = refused({"code": "#" * 1_000_000, "cases": [{"expected_stdout": "1"}] * 300})
+    assert huge["error"] == "judge_too_large"
 
 
 def test_full_queue(redis_url: str) -> None:

@@ -5,6 +5,7 @@ import pytest
 from service import judge
 from service.jobspec import InvalidRequest
 from service.models import (
+    BinaryFile,
     CaseResult,
     CompareMode,
     JudgeCase,
@@ -97,11 +98,20 @@ def test_nonces_differ() -> None:
 def test_check_cases() -> None:
     request = JudgeRequest(code="", cases=[JudgeCase(expected_stdout=""), JudgeCase(stdin="x")])
     with pytest.raises(InvalidRequest, match=r"cases\[1\]") as caught:
-        judge.check_cases(request, 10)
+        judge.check_cases(request, 10, 1 << 20)
     assert caught.value.reason == "invalid_case"
     with pytest.raises(InvalidRequest) as caught:
-        judge.check_cases(request, 1)
+        judge.check_cases(request, 1, 1 << 20)
     assert caught.value.reason == "too_many_cases"
+
+
+def test_the_program_and_files_count_once_per_case() -> None:
+    request = JudgeRequest(code="x" * 100, files={"a": "y" * 50, "b": BinaryFile(base64="AAAA")},
+                           cases=[JudgeCase(stdin="12", expected_stdout="")] * 3)
+    judge.check_cases(request, 10, 3 * (100 + 50 + 4 + 2))
+    with pytest.raises(InvalidRequest) as caught:
+        judge.check_cases(request, 10, 3 * (100 + 50 + 4 + 2) - 1)
+    assert caught.value.reason == "judge_too_large"
 
 
 def test_case_requests_share_the_limits() -> None:
