@@ -7,7 +7,7 @@ completing is a script that keeps the first result and ignores any later one.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -35,8 +35,10 @@ class QueueFull(Exception):
     """The queue holds as many jobs as it may: back off and retry."""
 
 
+# ARGV[1]: the queue's depth limit, or 0 when the caller has already made room (a batch).
 _ENQUEUE = f"""
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local limit = tonumber(ARGV[1])
+if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
 redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[3], '{wire.F_PAYLOAD}', ARGV[4],
            '{wire.F_REPLY_TO}', ARGV[5], '{wire.F_ENQUEUED_MS}', ARGV[6],
            '{wire.F_DEADLINE_MS}', ARGV[7])
@@ -112,7 +114,7 @@ class JobQueue:
         self.result_ttl_s = result_ttl_s
         self.max_depth = max_depth
         self._enqueue = redis.register_script(_ENQUEUE)
-        self._mark_running = redis.register_script(_MARK_RUNNING)
+        self._mark_running_script = redis.register_script(_MARK_RUNNING)
         self._complete = redis.register_script(_COMPLETE)
         self._requeue = redis.register_script(_REQUEUE)
         self._background: set[asyncio.Task[None]] = set()
@@ -120,13 +122,25 @@ class JobQueue:
     # --- API side ------------------------------------------------------------------------------
 
     async def enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
-                      deadline_ms: float) -> list[bool]:
-        """Queue (job id, payload) pairs in one round trip; False where the queue was full."""
+                      deadline_ms: float) -> bool:
+        """Queue (job id, payload) pairs, all or none: False, with none queued, when the queue
+        has no room for all of them.
+
+        One job: checked and queued in one script. Several: the room is checked first, then
+        all are queued in one round trip, unchecked; batches admitted at the same moment may
+        together take the queue past its limit by their sizes (it is a bound on backlog, not a
+        hard cap), but no batch is ever queued in part.
+        """
+        limit = self.max_depth
+        if len(jobs) > 1:
+            if await self.depth() + len(jobs) > self.max_depth:
+                return False
+            limit = 0
         now = wire.now_ms()
         calls = [([self.keys.jobs, self.keys.job(job_id)],
-                  [self.max_depth, self.result_ttl_s, job_id, payload, reply_to, now, deadline_ms])
+                  [limit, self.result_ttl_s, job_id, payload, reply_to, now, deadline_ms])
                  for job_id, payload in jobs]
-        return [bool(ok) for ok in await self._run_script(self._enqueue, calls)]
+        return all(await self._run_script(self._enqueue, calls))
 
     async def _run_script(self, script: AsyncScript,
                           calls: Sequence[tuple[list[Any], list[Any]]]) -> list[Any]:
@@ -186,18 +200,21 @@ class JobQueue:
                 return []
         jobs = [wire.Job.from_entry(eid, fields) for _, entries in reply or ()
                 for eid, fields in entries if fields]
-        if jobs:  # not awaited: the state is for pollers, the execution need not wait for it
+        self._mark_running(jobs)
+        return jobs
+
+    def _mark_running(self, jobs: list[wire.Job]) -> None:
+        """Mark the jobs running, in the background: the state is for pollers, the execution
+        need not wait for it, nor fail when it cannot be written."""
+        if jobs:
             task = asyncio.create_task(self._set_running_quietly(jobs))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return jobs
 
     async def _set_running_quietly(self, jobs: list[wire.Job]) -> None:
         with contextlib.suppress(QueueUnavailable):
-            await self._set_running(jobs)
-
-    async def _set_running(self, jobs: Iterable[wire.Job]) -> None:
-        await self._run_script(self._mark_running, [([self.keys.job(job.id)], []) for job in jobs])
+            await self._run_script(self._mark_running_script,
+                                   [([self.keys.job(job.id)], []) for job in jobs])
 
     async def complete(self, job: wire.Job, result: bytes) -> bool:
         """Publish the result and retire the job; False when another delivery answered first."""
@@ -244,8 +261,7 @@ class JobQueue:
             job = wire.Job.from_entry(entry_id, fields)
             too_many = deliveries.get(entry_id, 0) >= max_deliveries
             (dead if too_many else retry).append(job)
-        if retry:
-            await self._set_running(retry)
+        self._mark_running(retry)
         return retry, dead
 
     async def dead_letter(self, job: wire.Job, reason: str) -> None:

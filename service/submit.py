@@ -27,9 +27,8 @@ class Submitter:
     async def submit(self, spec: JobSpec) -> str:
         """Queue one job for later collection by id."""
         job_id = new_job_id()
-        (accepted,) = await self.queue.enqueue([(job_id, spec.model_dump_json().encode())],
-                                               reply_to="", deadline_ms=0)
-        if not accepted:
+        if not await self.queue.enqueue([(job_id, spec.model_dump_json().encode())],
+                                        reply_to="", deadline_ms=0):
             raise QueueFull
         return job_id
 
@@ -41,11 +40,13 @@ class Submitter:
         """Queue jobs in one round trip and wait for all: results in the order given.
 
         All or nothing at admission: if the queue cannot take every job, QueueFull is raised and
-        any that were taken are answered without being waited for.
+        none is queued.
         """
         ids, futures, wait_s = await self._admit(specs)
-        done, _ = await asyncio.wait(futures, timeout=wait_s)
-        self._forget(ids)
+        try:
+            done, _ = await asyncio.wait(futures, timeout=wait_s)
+        finally:  # the caller may go away (cancelled): nobody waits for these any more
+            self._forget(ids)
         return [
             f.result() if f in done else
             wire.sandbox_error(job_id, "no result in time; the job may still run")
@@ -76,7 +77,7 @@ class Submitter:
         except BaseException:
             self._forget(ids)
             raise
-        if not all(accepted):
+        if not accepted:
             self._forget(ids)
             raise QueueFull
         longest = max((spec.runner_wait_s() for spec in specs), default=0.0)

@@ -71,9 +71,9 @@ async def batch(body: BatchRequest, request: Request, stream: bool = False,
     cannot take every item answers 429: retry the whole batch after Retry-After seconds.
     """
     settings = services.settings
-    if len(body.items) > settings.max_batch_items:
+    if len(body.items) > settings.batch_limit:
         return error_response(422, "too_many_items",
-                              f"at most {settings.max_batch_items} items in one batch")
+                              f"at most {settings.batch_limit} items in one batch")
     try:
         specs = item_specs(body.items, settings, "items")
     except InvalidItem as exc:

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import httpx
 import orjson
+import redis
 
+from service.keys import Keys
 from tests.support import Service
 
 
@@ -27,12 +29,23 @@ def api_only(redis_url: str, **env: str) -> Iterator[Service]:
         service.stop()
 
 
+QUEUE_DEPTH = 4
+
+
+@contextlib.contextmanager
+def queue_holding(redis_url: str, jobs: int) -> Iterator[tuple[Service, httpx.Client]]:
+    """A service whose queue (depth QUEUE_DEPTH) holds `jobs` jobs no worker will take."""
+    with api_only(redis_url, SANDBOX_MAX_QUEUE_DEPTH=str(QUEUE_DEPTH)) as service, \
+            httpx.Client(base_url=service.base_url, timeout=30) as client:
+        for _ in range(jobs):
+            assert client.post("/v1/jobs", json={"code": "print(1)"}).status_code == 202
+        yield service, client
+
+
 @contextlib.contextmanager
 def full_queue(redis_url: str) -> Iterator[httpx.Client]:
-    """A client of a service whose queue (depth 1) holds one job no worker will take."""
-    with api_only(redis_url, SANDBOX_MAX_QUEUE_DEPTH="1") as service, \
-            httpx.Client(base_url=service.base_url, timeout=30) as client:
-        assert client.post("/v1/jobs", json={"code": "print(1)"}).status_code == 202
+    """A client of a service whose queue is full."""
+    with queue_holding(redis_url, QUEUE_DEPTH) as (_, client):
         yield client
 
 
@@ -131,11 +144,20 @@ def test_too_many_items(client: httpx.Client) -> None:
     assert response.json()["error"] == "too_many_items"
 
 
-def test_full_queue_refuses_the_whole_batch(redis_url: str) -> None:
-    with full_queue(redis_url) as client:
+def test_a_queue_without_room_for_every_item_queues_none(redis_url: str) -> None:
+    with queue_holding(redis_url, QUEUE_DEPTH - 1) as (service, client), \
+            redis.Redis.from_url(redis_url) as direct:
         for params in ({}, {"stream": "true"}):
             response = client.post("/v1/batch", params=params,
                                    json={"items": [{"code": "print(1)"}, {"code": "print(2)"}]})
             assert response.status_code == 429
             assert response.json()["error"] == "queue_full"
             assert int(response.headers["retry-after"]) >= 1
+            assert direct.xlen(Keys(service.prefix).jobs) == QUEUE_DEPTH - 1  # none queued
+
+
+def test_a_batch_larger_than_the_queue_is_refused_for_good(redis_url: str) -> None:
+    with queue_holding(redis_url, 0) as (_, client):
+        response = client.post("/v1/batch", json={"items": [{"code": ""}] * (QUEUE_DEPTH + 1)})
+        assert response.status_code == 422
+        assert response.json()["message"] == f"at most {QUEUE_DEPTH} items in one batch"
