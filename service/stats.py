@@ -64,11 +64,12 @@ def job_language(payload: bytes) -> str:
 def summarize(job: wire.Job, result: bytes) -> JobSummary:
     """Outcome and timing of a result without parsing its (possibly megabytes of) output.
 
-    `"timing":{` cannot occur inside a JSON string (its quotes would be escaped), so the last
-    one is the result's own timing object.
+    `"timing":{` cannot occur inside a JSON string (its quotes would be escaped), and the
+    fields before the result's own timing object are strings and scalars, so the first one is
+    it (returned files come after it, and one of them may be named "timing").
     """
     found = _OUTCOME.search(result, 0, 512)
-    start = result.rfind(_TIMING_KEY)
+    start = result.find(_TIMING_KEY)
     if found is None or start < 0:
         body = orjson.loads(result)
         outcome, timing = body["outcome"], body["timing"]

@@ -57,8 +57,7 @@ class Consumer:
     async def run(self, grace_s: float) -> None:
         """Serve until stop(); then let running jobs finish for up to grace_s."""
         await self._retry(self.queue.ensure_group)
-        helpers = [asyncio.create_task(self._heartbeat_loop()),
-                   asyncio.create_task(self._reaper_loop())]
+        helpers = [asyncio.create_task(self._heartbeat_loop())]
         try:
             await self._claim_loop()
             await self._drain(grace_s)
@@ -86,13 +85,20 @@ class Consumer:
     # --- claiming and running ------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        """New jobs, and now and then those of silent workers: one at a time, so that the two
+        never take more jobs between them than there are free containers."""
         backoff = Backoff()
+        reclaim_at = time.monotonic() + self._reclaim_interval()
         while not self._stopping.is_set():
             if not self.free_slots:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
             try:
+                if time.monotonic() >= reclaim_at:
+                    reclaim_at = time.monotonic() + self._reclaim_interval()
+                    await self._reclaim()
+                    continue
                 jobs = await self.queue.claim(self.worker_id, self.free_slots, CLAIM_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
@@ -103,14 +109,16 @@ class Consumer:
                 self._start(job)
 
     def _start(self, job: wire.Job) -> None:
+        if job.entry_id in self.inflight:  # reclaimed from ourselves (Redis was away a while)
+            return
         task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
         self.inflight[job.entry_id] = task
         self._jobs[job.entry_id] = job
         task.add_done_callback(lambda _: self._finished(job.entry_id))
 
     def _finished(self, entry_id: str) -> None:
-        self.inflight.pop(entry_id, None)
-        self._jobs.pop(entry_id, None)
+        del self.inflight[entry_id]
+        del self._jobs[entry_id]
         self._slot_free.set()
 
     async def _handle(self, job: wire.Job) -> None:
@@ -160,24 +168,22 @@ class Consumer:
             await self.stats.flush()
             await asyncio.sleep(interval)
 
-    async def _reaper_loop(self) -> None:
-        idle_ms = int(self.settings.reclaim_idle_s * 1000)
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_s * random.uniform(1, 2))
-            if self._stopping.is_set() or not self.free_slots:
-                continue
-            try:
-                retry, dead = await self.queue.reclaim(
-                    self.worker_id, idle_ms, self.settings.max_deliveries, self.free_slots)
-                for job in dead:
-                    log.error("job dead-lettered", extra={"job_id": job.id})
-                    await self.queue.dead_letter(
-                        job, f"delivered {self.settings.max_deliveries} times without an answer; "
-                        "its worker died each time")
-                    self.stats.dead_lettered(job, self.settings.max_deliveries)
-            except QueueUnavailable:
-                continue
-            self.stats.reclaimed(len(retry))
-            for job in retry:
-                log.warning("job reclaimed from a silent worker", extra={"job_id": job.id})
-                self._start(job)
+    def _reclaim_interval(self) -> float:
+        return self.settings.heartbeat_s * random.uniform(1, 2)
+
+    async def _reclaim(self) -> None:
+        """Take over jobs of workers silent for reclaim_idle_s (as many as there is room for);
+        dead-letter those delivered too often."""
+        retry, dead = await self.queue.reclaim(
+            self.worker_id, int(self.settings.reclaim_idle_s * 1000),
+            self.settings.max_deliveries, self.free_slots)
+        self.stats.reclaimed(len(retry))
+        for job in retry:
+            log.warning("job reclaimed from a silent worker", extra={"job_id": job.id})
+            self._start(job)
+        for job in dead:
+            log.error("job dead-lettered", extra={"job_id": job.id})
+            await self.queue.dead_letter(
+                job, f"delivered {self.settings.max_deliveries} times without an answer; "
+                "its worker died each time")
+            self.stats.dead_lettered(job, self.settings.max_deliveries)

@@ -120,7 +120,13 @@ class SessionHost:
             if sandbox is None:
                 return wire.refusal("sandbox_unavailable", "no sandbox could be started for the "
                                     "session; retry")
-            if not await self.registry.activate(call.session_id, self.worker_id, spec.idle_ttl_s):
+            try:
+                activated = await self.registry.activate(call.session_id, self.worker_id,
+                                                         spec.idle_ttl_s)
+            except BaseException:  # Redis failed (or we are stopping): the container goes
+                await asyncio.shield(self.pool.discard(sandbox))
+                raise
+            if not activated:
                 await self.pool.discard(sandbox)
                 return wire.refusal("session_closed", "the caller stopped waiting")
             self.sessions[call.session_id] = LiveSession(call.session_id, spec, sandbox)
@@ -182,12 +188,21 @@ class SessionHost:
         elif report["timed_out"]:
             why = ("time limit reached: the call was interrupted (KeyboardInterrupt); "
                    "the session goes on")
-        if state is SessionState.OPEN and not await self.registry.touch(live.id, live.spec.idle_ttl_s):
+        if state is SessionState.OPEN and not await self._touch(live):
             state = await self._drop_ended(live)
         body = result_body(call_id, report, outcome, why, 0.0, wire.now_ms() - started_ms)
         body.update(returned_files(report), value=report.get("value"), session_id=live.id,
                     session_state=state)
         return orjson.dumps(body)
+
+    async def _touch(self, live: LiveSession) -> bool:
+        """Push the session's idle expiry back; False if it has ended meanwhile. The cell has
+        run: if Redis cannot be reached now, its result still goes back (the expiry is pushed
+        back by the next call)."""
+        try:
+            return await self.registry.touch(live.id, live.spec.idle_ttl_s)
+        except QueueUnavailable:
+            return True
 
     async def _failed(self, live: LiveSession, call_id: str, error: str) -> bytes:
         """The runner went away during a call: ours, not the code's; the session is over."""

@@ -88,8 +88,9 @@ def test_summarize_reads_outcome_and_timing_without_parsing_the_output() -> None
     trap = 'x "outcome":"ok","timing":{"queue_ms":1,"run_ms":2,"total_ms":3} y' * 50
     report = {"exit_code": 1, "signal": None, "stdout": trap, "stderr": trap,
               "stdout_truncated": False, "stderr_truncated": False, "run_ms": 250.0}
-    body = orjson.dumps(result_body("abc", report, "error", None, 1500.0, 1800.0))
-    summary = summarize(job(spec_json()), body)
+    result = result_body("abc", report, "error", None, 1500.0, 1800.0)
+    result["files"] = {"timing": {"base64": "", "media_type": "text/plain"}}  # a returned file
+    summary = summarize(job(spec_json()), orjson.dumps(result))
     assert (summary.language, summary.outcome) == ("python", "error")
     assert (summary.queue_s, summary.run_s, summary.total_s) == (1.5, 0.25, 1.8)
 
