@@ -92,9 +92,11 @@ def test_fresh_interpreter(client: httpx.Client) -> None:
     assert result["stdout"] == "main.py __main__ False\n"
 
 
-PROCESS_STATE = ("import json, os, sys\n"
+PROCESS_STATE = ("import json, os, signal, sys\n"
                  "print(json.dumps([dict(os.environ), os.getcwd(), sys.argv, sys.path[0],\n"
-                 "                  os.getuid(), sys.stdout.encoding, type(__builtins__).__name__]))\n")
+                 "                  os.getuid(), sys.stdout.encoding, type(__builtins__).__name__,\n"
+                 "                  signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN,\n"
+                 "                  signal.getsignal(signal.SIGINT) is signal.default_int_handler]))\n")
 
 
 def test_the_codes_process_state(client: httpx.Client) -> None:
@@ -102,13 +104,30 @@ def test_the_codes_process_state(client: httpx.Client) -> None:
     runs in the forked interpreter or a fresh one; nothing of the runner's own environment."""
     forked = json.loads(run(client, PROCESS_STATE)["stdout"])
     fresh = json.loads(run(client, PROCESS_STATE, fresh_interpreter=True)["stdout"])
-    env, cwd, argv, path0, uid, encoding, builtins = forked
+    env, cwd, argv, path0, uid, encoding, builtins, *signals = forked
     assert (env["HOME"], env["TMPDIR"], env["LANG"]) == ("/tmp/work", "/tmp", "C.UTF-8")
     assert not [k for k in env if k.startswith("SANDBOX_")]
-    assert (cwd, argv, path0, uid, encoding, builtins) == (
-        "/tmp/work", ["/tmp/work/main.py"], "/tmp/work", 10001, "utf-8", "module")
+    assert (cwd, argv, path0, uid, encoding, builtins, signals) == (
+        "/tmp/work", ["/tmp/work/main.py"], "/tmp/work", 10001, "utf-8", "module", [True, True])
     assert fresh[0] == env
-    assert fresh[1:] == [cwd, ["main.py"], path0, uid, encoding, builtins]
+    assert fresh[1:] == [cwd, ["main.py"], path0, uid, encoding, builtins, *signals]
+
+
+def test_what_cpython_does_at_exit(client: httpx.Client) -> None:
+    """Files left open are flushed, and a write to a closed pipe raises, in both modes."""
+    code = ("import os\n"
+            "log = open('log.txt', 'w'); log.write('kept')\n"
+            "write = open(1, 'w', closefd=False).write; write('fast output')\n"
+            "r, w = os.pipe(); os.close(r)\n"
+            "try:\n"
+            "    os.write(w, b'x')\n"
+            "except BrokenPipeError:\n"
+            "    print('broken pipe raised', flush=True)\n")
+    for fresh in (False, True):
+        result = run(client, code, fresh_interpreter=fresh, return_files=["log.txt"])
+        assert result["outcome"] == "ok", result
+        assert sorted(result["stdout"].splitlines()) == ["broken pipe raised", "fast output"]
+        assert base64.b64decode(result["files"]["log.txt"]["base64"]) == b"kept"
 
 
 def test_timeout_kills_everything(client: httpx.Client, service: Service) -> None:

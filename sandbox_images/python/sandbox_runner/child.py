@@ -5,6 +5,7 @@ import atexit
 import builtins
 import os
 import resource
+import signal
 import sys
 import threading
 import traceback
@@ -28,9 +29,12 @@ def drop_privileges():
 def apply_limits(req):
     fsize = req["max_file_bytes"]
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    # A CPU-time backstop behind the wall-clock timeout the runner enforces.
-    cpu = int(req["timeout_s"]) + 2
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    # A CPU-time backstop behind the wall-clock timeout the runner enforces, on top of what this
+    # process has used already (cleaning up after the previous execution), with a second
+    # between SIGXCPU (a timeout) and the SIGKILL of the hard limit.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = int(usage.ru_utime + usage.ru_stime + req["timeout_s"]) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def python_exit_code(exc):
@@ -75,9 +79,17 @@ def new_main():
     return main
 
 
+def python_signals():
+    """The signal handling CPython starts with (the child had the kernel's defaults): SIGPIPE
+    ignored (a write to a closed pipe raises BrokenPipeError), SIGINT as KeyboardInterrupt."""
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_forked(code, main):
     """Run `code` as __main__ (main.py) in this forked interpreter, with CPython's exit
-    semantics."""
+    semantics: threads joined, atexit run, then __main__'s globals cleared (files the code
+    left open are flushed as they go, as at CPython's own exit) and the std streams flushed."""
     status = 0
     try:
         exec(compile(code, MAIN_PATH, "exec"), main.__dict__)
@@ -90,6 +102,7 @@ def run_forked(code, main):
     try:
         threading._shutdown()
         atexit._run_exitfuncs()
+        main.__dict__.clear()
     except BaseException:
         traceback.print_exc()
     for stream in (sys.stdout, sys.stderr):

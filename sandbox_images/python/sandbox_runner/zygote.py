@@ -15,7 +15,13 @@ import sys
 import traceback
 
 from sandbox_runner.cells import serve_cells
-from sandbox_runner.child import apply_limits, drop_privileges, new_main, run_forked
+from sandbox_runner.child import (
+    apply_limits,
+    drop_privileges,
+    new_main,
+    python_signals,
+    run_forked,
+)
 from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, MAIN_PATH, PYTHON, SANDBOX_NICE, WORKDIR
 from sandbox_runner.files import read_until_eof, send_collected, write_files
 from sandbox_runner.frames import FRAME, encode_frame, read_frame
@@ -60,6 +66,8 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
         os._exit(126)
     if req is None:  # discarded by the runner
         os._exit(0)
+    if not req.get("fresh_interpreter"):  # a fresh one sets its own up, from the defaults
+        python_signals()
     if req.get("op") == "session":
         serve_cells(req, ctl_r, main, status_w)
     # A one-shot run's exit status is taken from the kernel alone: the code could write
