@@ -46,6 +46,24 @@ def test_no_valid_key_no_answer(keyed: Service, headers: dict) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+KEYLESS = {"/v1/ping", "/livez", "/readyz", "/healthz"}  # probes, and SandboxFusion's ping
+
+
+def test_every_route_but_the_probes_wants_a_key(keyed: Service) -> None:
+    """Every route the API documents, and the MCP endpoint, answer 401 without a key."""
+    paths = httpx.get(f"{keyed.base_url}/openapi.json", timeout=30).json()["paths"]
+    routes = [(method.upper(), path.replace("{", "").replace("}", ""))
+              for path, methods in paths.items() if path not in KEYLESS
+              and not path.startswith("/dashboard") for method in methods]
+    assert len(routes) > 15 and ("POST", "/v1/judge") in routes, routes
+    for method, path in [*routes, ("POST", "/mcp")]:
+        response = httpx.request(method, keyed.base_url + path, json={}, timeout=30,
+                                 headers={"authorization": "Bearer wrong-key"})
+        assert response.status_code == 401, (method, path, response.text)
+    for path in KEYLESS:
+        assert httpx.get(keyed.base_url + path, timeout=30).status_code in (200, 503), path
+
+
 @pytest.mark.parametrize("key", KEYS)
 def test_each_key_works(keyed: Service, key: str) -> None:
     for scheme in ("Bearer", "bearer"):
