@@ -235,7 +235,7 @@ class JobQueue:
                                 args=[job.entry_id, WORKER_GROUP, *flat])
 
     async def keep_claimed(self, consumer: str, entry_ids: Sequence[str]) -> None:
-        """Reset the idle time of jobs still running here, so no reaper takes them."""
+        """Reset the idle time of jobs still running here, so no other worker takes them."""
         if not entry_ids:
             return
         with translate_errors():

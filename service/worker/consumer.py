@@ -1,7 +1,9 @@
 """The consumer loop: claim as many jobs as there are free containers, run them, answer.
+Every few heartbeats the same loop also takes over jobs of silent workers (and dead-letters
+those delivered too often), so that the two never take more jobs than there are containers.
 
 Alongside it: a heartbeat (keeps this worker's running jobs claimed and tells the dashboard it
-lives) and a reaper (takes over jobs of silent workers; dead-letters those delivered too often).
+lives).
 """
 
 import asyncio
@@ -141,7 +143,7 @@ class Consumer:
                 log.warning("queue unavailable, retrying", extra={"error": str(exc)})
                 await backoff.wait()
 
-    # --- heartbeat and reaper ------------------------------------------------------------------
+    # --- heartbeat and reclaiming ---------------------------------------------------------------
 
     def describe(self) -> dict[str, str | int | float]:
         return {
