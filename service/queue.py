@@ -36,14 +36,14 @@ class QueueFull(Exception):
 
 
 # ARGV[1]: the queue's depth limit, or 0 when the caller has already made room (a batch).
+# The job's record has no expiry while it waits or runs: completing gives it one.
 _ENQUEUE = f"""
 local limit = tonumber(ARGV[1])
 if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
-redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[3], '{wire.F_PAYLOAD}', ARGV[4],
-           '{wire.F_REPLY_TO}', ARGV[5], '{wire.F_ENQUEUED_MS}', ARGV[6],
-           '{wire.F_DEADLINE_MS}', ARGV[7])
+redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[2], '{wire.F_PAYLOAD}', ARGV[3],
+           '{wire.F_REPLY_TO}', ARGV[4], '{wire.F_ENQUEUED_MS}', ARGV[5],
+           '{wire.F_DEADLINE_MS}', ARGV[6])
 redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}')
-redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -138,7 +138,7 @@ class JobQueue:
             limit = 0
         now = wire.now_ms()
         calls = [([self.keys.jobs, self.keys.job(job_id)],
-                  [limit, self.result_ttl_s, job_id, payload, reply_to, now, deadline_ms])
+                  [limit, job_id, payload, reply_to, now, deadline_ms])
                  for job_id, payload in jobs]
         return all(await self._run_script(self._enqueue, calls))
 

@@ -4,6 +4,8 @@ import time
 
 import httpx
 
+from tests.integration.test_batch import api_only
+
 
 def wait_done(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
@@ -48,3 +50,14 @@ def test_results_expire(client: httpx.Client) -> None:
     wait_done(client, job_id)
     time.sleep(21)
     assert client.get(f"/v1/jobs/{job_id}").status_code == 404
+
+
+def test_a_job_waiting_longer_than_the_result_ttl_is_still_there(redis_url: str) -> None:
+    """Results expire; a job still waiting in the queue (here: no worker at all) does not."""
+    with api_only(redis_url, SANDBOX_RESULT_TTL_S="1") as service, \
+            httpx.Client(base_url=service.base_url, timeout=30) as client:
+        job_id = client.post("/v1/jobs", json={"code": "print(1)"}).json()["id"]
+        time.sleep(2.5)
+        response = client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == "queued"
