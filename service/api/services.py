@@ -11,6 +11,8 @@ from service.queue import JobQueue, ReplyListener
 from service.settings import Settings
 from service.submit import Submitter
 
+REDIS_SOCKET_TIMEOUT_S = 30
+
 
 @dataclass
 class Services:
@@ -22,9 +24,14 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
-        redis = aioredis.from_url(settings.redis_url, socket_keepalive=True, socket_timeout=30,
-                                  socket_connect_timeout=2, health_check_interval=30,
-                                  max_connections=256)
+        # A request waits for a free connection (as long as a Redis call may take) rather than
+        # being told Redis is down when a burst has them all busy.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_connections,
+            timeout=REDIS_SOCKET_TIMEOUT_S, socket_keepalive=True,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S, socket_connect_timeout=2,
+            health_check_interval=30)
+        redis = aioredis.Redis.from_pool(pool)
         keys = Keys(settings.key_prefix)
         api_id = uuid.uuid4().hex[:12]
         queue = JobQueue(redis, keys, settings.result_ttl_s, settings.max_queue_depth)

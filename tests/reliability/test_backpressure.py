@@ -1,7 +1,10 @@
 """A bounded queue: 429 past its depth; jobs whose caller stopped waiting are dropped unrun."""
 
+import asyncio
+
 import httpx
 
+from tests.integration.test_batch import api_only
 from tests.reliability.helpers import busy, eventually
 from tests.support import Service
 
@@ -38,3 +41,16 @@ def test_job_past_its_deadline_is_not_run(redis_url: str, docker_engine: None) -
             assert result["timing"]["run_ms"] == 0
     finally:
         svc.stop()
+
+
+def test_a_burst_past_the_redis_connections_waits_for_one(redis_url: str) -> None:
+    """More requests at once than the API process has Redis connections: each waits for one,
+    none is told that Redis is down."""
+    with api_only(redis_url, SANDBOX_REDIS_CONNECTIONS="3") as service:
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=service.base_url, timeout=30,
+                                         limits=httpx.Limits(max_connections=100)) as client:
+                sent = [client.post("/v1/jobs", json={"code": "print(1)"}) for _ in range(100)]
+                return [r.status_code for r in await asyncio.gather(*sent)]
+
+        assert asyncio.run(burst()) == [202] * 100
