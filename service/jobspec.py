@@ -5,12 +5,13 @@ JSON; the worker reads it back. Both sides share this one definition.
 """
 
 import base64
+import math
 import posixpath
 
 from pydantic import BaseModel
 
 from service.models import BinaryFile, Language, RunRequest
-from service.settings import Settings
+from service.settings import MIB, Settings
 
 
 class InvalidRequest(ValueError):
@@ -25,6 +26,9 @@ RUNNER_GRACE_S = 20.0  # past a run's limits, before a silent runner counts as d
 # what hostile code started (a fork bomb's hundred processes) takes seconds on a saturated host
 FILES_GRACE_S = 10.0  # and more when the runner reads files back first
 TRANSIT_GRACE_S = 5.0  # a worker's answer on its way back through Redis
+# What the runner holds at once to answer, per byte of output at the cap: the bytes read, their
+# text, and the JSON frame and its encoding (where a NUL or another control byte takes six).
+RESULT_BYTES_PER_OUTPUT_BYTE = 18
 
 
 class JobSpec(BaseModel):
@@ -42,6 +46,12 @@ class JobSpec(BaseModel):
     return_files: list[str] = []
     max_return_files: int = 0
     max_return_bytes: int = 0
+
+    def sandbox_memory_mb(self) -> int:
+        """Memory of the container beyond the runner's own: the code's, or, if more, what the
+        runner needs to send back both streams at their cap (the code has ended by then)."""
+        result = 2 * RESULT_BYTES_PER_OUTPUT_BYTE * self.max_output_bytes
+        return max(self.memory_mb, math.ceil(result / MIB))
 
     def runner_wait_s(self) -> float:
         """How long the runner may take to answer an execution of this job."""

@@ -63,7 +63,7 @@ class Executor:
         sandbox = await self.pool.lease(LEASE_TIMEOUT_S)
         reusable = False
         try:
-            await self.pool.set_memory(sandbox, spec.memory_mb)
+            await self.pool.set_memory(sandbox, spec.sandbox_memory_mb())
             started_ms = wire.now_ms()
             message = rp.run_message(job.id, spec)
             await sandbox.channel.send(message)

@@ -82,3 +82,14 @@ def test_many_tiny_unbuffered_writes(warm: Warm) -> None:
     code = "import os\nfor i in range(20000):\n    os.write(1, b'.')\n"
     result = warm.case(code)
     assert result["stdout"] == "." * 20000
+
+
+def test_output_that_escapes_to_six_times_its_size_comes_back_whole(warm: Warm) -> None:
+    """NULs at the cap on both streams with a small memory limit: the JSON answer is six times
+    the output, and the runner has the room to send it (the code has ended by then)."""
+    size = 8 << 20
+    code = f"import os\nos.write(1, b'\\0' * {size})\nos.write(2, b'\\xff' * {size})\n"
+    result = warm.case(code, max_output_bytes=size, memory_mb=16)
+    assert result["outcome"] == "ok", result["message"]
+    assert result["stdout"] == "\0" * size
+    assert result["stderr"] == "\ufffd" * size
