@@ -5,13 +5,12 @@ JSON; the worker reads it back. Both sides share this one definition.
 """
 
 import base64
-import math
 import posixpath
 
 from pydantic import BaseModel
 
 from service.models import BinaryFile, Language, RunRequest
-from service.settings import MIB, Settings
+from service.settings import Settings, mib_ceil
 
 
 class InvalidRequest(ValueError):
@@ -51,7 +50,7 @@ class JobSpec(BaseModel):
         """Memory of the container beyond the runner's own: the code's, or, if more, what the
         runner needs to send back both streams at their cap (the code has ended by then)."""
         result = 2 * RESULT_BYTES_PER_OUTPUT_BYTE * self.max_output_bytes
-        return max(self.memory_mb, math.ceil(result / MIB))
+        return max(self.memory_mb, mib_ceil(result))
 
     def runner_wait_s(self) -> float:
         """How long the runner may take to answer an execution of this job."""
@@ -62,10 +61,11 @@ RESERVED_FILE_NAMES = frozenset({"main.py"})  # the runner writes the code there
 MAX_RETURN_PATTERNS = 16
 
 
-def to_bytes(text: str, what: str) -> bytes:
-    """UTF-8, with lone surrogates U+DC80..U+DCFF standing for the bytes that are not."""
+def to_bytes(text: str, what: str, errors: str = "surrogateescape") -> bytes:
+    """UTF-8, with lone surrogates U+DC80..U+DCFF standing for the bytes that are not (unless
+    errors="strict": text that must be text, such as Python source)."""
     try:
-        return text.encode("utf-8", "surrogateescape")
+        return text.encode("utf-8", errors)
     except UnicodeEncodeError as exc:
         raise InvalidRequest("invalid_text", f"{what}: {exc.reason} at {exc.start}") from exc
 
@@ -135,11 +135,7 @@ def _bounded(name: str, value: float | None, default: float, low: float, high: f
 
 
 def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
-    try:  # Python source is text: a lone surrogate (an escaped byte) is no part of it
-        code = req.code.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidRequest("invalid_text", f"code: {exc.reason} at {exc.start}") from exc
-    if len(code) > settings.max_code_bytes:
+    if len(to_bytes(req.code, "code", errors="strict")) > settings.max_code_bytes:
         raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
     if req.network and not settings.allow_network:
         raise InvalidRequest("network_not_allowed", "network access is not allowed here")

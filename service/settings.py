@@ -9,6 +9,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MIB = 1024 * 1024
 
 
+def mib_ceil(size: int) -> int:
+    """Whole MiB to hold `size` bytes (exact for any size)."""
+    return -(-size // MIB)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SANDBOX_", frozen=True)
 

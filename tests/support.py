@@ -149,3 +149,40 @@ def sandbox_uid_processes(prefix: str, uid: int = 10001) -> list[str]:
             runners = {p[1] for p in rows if p[0] == "0" and "/opt/runner/runner.py" in p[3]}
             found += [" ".join(p) for p in rows if p[0] == str(uid) and p[2] not in runners]
     return found
+
+
+@contextlib.contextmanager
+def api_only(redis_url: str, **env: str) -> Iterator[Service]:
+    """An API process with no worker: what it queues stays queued, so a small queue stays full."""
+    service = Service(redis_url, env)
+    service.api = service._spawn("api")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{service.base_url}/livez", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield service
+    finally:
+        service.stop()
+
+
+QUEUE_DEPTH = 4
+
+
+@contextlib.contextmanager
+def queue_holding(redis_url: str, jobs: int) -> Iterator[tuple[Service, httpx.Client]]:
+    """A service whose queue (depth QUEUE_DEPTH) holds `jobs` jobs no worker will take."""
+    with api_only(redis_url, SANDBOX_MAX_QUEUE_DEPTH=str(QUEUE_DEPTH)) as service, \
+            httpx.Client(base_url=service.base_url, timeout=30) as client:
+        for _ in range(jobs):
+            assert client.post("/v1/jobs", json={"code": "print(1)"}).status_code == 202
+        yield service, client
+
+
+@contextlib.contextmanager
+def full_queue(redis_url: str) -> Iterator[httpx.Client]:
+    """A client of a service whose queue is full."""
+    with queue_holding(redis_url, QUEUE_DEPTH) as (_, client):
+        yield client

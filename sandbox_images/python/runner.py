@@ -101,13 +101,11 @@ def main():
             result = execute(child, req, oom)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
+        child.close()
         if req.get("return_files") and result["op"] == "result":
-            child.close()
             collector = Zygote(template, collect=req)  # reads them back, as the sandbox uid
             result.update(collector.collected(CLEANUP_TIMEOUT_S))
             collector.close()
-        else:
-            child.close()
         write_frame(proto_out, result)
         child = Zygote(template)
         if not child.wait_clean(CLEANUP_TIMEOUT_S):

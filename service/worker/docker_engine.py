@@ -18,9 +18,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from service.settings import Settings
+from service.settings import MIB, Settings
 
-MIB = 1024 * 1024
 LABEL_ROLE = "sandbox.role"
 LABEL_DEPLOYMENT = "sandbox.deployment"
 LABEL_WORKER = "sandbox.worker"

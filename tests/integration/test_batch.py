@@ -1,52 +1,12 @@
 """POST /v1/batch: many runs in one call, in order or streamed, all refused or all queued."""
 
-import contextlib
-import time
-from collections.abc import Iterator
 
 import httpx
 import orjson
 import redis
 
 from service.keys import Keys
-from tests.support import Service
-
-
-@contextlib.contextmanager
-def api_only(redis_url: str, **env: str) -> Iterator[Service]:
-    """An API process with no worker: what it queues stays queued, so a small queue stays full."""
-    service = Service(redis_url, env)
-    service.api = service._spawn("api")
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{service.base_url}/livez", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield service
-    finally:
-        service.stop()
-
-
-QUEUE_DEPTH = 4
-
-
-@contextlib.contextmanager
-def queue_holding(redis_url: str, jobs: int) -> Iterator[tuple[Service, httpx.Client]]:
-    """A service whose queue (depth QUEUE_DEPTH) holds `jobs` jobs no worker will take."""
-    with api_only(redis_url, SANDBOX_MAX_QUEUE_DEPTH=str(QUEUE_DEPTH)) as service, \
-            httpx.Client(base_url=service.base_url, timeout=30) as client:
-        for _ in range(jobs):
-            assert client.post("/v1/jobs", json={"code": "print(1)"}).status_code == 202
-        yield service, client
-
-
-@contextlib.contextmanager
-def full_queue(redis_url: str) -> Iterator[httpx.Client]:
-    """A client of a service whose queue is full."""
-    with queue_holding(redis_url, QUEUE_DEPTH) as (_, client):
-        yield client
+from tests.support import QUEUE_DEPTH, queue_holding
 
 
 def batch(client: httpx.Client, items: list[dict], **params) -> list[dict]:

@@ -9,8 +9,7 @@ import pytest
 
 from service.client import AsyncSandboxClient, RetryPolicy, SandboxClient, SandboxHTTPError
 from service.models import Outcome, RunRequest, Verdict
-from tests.integration.test_batch import full_queue
-from tests.support import Service
+from tests.support import Service, full_queue
 
 
 @pytest.fixture

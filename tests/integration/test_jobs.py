@@ -4,7 +4,7 @@ import time
 
 import httpx
 
-from tests.integration.test_batch import api_only
+from tests.support import api_only
 
 
 def wait_done(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:

@@ -2,7 +2,7 @@
 
 import httpx
 
-from tests.integration.test_batch import full_queue
+from tests.support import full_queue
 
 ADD = "def add(a, b):\n    return a + b\n"
 

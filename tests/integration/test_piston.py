@@ -5,7 +5,7 @@ import base64
 import httpx
 import pytest
 
-from tests.integration.test_batch import full_queue
+from tests.support import full_queue
 
 
 def execute(client: httpx.Client, content: str, **fields) -> dict:

@@ -16,8 +16,7 @@ from sandbox_fusion import (
     summary_run_code_result,
 )
 
-from tests.integration.test_batch import api_only, full_queue
-from tests.support import Service, free_port
+from tests.support import Service, api_only, free_port, full_queue
 
 
 @pytest.fixture(scope="module")

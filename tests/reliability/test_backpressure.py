@@ -4,9 +4,8 @@ import asyncio
 
 import httpx
 
-from tests.integration.test_batch import api_only
 from tests.reliability.helpers import busy, eventually
-from tests.support import Service
+from tests.support import Service, api_only
 
 SLOW = {"code": "import time; time.sleep(4)", "timeout": 10}
 

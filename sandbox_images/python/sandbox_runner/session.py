@@ -34,7 +34,7 @@ class CellSupervision:
         self.report = None
 
     def run(self):
-        for fd in (*self.captures, self.child.pidfd, self.child.status_r):
+        for fd in (*self.captures, self.child.exit_fd, self.child.status_r):
             self.poller.register(fd, select.POLLIN)
         self.poller.register(self.proto_in, select.POLLRDHUP)  # the worker sends nothing mid-cell
         while self.report is None and not self.died:
@@ -63,7 +63,7 @@ class CellSupervision:
         if fd == self.proto_in:
             self.worker_gone = True
             self.garbled()
-        elif fd == self.child.pidfd:
+        elif fd == self.child.exit_fd:
             self.died = self.child.exited()
         elif fd == self.child.status_r:
             self.read_report()

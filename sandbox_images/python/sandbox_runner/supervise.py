@@ -85,7 +85,7 @@ class Supervision:
         child = self.child
         for fd in self.captures:
             self.poller.register(fd, select.POLLIN)
-        self.poller.register(child.pidfd, select.POLLIN)
+        self.poller.register(child.exit_fd, select.POLLIN)
         if self.stdin_data:
             self.poller.register(child.stdin_w, select.POLLOUT)
         else:
@@ -112,7 +112,7 @@ class Supervision:
         if self.drain_until is not None:  # it has exited already
             return
         poller = select.poll()
-        poller.register(self.child.pidfd, select.POLLIN)
+        poller.register(self.child.exit_fd, select.POLLIN)
         while not self.child.exited():
             remaining = self.deadline - time.monotonic()
             if remaining <= 0 or not poller.poll(remaining * 1000):
@@ -121,7 +121,7 @@ class Supervision:
 
     def on_ready(self, fd):
         child = self.child
-        if fd == child.pidfd:
+        if fd == child.exit_fd:
             if child.exited():
                 self.poller.unregister(fd)
                 self.ended()

@@ -21,7 +21,7 @@ import socket
 import sys
 
 MESSAGE_SIZE = 64
-CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (-1: none)
+CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (left out when none: it is last)
 
 
 def reseed():

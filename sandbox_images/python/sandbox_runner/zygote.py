@@ -24,7 +24,7 @@ from sandbox_runner.child import (
 )
 from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, MAIN_PATH, PYTHON, SANDBOX_NICE, WORKDIR
 from sandbox_runner.files import read_until_eof, send_collected, write_files
-from sandbox_runner.frames import FRAME, encode_frame, read_frame
+from sandbox_runner.frames import FRAME, read_frame, write_frame
 from sandbox_runner.scrub import scrub
 
 # What the next child needs of a request to read its files back (see send_collected).
@@ -117,9 +117,13 @@ class Zygote:
             os.set_blocking(fd, False)
         if collect is not None:
             self.send({name: collect.get(name) for name in COLLECT_FIELDS})
-        self.pidfd = template.fd  # polls readable when the template has news of the child
         self.status = None
         self.reaped = False
+
+    @property
+    def exit_fd(self):
+        """Polls readable when the template has news of the child (see exited)."""
+        return self.template.fd
 
     def wait_clean(self, timeout_s):
         """Whether the child cleaned up after the previous execution, within timeout_s."""
@@ -140,10 +144,8 @@ class Zygote:
 
     def send(self, message):
         """One frame on the control pipe; False if the child is gone."""
-        data = encode_frame(message)
         try:
-            while data:
-                data = data[os.write(self.ctl_w, data):]
+            write_frame(self.ctl_w, message)
         except BrokenPipeError:
             return False
         return True

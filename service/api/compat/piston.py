@@ -26,13 +26,13 @@ from service.models import (
     RunResult,
     signal_name,
 )
+from service.settings import mib_ceil
 
 router = APIRouter(prefix="/api/v2", tags=["compat: Piston"], dependencies=[Depends(require_key)])
 
 PYTHON_VERSION = "3.11.2"  # Debian 12's python3, in the sandbox image
 PYTHON_ALIASES = ("py", "py3", "python3", "python3.11")
 PROGRAM_NAME = "main.py"  # the name the sandbox gives the program
-MIB = 1024 * 1024
 
 
 class PistonFile(BaseModel):
@@ -110,7 +110,7 @@ def is_text(file: PistonFile) -> bool:
 
 
 def memory_mb(limit: int | None) -> int | None:
-    return None if limit is None or limit <= 0 else -(-limit // MIB)  # exact for any size
+    return None if limit is None or limit <= 0 else mib_ceil(limit)
 
 
 def to_run_request(request: ExecuteRequest) -> RunRequest:
