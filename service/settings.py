@@ -33,7 +33,10 @@ class Settings(BaseSettings):
         "attached stdin/stdout through the Docker API (works with a remote engine), or auto.")
     runner_socket_dir: str = Field("/var/lib/sandbox/sockets",
                                    description="Host directory of the runners' sockets.")
-    image_python: str = Field("sandbox-python:latest", description="Image of the python sandbox.")
+    image_tag: str = Field("latest", description="Tag of the sandbox images, sandbox-<language>:<tag> "
+                           "(as sandbox_images/build.sh tags them, from the same variable).")
+    image_python: str | None = Field(None, description="Image of the python sandbox; default: "
+                                     "sandbox-python:<image_tag>.")
 
     # Access
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -110,7 +113,7 @@ class Settings(BaseSettings):
         return min(self.max_batch_items, self.max_queue_depth)
 
     def image_for(self, language: str) -> str:
-        return {"python": self.image_python}[language]
+        return {"python": self.image_python}[language] or f"sandbox-{language}:{self.image_tag}"
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ import docker
 import httpx
 
 from service.bench.stack import deployment_env, free_port
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEL_DEPLOYMENT = "sandbox.deployment"
@@ -22,7 +23,7 @@ def ensure_docker() -> None:
     subprocess.run([ROOT / "deploy/local/ensure-docker.sh"], check=True)
     client = docker.from_env()
     try:
-        client.images.get("sandbox-python:latest")
+        client.images.get(Settings().image_for("python"))
     except docker.errors.ImageNotFound:
         subprocess.run([ROOT / "sandbox_images/build.sh"], check=True)
     finally:

@@ -25,9 +25,10 @@ def free_port() -> int:
 
 def deployment_env(redis_url: str, prefix: str, port: int,
                    settings: dict[str, str]) -> dict[str, str]:
-    """The environment of one deployment's processes: this one's, less any SANDBOX_ setting,
-    plus the deployment's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
+    """The environment of one deployment's processes: this one's, less any SANDBOX_ setting but
+    the tag of the sandbox images this checkout built, plus the deployment's own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SANDBOX_") or k == "SANDBOX_IMAGE_TAG"}
     env.update({"SANDBOX_REDIS_URL": redis_url, "SANDBOX_KEY_PREFIX": prefix,
                 "SANDBOX_PORT": str(port), **settings})
     return env

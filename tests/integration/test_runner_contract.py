@@ -23,7 +23,7 @@ async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, li
     owner = Owner(f"contract-{time.time_ns()}", "contract", "test", 0)
     settings = engine.settings
     container_id, sock, multiplexed = await asyncio.to_thread(
-        engine.start, container_spec(settings, settings.image_python, owner, 256,
+        engine.start, container_spec(settings, settings.image_for("python"), owner, 256,
                                      socket_dir=engine.new_socket_dir(owner.deployment)))
     channel = await RunnerChannel.open(sock, multiplexed)
     try:

@@ -46,7 +46,7 @@ def runsc() -> Iterator[str]:
 
 
 def run_with_spec(settings: Settings, code: str) -> str:
-    spec = container_spec(settings, settings.image_python, Owner("gvisor-test", "w", "h", 0), 128)
+    spec = container_spec(settings, settings.image_for("python"), Owner("gvisor-test", "w", "h", 0), 128)
     client = docker.from_env()
     api = client.api
     try:
