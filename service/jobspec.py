@@ -45,6 +45,7 @@ class JobSpec(BaseModel):
     return_files: list[str] = []
     max_return_files: int = 0
     max_return_bytes: int = 0
+    ipython: str | None = None  # a session cell shown as IPython shows it: its traceback mode
 
     def sandbox_memory_mb(self) -> int:
         """Memory of the container beyond the runner's own: the code's, or, if more, what the

@@ -64,6 +64,14 @@ class Keys:
         """Hash: one session's state, owner worker, limits and use."""
         return f"{self.prefix}:session:{session_id}"
 
+    def session_alias(self, scheme: str, name: str) -> str:
+        """String: the session a client of another API (scheme) names `name`."""
+        return f"{self.prefix}:session-alias:{scheme}:{name}"
+
+    def session_alias_of(self, scheme: str, session_id: str) -> str:
+        """String: the name a client of another API (scheme) gave a session."""
+        return f"{self.prefix}:session-alias-of:{scheme}:{session_id}"
+
     def session_calls(self, worker_id: str) -> str:
         """Stream of calls (open, run, close) to the sessions one worker holds."""
         return f"{self.prefix}:session-calls:{worker_id}"

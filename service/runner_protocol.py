@@ -83,4 +83,6 @@ def cell_message(call_id: str, spec: JobSpec, interrupt_grace_s: float) -> dict[
         "max_output_bytes": spec.max_output_bytes,
         "interrupt_grace_s": interrupt_grace_s,
     }
+    if spec.ipython:
+        message["ipython"] = spec.ipython
     return message | return_fields(spec)

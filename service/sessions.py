@@ -271,10 +271,14 @@ class SessionBroker:
         finally:
             await self.registry.discard(session_id)  # unless it opened
 
-    async def run(self, session_id: str, req: SessionRunRequest) -> bytes:
+    async def run(self, session_id: str, req: SessionRunRequest,
+                  ipython: str | None = None) -> bytes:
+        """Run a cell; `ipython` (a traceback mode) shows its value and traceback on stdout as
+        IPython's shell does."""
         info = await self.info(session_id)
         require_open(info)
         spec = build_cell_spec(req, info.timeout, self.settings)
+        spec.ipython = ipython
         wait_s = spec.runner_wait_s() + self.settings.session_interrupt_grace_s + TRANSIT_GRACE_S
         try:
             return await self._call(str(info.worker), wire.OP_RUN, session_id,

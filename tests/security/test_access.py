@@ -46,7 +46,7 @@ def test_no_valid_key_no_answer(keyed: Service, headers: dict) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-KEYLESS = {"/v1/ping", "/livez", "/readyz", "/healthz"}  # probes, and SandboxFusion's ping
+KEYLESS = {"/v1/ping", "/livez", "/readyz", "/healthz", "/health"}  # probes, SandboxFusion's ping and NeMo-Skills' health
 
 
 def test_every_route_but_the_probes_wants_a_key(keyed: Service) -> None:
