@@ -46,7 +46,8 @@ def test_no_valid_key_no_answer(keyed: Service, headers: dict) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-KEYLESS = {"/v1/ping", "/livez", "/readyz", "/healthz", "/health"}  # probes, SandboxFusion's ping and NeMo-Skills' health
+# probes, SandboxFusion's ping and NeMo-Skills' health
+KEYLESS = {"/v1/ping", "/livez", "/readyz", "/healthz", "/health"}
 
 
 def test_every_route_but_the_probes_wants_a_key(keyed: Service) -> None:
