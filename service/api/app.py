@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from service.api import batch, errors, health, judge, mcp, ops, runs, sessions, tools
 from service.api.body_limit import BodyLimitMiddleware
-from service.api.compat import nemo_skills, piston, sandboxfusion
+from service.api.compat import e2b, nemo_skills, piston, sandboxfusion
 from service.api.request_metrics import RequestMetricsMiddleware
 from service.api.responses import JsonResponse
 from service.api.services import Services
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sandboxfusion.router)
     app.include_router(piston.router)
     app.include_router(nemo_skills.router)
+    app.include_router(e2b.router)
     app.include_router(sessions.router)
     app.include_router(tools.router)
     app.add_exception_handler(SessionRefused, sessions.on_refused)  # type: ignore[arg-type]
