@@ -36,6 +36,8 @@ class JobSpec(BaseModel):
     stdin_b64: str | None
     files_b64: dict[str, str]
     timeout_s: float
+    cpu_timeout_s: float | None = None
+    cpu_wait_allowance_s: float = 0.0  # how far past timeout_s waits for a CPU may take it
     memory_mb: int
     max_output_bytes: int
     max_file_bytes: int
@@ -53,9 +55,13 @@ class JobSpec(BaseModel):
         result = 2 * RESULT_BYTES_PER_OUTPUT_BYTE * self.max_output_bytes
         return max(self.memory_mb, mib_ceil(result))
 
+    def wall_limit_s(self) -> float:
+        """The run's hard wall-clock cap."""
+        return self.timeout_s + self.cpu_wait_allowance_s
+
     def runner_wait_s(self) -> float:
         """How long the runner may take to answer an execution of this job."""
-        return self.timeout_s + RUNNER_GRACE_S + (FILES_GRACE_S if self.return_files else 0.0)
+        return self.wall_limit_s() + RUNNER_GRACE_S + (FILES_GRACE_S if self.return_files else 0.0)
 
 
 RESERVED_FILE_NAMES = frozenset({"main.py"})  # the runner writes the code there
@@ -135,7 +141,8 @@ def _bounded(name: str, value: float | None, default: float, low: float, high: f
     return value
 
 
-def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
+def build_job_spec(req: RunRequest, settings: Settings, wall_clock: bool = False) -> JobSpec:
+    """wall_clock: the timeout is plain wall-clock time (the compatibility routes' peers')."""
     if len(to_bytes(req.code, "code", errors="strict")) > settings.max_code_bytes:
         raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
     if req.network and not settings.allow_network:
@@ -150,6 +157,9 @@ def build_job_spec(req: RunRequest, settings: Settings) -> JobSpec:
         files_b64=encode_files(req.files, settings),
         timeout_s=_bounded("timeout", req.timeout, settings.default_timeout_s, 0.001,
                            settings.max_timeout_s),
+        cpu_timeout_s=None if req.cpu_timeout is None else _bounded(
+            "cpu_timeout", req.cpu_timeout, 0, 0.001, settings.max_cpu_timeout_s),
+        cpu_wait_allowance_s=0.0 if wall_clock else settings.cpu_wait_allowance_s,
         memory_mb=int(_bounded("memory_mb", req.memory_mb, settings.default_memory_mb,
                                settings.min_memory_mb, settings.max_memory_mb)),
         max_output_bytes=int(_bounded("max_output_bytes", req.max_output_bytes,

@@ -80,7 +80,13 @@ class RunRequest(BaseModel):
         default_factory=dict,
         description="Files put in the working directory before the run: relative name → content.",
     )
-    timeout: float | None = Field(None, gt=0, description="Wall-clock limit in seconds.")
+    timeout: float | None = Field(
+        None, gt=0, description="Time limit in seconds: wall-clock time, less what the program "
+        "spent waiting for a CPU while the host ran others (up to SANDBOX_CPU_WAIT_ALLOWANCE_S "
+        "more of wall-clock time).")
+    cpu_timeout: float | None = Field(
+        None, gt=0, description="CPU-time limit in seconds (all the program's processes and "
+        "threads), whatever the host's load; none by default.")
     memory_mb: int | None = Field(None, gt=0, description="Memory limit in MiB.")
     max_output_bytes: int | None = Field(None, gt=0, description="Cap of stdout and of stderr, each.")
     fresh_interpreter: bool = Field(
@@ -101,7 +107,11 @@ class RunRequest(BaseModel):
 
 class Timing(BaseModel):
     queue_ms: float = Field(description="From enqueue to the start of execution.")
-    run_ms: float = Field(description="The execution itself, inside the sandbox.")
+    run_ms: float = Field(description="The execution itself, inside the sandbox (wall clock).")
+    cpu_ms: float | None = Field(None, description="CPU time the execution used (every process "
+                                 "and thread of it); null where it did not run.")
+    cpu_wait_ms: float | None = Field(None, description="Time its main process was ready to run "
+                                      "but waited for a CPU; null where it did not run.")
     total_ms: float = Field(description="From enqueue to the result.")
 
 

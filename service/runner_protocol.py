@@ -4,6 +4,8 @@ Frames in both directions: a 4-byte big-endian length, then a JSON object. The w
 `run` requests; the runner answers `ready` (warm, clean, waiting), `result` or `error`. A
 `session` request (answered `session_ready`) turns the container into one session's: then each
 `cell` request is answered by a `result`, until the worker closes the stream.
+A run ends at `timeout_s` of its time (wall clock less its waits for a CPU), at `wall_limit_s`
+of wall clock, or at `cpu_timeout_s` of CPU time (if set); `time_limit` says which.
 A contract test runs the real runner against these definitions.
 """
 
@@ -29,8 +31,12 @@ OP_CELL = "cell"
 RESULT_KEYS = frozenset({
     "op", "id", "exit_code", "signal", "stdout", "stderr", "stdout_truncated",
     "stderr_truncated", "timed_out", "output_limited", "oom_killed", "memory_limit_hit",
-    "run_ms",
+    "run_ms", "cpu_ms", "cpu_wait_ms", "time_limit",
 })
+# A result's `time_limit`: which limit ended the run, when one did.
+LIMIT_TIMEOUT = "timeout"  # its time, less its waits for a CPU (a cell's: wall clock)
+LIMIT_WALL = "wall_limit"  # the hard wall-clock cap past the timeout
+LIMIT_CPU = "cpu_timeout"
 # Keys a result adds when files were asked back, and those of a cell's result.
 FILES_KEYS = frozenset({"files", "files_truncated"})
 CELL_KEYS = frozenset({"value", "session_ended"})
@@ -50,6 +56,8 @@ def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
         "stdin": spec.stdin_b64,
         "files": spec.files_b64,
         "timeout_s": spec.timeout_s,
+        "wall_limit_s": spec.wall_limit_s(),
+        "cpu_timeout_s": spec.cpu_timeout_s,
         "max_output_bytes": spec.max_output_bytes,
         "max_file_bytes": spec.max_file_bytes,
         "fresh_interpreter": spec.fresh_interpreter,

@@ -87,7 +87,7 @@ def build_cell_spec(req: SessionRunRequest, session_timeout_s: float,
     run = RunRequest(code=req.code, files=req.files, return_files=req.return_files,
                      timeout=req.timeout or session_timeout_s,
                      max_output_bytes=req.max_output_bytes)
-    return build_job_spec(run, settings)
+    return build_job_spec(run, settings, wall_clock=True)  # a cell's timeout is wall-clock
 
 
 def new_id() -> str:

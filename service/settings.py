@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # Limits of one execution: defaults and maxima
     default_timeout_s: float = Field(10.0, gt=0)
     max_timeout_s: float = Field(300.0, gt=0)
+    max_cpu_timeout_s: float = Field(300.0, gt=0, description="Largest cpu_timeout a request may ask.")
+    cpu_wait_allowance_s: float = Field(
+        10.0, ge=0, description="A run's timeout does not count the time it waited for a CPU "
+        "while the host ran others, up to this much more of wall-clock time; 0: timeouts are "
+        "plain wall-clock time.")
     default_memory_mb: int = Field(512, ge=16)
     min_memory_mb: int = Field(16, ge=1)
     max_memory_mb: int = Field(8192, ge=16)

@@ -28,6 +28,7 @@ import sys
 import traceback
 
 from sandbox_runner.child import prepare_interpreter
+from sandbox_runner.clock import CgroupCpu
 from sandbox_runner.config import ACCEPT_TIMEOUT_S, CLEANUP_TIMEOUT_S
 from sandbox_runner.frames import PROTOCOL_VERSION, read_frame, write_frame
 from sandbox_runner.session import serve_session
@@ -77,8 +78,10 @@ def main():
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with every forked child
     oom = OomCounter()
+    cgroup = CgroupCpu()
     # Every child is forked from the template, which has never held a request or an output.
-    template = Template(zygote_main, close_in_template={proto_in, proto_out, *oom.fds})
+    template = Template(zygote_main,
+                        close_in_template={proto_in, proto_out, *oom.fds, *cgroup.fds})
     child = Zygote(template)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):
         return 3
@@ -93,12 +96,12 @@ def main():
             child.close()
             return 0
         if req.get("op") == "session":
-            return serve_session(child, req, oom, proto_in, proto_out)
+            return serve_session(child, req, oom, cgroup, proto_in, proto_out)
         if req.get("op") != "run":
             write_frame(proto_out, {"op": "error", "error": "unknown op %r" % req.get("op")})
             continue
         try:
-            result = execute(child, req, oom)
+            result = execute(child, req, oom, cgroup)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         child.close()

@@ -3,10 +3,23 @@
 import signal
 from typing import Any
 
+from service import runner_protocol as rp
 from service.models import Outcome, signal_name
 
-# Outcomes after which a container is destroyed rather than reused.
-ABNORMAL = frozenset({Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED})
+# What the caller is told when a time limit ended the run, by the runner's `time_limit`.
+TIME_LIMITS = {
+    rp.LIMIT_TIMEOUT: "time limit reached (timeout); the process group was killed",
+    rp.LIMIT_WALL: "wall-clock limit reached (timeout plus the allowance for waiting on a busy "
+                   "host's CPUs); the process group was killed",
+    rp.LIMIT_CPU: "CPU time limit reached (cpu_timeout); the process group was killed",
+}
+
+# Outcomes after which a container is destroyed rather than reused. A timeout is not one: the
+# runner killed the process group at the limit, and the next child proves the container clean
+# (every process of the sandbox uid killed, every scratch file gone) before the runner says
+# ready again, or the runner exits and the container is replaced. In a storm of programs that
+# loop forever, replacing the container after each would cost a container start per timeout.
+ABNORMAL = frozenset({Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED})
 
 
 def _raised_memory_error(stderr: str) -> bool:
@@ -21,7 +34,7 @@ def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
         if report.get("memory_limit_hit"):
             return Outcome.MEMORY_LIMIT, ("memory limit reached: the program stalled there "
                                           "until the time limit, then was killed")
-        return Outcome.TIMEOUT, "wall-clock time limit reached; the process group was killed"
+        return Outcome.TIMEOUT, TIME_LIMITS[report.get("time_limit") or rp.LIMIT_TIMEOUT]
     if report["oom_killed"]:
         return Outcome.MEMORY_LIMIT, "memory limit reached; killed by the out-of-memory killer"
     if report["output_limited"]:
@@ -52,6 +65,7 @@ def result_body(job_id: str, report: dict[str, Any], outcome: Outcome, message: 
         "stdout_truncated": report["stdout_truncated"],
         "stderr_truncated": report["stderr_truncated"],
         "timing": {"queue_ms": round(queue_ms, 3), "run_ms": report["run_ms"],
+                   "cpu_ms": report["cpu_ms"], "cpu_wait_ms": report["cpu_wait_ms"],
                    "total_ms": round(total_ms, 3)},
         "message": message,
     }

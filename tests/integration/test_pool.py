@@ -1,4 +1,5 @@
-"""The warm pool: containers recycled after N executions and replaced after abnormal ends."""
+"""The warm pool: containers recycled after N executions, kept after a timeout (the runner
+proved them clean), replaced after abnormal ends."""
 
 import httpx
 
@@ -13,8 +14,8 @@ def container_of(client: httpx.Client) -> str:
     return result["stdout"]
 
 
-def test_recycled_after_n_executions_and_after_a_timeout(redis_url: str,
-                                                         docker_engine: None) -> None:
+def test_recycled_after_n_executions_kept_after_a_timeout(redis_url: str,
+                                                          docker_engine: None) -> None:
     svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "1", "SANDBOX_EXECUTIONS_PER_CONTAINER": "3"})
     svc.start(workers=1)
     try:
@@ -25,6 +26,9 @@ def test_recycled_after_n_executions_and_after_a_timeout(redis_url: str,
             assert fourth != first[0]
             timed_out = client.post("/v1/run", json={"code": "while True: pass", "timeout": 0.5})
             assert timed_out.json()["outcome"] == "timeout"
+            assert container_of(client) == fourth
+            killed = client.post("/v1/run", json={"code": "import os; os.kill(os.getpid(), 11)"})
+            assert killed.json()["outcome"] == "killed"
             assert container_of(client) not in (first[0], fourth)
             assert client.post("/v1/run", json={"code": "print(1)"}).json()["stdout"] == "1\n"
     finally:

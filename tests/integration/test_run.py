@@ -23,7 +23,7 @@ def test_print(client: httpx.Client) -> None:
     assert result["stderr"] == ""
     assert result["exit_code"] == 0
     assert result["signal"] is None
-    assert set(result["timing"]) == {"queue_ms", "run_ms", "total_ms"}
+    assert set(result["timing"]) == {"queue_ms", "run_ms", "cpu_ms", "cpu_wait_ms", "total_ms"}
     assert result["timing"]["total_ms"] >= result["timing"]["run_ms"] > 0
 
 

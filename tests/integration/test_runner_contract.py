@@ -55,3 +55,29 @@ def test_runner_speaks_the_workers_protocol(docker_engine: None) -> None:
     assert (first["id"], first["stdout"], first["exit_code"]) == ("a", "x\n", 0)
     assert ready["op"] == rp.OP_READY
     assert second["stdout"] == "['1']\n"
+
+
+def test_the_result_says_which_time_limit_ended_the_run(docker_engine: None) -> None:
+    """A CPU loop past its cpu_timeout, a sleep past its timeout (a cpu_timeout does not end
+    it: it uses no CPU), a loop that ran its course: CPU time and which limit, as the worker
+    reads them."""
+    engine = DockerEngine(Settings())
+    loop = "while True: pass"
+    try:
+        _, replies = asyncio.run(exchange(engine, [
+            rp.run_message("cpu", spec(loop, timeout_s=30, cpu_timeout_s=0.5,
+                                       cpu_wait_allowance_s=10)),
+            rp.run_message("sleep", spec("import time; time.sleep(60)", timeout_s=1,
+                                         cpu_timeout_s=0.5)),
+            rp.run_message("done", spec("sum(range(3 * 10**6))")),
+        ]))
+    finally:
+        engine.close()
+    cpu, sleep, done = replies[0::2]
+    assert all(set(r) == rp.RESULT_KEYS for r in (cpu, sleep, done))
+    assert (cpu["timed_out"], cpu["time_limit"]) == (True, rp.LIMIT_CPU)
+    assert cpu["cpu_ms"] >= 500
+    assert (sleep["timed_out"], sleep["time_limit"]) == (True, rp.LIMIT_TIMEOUT)
+    assert sleep["cpu_ms"] < 500
+    assert (done["timed_out"], done["time_limit"]) == (False, None)
+    assert done["cpu_ms"] > 0 and 0 <= done["cpu_wait_ms"] <= done["run_ms"]

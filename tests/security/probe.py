@@ -107,7 +107,7 @@ class Warm:
         after = probe(self.client)
         assert after.details["env"] == self.baseline.details["env"]
         if before is not None and not may_replace:
-            replaced = result["outcome"] not in ("ok", "error")
+            replaced = result["outcome"] not in ("ok", "error", "timeout")
             assert (after.container != before.container) == replaced, (result, before, after)
         assert no_sandbox_processes(self.service)
         return after

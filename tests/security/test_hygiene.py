@@ -116,6 +116,19 @@ def test_nothing_survives_into_the_next_execution(warm: Warm, code: str) -> None
     assert result["stdout"] == "planted\n"
 
 
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_run_killed_at_its_timeout_leaves_nothing_in_its_reused_container(
+        warm: Warm, fresh: bool) -> None:
+    """A timeout does not cost a container: the same one serves the next run, clean (the probes
+    find neither the daemon, nor the files, nor the loop)."""
+    code = (LEFTOVERS["double-forked daemon"] + LEFTOVERS["files in /tmp and /dev/shm"]
+            + "open('left-in-workdir', 'w').write('x')\nimport sys; sys.stdout.flush()\n"
+            + "while True: pass\n")
+    result = warm.case(code, timeout=1, fresh_interpreter=fresh)
+    assert result["outcome"] == "timeout", result
+    assert result["stdout"] == "planted\nplanted\n"
+
+
 def test_fresh_interpreter_leaves_nothing_either(warm: Warm) -> None:
     result = warm.case(LEFTOVERS["double-forked daemon"], fresh_interpreter=True)
     assert result["outcome"] == "ok", result

@@ -87,7 +87,8 @@ def test_summarize_reads_outcome_and_timing_without_parsing_the_output() -> None
     # Output that imitates the fields must not fool the cheap reader.
     trap = 'x "outcome":"ok","timing":{"queue_ms":1,"run_ms":2,"total_ms":3} y' * 50
     report = {"exit_code": 1, "signal": None, "stdout": trap, "stderr": trap,
-              "stdout_truncated": False, "stderr_truncated": False, "run_ms": 250.0}
+              "stdout_truncated": False, "stderr_truncated": False, "run_ms": 250.0,
+              "cpu_ms": 12.5, "cpu_wait_ms": 0.5}
     result = result_body("abc", report, "error", None, 1500.0, 1800.0)
     result["files"] = {"timing": {"base64": "", "media_type": "text/plain"}}  # a returned file
     summary = summarize(job(spec_json()), orjson.dumps(result))

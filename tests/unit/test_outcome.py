@@ -28,9 +28,20 @@ def test_classify(changes: dict, outcome: Outcome) -> None:
     assert classify({**BASE, **changes})[0] is outcome
 
 
-def test_only_normal_ends_keep_the_container() -> None:
-    assert Outcome.OK not in ABNORMAL and Outcome.ERROR not in ABNORMAL
-    assert {Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED} <= ABNORMAL
+def test_normal_ends_and_timeouts_keep_the_container() -> None:
+    assert not {Outcome.OK, Outcome.ERROR, Outcome.TIMEOUT} & ABNORMAL
+    assert {Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED} <= ABNORMAL
+
+
+@pytest.mark.parametrize(("limit", "words"), [
+    (None, "time limit reached (timeout)"), ("timeout", "time limit reached (timeout)"),
+    ("wall_limit", "wall-clock limit reached"), ("cpu_timeout", "CPU time limit reached"),
+])
+def test_a_timeout_says_which_limit_ended_it(limit: str | None, words: str) -> None:
+    report = {**BASE, "timed_out": True, "time_limit": limit, "signal": 9, "exit_code": None}
+    outcome, message = classify(report)
+    assert outcome is Outcome.TIMEOUT
+    assert message is not None and message.startswith(words)
 
 
 @pytest.mark.parametrize(("number", "name"), [(9, "SIGKILL"), (34, "SIGRTMIN"),

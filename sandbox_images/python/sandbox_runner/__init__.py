@@ -7,6 +7,7 @@
     child       a one-shot execution inside the child: limits, __main__, CPython's exit
     cells       a session's child: one namespace, one cell per frame
     template    the process every child is forked from, which never holds request data
+    clock       what an execution used of the CPU and of time, and which time limit it reached
     zygote      the next execution's child, forked and sandboxed ahead of time, and the
                 runner's handle on it
     supervise   one execution watched from the runner: stdin, output caps, the deadline, the

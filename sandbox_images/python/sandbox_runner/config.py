@@ -32,6 +32,17 @@ CHILD_ENV = {
     "HOME": WORKDIR,
     "TMPDIR": WORK_ROOT,
 }
+CPU_USAGE_FILES = (  # (file, the line's key or None for a lone number, ns per unit)
+    ("/sys/fs/cgroup/cpuacct/cpuacct.usage", None, 1),  # cgroup v1
+    ("/sys/fs/cgroup/cpu,cpuacct/cpuacct.usage", None, 1),
+    ("/sys/fs/cgroup/cpu.stat", "usage_usec", 1000),  # cgroup v2
+)
+CPU_QUOTA_FILES = (  # the container's CPU quota: v1 (quota, then its period beside it), v2
+    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+    "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+    "/sys/fs/cgroup/cpu.max",
+)
+LIMIT_CHECK_MIN_S = 0.02  # the time limits are checked at most this often
 MEMORY_EVENT_FILES = (  # (file, its OOM-kill count, its count of allocations at the limit)
     ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill", None),  # cgroup v1
     ("/sys/fs/cgroup/memory/memory.failcnt", None, ""),

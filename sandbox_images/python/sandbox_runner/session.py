@@ -8,6 +8,7 @@ import signal
 import time
 import traceback
 
+from sandbox_runner.clock import TIMEOUT, ExecutionClock
 from sandbox_runner.config import DRAIN_AFTER_EXIT_S, INTERRUPT_GRACE_S, READ_CHUNK
 from sandbox_runner.frames import FRAME, read_frame, write_frame
 from sandbox_runner.supervise import Capture, exit_of, result_message
@@ -116,9 +117,9 @@ class CellSupervision:
                     del self.captures[fd]
 
 
-def execute_cell(child, msg, oom, proto_in):
+def execute_cell(child, msg, oom, cgroup, proto_in):
     oom_before = oom.read()
-    started = time.monotonic()
+    clock = ExecutionClock(msg, child.pid, cgroup)  # for its usage: a cell's timeout is wall-clock
     cap = msg["max_output_bytes"]
     captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
     cell = CellSupervision(child, msg, captures, proto_in)
@@ -126,7 +127,8 @@ def execute_cell(child, msg, oom, proto_in):
         cell.run()
     else:
         cell.died = True
-    run_ms = (time.monotonic() - started) * 1000
+    run_ms = (time.monotonic() - clock.started) * 1000
+    usage = clock.usage()
     report = cell.report or {}
     exit_code, signum = report.get("status"), None
     if cell.report is None:
@@ -136,8 +138,9 @@ def execute_cell(child, msg, oom, proto_in):
         exit_code = 1
     value = report.get("value")
     result = {
-        **result_message(msg["id"], exit_code, signum, captures, oom, oom_before, run_ms),
+        **result_message(msg["id"], exit_code, signum, captures, oom, oom_before, run_ms, usage),
         "timed_out": cell.timed_out,
+        "time_limit": TIMEOUT if cell.timed_out else None,
         "output_limited": captures[0].truncated or captures[1].truncated,
         "value": value if isinstance(value, str) else None,
         "session_ended": cell.report is None,
@@ -149,7 +152,7 @@ def execute_cell(child, msg, oom, proto_in):
     return result
 
 
-def serve_session(child, req, oom, proto_in, proto_out):
+def serve_session(child, req, oom, cgroup, proto_in, proto_out):
     """The container's one session: the waiting child keeps its namespace across `cell`
     requests, until the worker closes the stream or the child dies. Then the runner exits."""
     child.close_stdin()  # cells read EOF on stdin
@@ -167,7 +170,7 @@ def serve_session(child, req, oom, proto_in, proto_out):
                                     "error": "unknown op %r" % msg.get("op")})
             continue
         try:
-            result = execute_cell(child, msg, oom, proto_in)
+            result = execute_cell(child, msg, oom, cgroup, proto_in)
         except Exception:
             result = {"op": "error", "id": msg.get("id"), "error": traceback.format_exc()}
         try:

@@ -1,5 +1,5 @@
 """One execution watched from the runner: stdin fed, output read up to its cap, the process
-group killed at the deadline or the cap, the exit status from the kernel, the cgroup's OOM
+group killed at a time limit (see clock) or the cap, the exit status from the kernel, the cgroup's OOM
 counters read before and after."""
 
 import base64
@@ -7,6 +7,7 @@ import os
 import select
 import time
 
+from sandbox_runner.clock import ExecutionClock
 from sandbox_runner.config import DRAIN_AFTER_EXIT_S, MEMORY_EVENT_FILES, READ_CHUNK
 from sandbox_runner.zygote import kill_group
 
@@ -72,13 +73,15 @@ class Capture:
 class Supervision:
     """Pumps stdin and output until the child ends, the deadline passes or output overflows."""
 
-    def __init__(self, child, req, captures):
+    def __init__(self, child, clock, req, captures):
         self.child = child
-        self.deadline = time.monotonic() + req["timeout_s"]
+        self.clock = clock
+        self.deadline = clock.next_check(time.monotonic())
         self.stdin_data = memoryview(base64.b64decode(req.get("stdin") or ""))
         self.captures = {c.fd: c for c in captures}
         self.poller = select.poll()
         self.timed_out = self.output_limited = False
+        self.limit = None  # which time limit ended it (see clock)
         self.drain_until = None
 
     def run(self):
@@ -95,9 +98,7 @@ class Supervision:
             if self.drain_until is not None and now >= self.drain_until:
                 break
             if now >= self.deadline:
-                self.timed_out = True
-                kill_group(child.pid)
-                self.deadline = float("inf")
+                self.check_limits(now)
             limit = min(self.deadline, self.drain_until or float("inf")) - now
             timeout_ms = None if limit == float("inf") else max(0.0, limit) * 1000
             for fd, _ in self.poller.poll(timeout_ms):
@@ -113,11 +114,20 @@ class Supervision:
             return
         poller = select.poll()
         poller.register(self.child.exit_fd, select.POLLIN)
-        while not self.child.exited():
+        while not self.child.exited() and not self.timed_out:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0 or not poller.poll(remaining * 1000):
-                self.timed_out = True
-                return
+                self.check_limits(time.monotonic())
+
+    def check_limits(self, now):
+        """At a check time: kill the group if a time limit is reached, else set the next check."""
+        self.limit = self.clock.reached(now)
+        if self.limit is None:
+            self.deadline = self.clock.next_check(now)
+            return
+        self.timed_out = True
+        kill_group(self.child.pid)
+        self.deadline = float("inf")
 
     def on_ready(self, fd):
         child = self.child
@@ -171,8 +181,8 @@ def memory_events(before, after):
     return {"oom_killed": rose[0], "memory_limit_hit": rose[1]}
 
 
-def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms):
-    """The fields every `result` carries."""
+def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms, usage):
+    """The fields every `result` carries (usage: the clock's, see ExecutionClock.usage)."""
     return {
         "op": "result",
         "id": job_id,
@@ -184,22 +194,26 @@ def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms)
         "stderr_truncated": captures[1].truncated,
         **memory_events(oom_before, oom.read()),
         "run_ms": round(run_ms, 3),
+        **usage,
     }
 
 
-def execute(child, req, oom):
+def execute(child, req, oom, cgroup):
     oom_before = oom.read()
-    started = time.monotonic()
     cap = req["max_output_bytes"]
     captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
+    clock = ExecutionClock(req, child.pid, cgroup)
     child.hand_over(req)
-    supervision = Supervision(child, req, captures)
+    supervision = Supervision(child, clock, req, captures)
     supervision.run()
-    run_ms = (time.monotonic() - started) * 1000
+    run_ms = (time.monotonic() - clock.started) * 1000
     kill_group(child.pid)  # whatever is left of its group once the main process has ended
+    child.wait_exit()
+    usage = clock.usage()  # before the reap: the main process's counts are still there
     exit_code, signum = exit_of(child.wait())
     return {
-        **result_message(req["id"], exit_code, signum, captures, oom, oom_before, run_ms),
+        **result_message(req["id"], exit_code, signum, captures, oom, oom_before, run_ms, usage),
         "timed_out": supervision.timed_out,
+        "time_limit": supervision.limit,
         "output_limited": supervision.output_limited,
     }

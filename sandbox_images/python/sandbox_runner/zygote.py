@@ -163,10 +163,14 @@ class Zygote:
             return {"files": {}, "files_truncated": True}
         return json.loads(data[FRAME.size:])
 
-    def wait(self):
-        """The child's wait status, once it has exited; then the template reaps it."""
+    def wait_exit(self):
+        """Until the child has exited; unreaped, its counts in /proc are still there."""
         if self.status is None:
             self.status = self.template.exit_status(self.pid, block=True)
+
+    def wait(self):
+        """The child's wait status, once it has exited; then the template reaps it."""
+        self.wait_exit()
         if not self.reaped:
             self.template.reap(self.pid)
             self.reaped = True

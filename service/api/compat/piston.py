@@ -63,7 +63,7 @@ class Stage(BaseModel):
     signal: str | None
     message: str | None
     status: str | None = Field(description="RE, SG, TO, OL, EL (as isolate reports), or XX: ours.")
-    cpu_time: float | None
+    cpu_time: float | None = Field(description="Milliseconds of CPU time.")
     wall_time: float | None = Field(description="Milliseconds.")
     memory: int | None
 
@@ -154,7 +154,7 @@ def to_stage(result: RunResult) -> Stage:
         code=None if killed_by_us else result.exit_code,
         signal="SIGKILL" if killed_by_us else (
             None if result.signal is None else signal_name(result.signal)),
-        message=message, status=status, cpu_time=None, wall_time=result.timing.run_ms,
+        message=message, status=status, cpu_time=result.timing.cpu_ms, wall_time=result.timing.run_ms,
         memory=None)
 
 
@@ -179,7 +179,7 @@ async def execute(body: dict[str, Any] = Body(examples=[{
     """Run a program as Piston would, and answer as Piston does."""
     try:
         request = ExecuteRequest.model_validate(body)
-        spec = build_job_spec(to_run_request(request), services.settings)
+        spec = build_job_spec(to_run_request(request), services.settings, wall_clock=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -129,7 +129,7 @@ async def ping() -> str:
 async def run_code(request: RunCodeRequest,
                    services: Services = Depends(get_services)) -> RunCodeResponse | Response:
     """Run code as SandboxFusion would answer it: `status` Success, Failed or SandboxError."""
-    spec = build_job_spec(to_run_request(request), services.settings)
+    spec = build_job_spec(to_run_request(request), services.settings, wall_clock=True)
     try:
         raw = await services.submitter.run(spec)
     except QueueFull:
