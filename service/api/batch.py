@@ -34,11 +34,12 @@ class InvalidItem(Exception):
         return error_response(422, self.cause.reason, str(self), [detail])
 
 
-def item_specs(requests: Sequence[RunRequest], settings: Settings, field: str) -> list[JobSpec]:
+def item_specs(requests: Sequence[RunRequest], settings: Settings, field: str,
+               wall_clock: bool = False) -> list[JobSpec]:
     specs = []
     for index, request in enumerate(requests):
         try:
-            specs.append(build_job_spec(request, settings))
+            specs.append(build_job_spec(request, settings, wall_clock))
         except InvalidRequest as exc:
             raise InvalidItem(field, index, exc) from exc
     return specs

@@ -95,7 +95,7 @@ async def execute_batch(batch: BatchRequest,
     python = [i for i, (_, language) in enumerate(pairs) if language == PYTHON]
     runs = [RunRequest(code=program(pairs[i][0]), timeout=batch.timeout) for i in python]
     try:
-        specs = item_specs(runs, services.settings, "scripts")
+        specs = item_specs(runs, services.settings, "scripts", wall_clock=True)
     except InvalidItem as exc:  # its place among all the scripts, not the python ones
         return InvalidItem("scripts", python[exc.index], exc.cause).response()
     answers = [unsupported(language) for _, language in pairs]

@@ -110,7 +110,8 @@ async def run_once(req: ExecuteRequest, services: Services) -> dict[str, Any]:
     program = answers.SHELL_PROGRAM if shell else answers.PYTHON_PROGRAM
     run = RunRequest(code=program.format(code=req.generated_code), stdin=req.std_input or None,
                      timeout=req.timeout, max_output_bytes=output_cap(req, services))
-    result = orjson.loads(await services.submitter.run(build_job_spec(run, services.settings)))
+    spec = build_job_spec(run, services.settings, wall_clock=True)  # as its server's timeout
+    result = orjson.loads(await services.submitter.run(spec))
     if result["outcome"] == Outcome.SANDBOX_ERROR:
         raise Refusal(503, "sandbox_error", str(result.get("message")))
     return answers.one_off_answer(result, shell, req.timeout)
