@@ -20,8 +20,9 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(settings: Settings) -> None:
     """Refuse to expose an unauthenticated API beyond this machine unless told to."""
-    if not is_loopback(settings.host) and not settings.api_keys and not settings.allow_insecure_bind:
-        sys.exit(f"refusing to bind {settings.host} without SANDBOX_API_KEYS; "
+    keyed = settings.api_keys or settings.tenants_file
+    if not is_loopback(settings.host) and not keyed and not settings.allow_insecure_bind:
+        sys.exit(f"refusing to bind {settings.host} without SANDBOX_API_KEYS or a tenants file; "
                  "set SANDBOX_ALLOW_INSECURE_BIND=true to do it anyway")
 
 

@@ -32,6 +32,14 @@ class Keys:
         """Hash: a job's state and, when done, its result."""
         return f"{self.prefix}:job:{job_id}"
 
+    def tenant_jobs(self, tenant: str) -> str:
+        """Set: ids of one tenant's jobs waiting or running (its max_queued counts these)."""
+        return f"{self.prefix}:tenant-jobs:{tenant}"
+
+    def tenant_sessions(self, tenant: str) -> str:
+        """Sorted set: one tenant's open session ids → expiry (ms), as `sessions` (its cap)."""
+        return f"{self.prefix}:tenant-sessions:{tenant}"
+
     def replies(self, api_id: str) -> str:
         """Stream of results for the callers waiting on one API process."""
         return f"{self.prefix}:replies:{api_id}"
@@ -44,6 +52,10 @@ class Keys:
     def throughput(self, resolution_s: int, bucket: int) -> str:
         """Hash: outcome → jobs answered in one time bucket (expires after its window)."""
         return f"{self.prefix}:throughput:{resolution_s}:{bucket}"
+
+    def tenant_throughput(self, bucket: int) -> str:
+        """Hash: tenant → jobs answered in one 5 s bucket (expires after a minute)."""
+        return f"{self.prefix}:tenant-throughput:{bucket}"
 
     @property
     def recent_latencies(self) -> str:
@@ -64,9 +76,9 @@ class Keys:
         """Hash: one session's state, owner worker, limits and use."""
         return f"{self.prefix}:session:{session_id}"
 
-    def session_alias(self, scheme: str, name: str) -> str:
-        """String: the session a client of another API (scheme) names `name`."""
-        return f"{self.prefix}:session-alias:{scheme}:{name}"
+    def session_alias(self, scheme: str, tenant: str, name: str) -> str:
+        """String: the session a client of another API (scheme) of a tenant names `name`."""
+        return f"{self.prefix}:session-alias:{scheme}:{tenant}:{name}"
 
     def session_alias_of(self, scheme: str, session_id: str) -> str:
         """String: the name a client of another API (scheme) gave a session."""

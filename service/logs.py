@@ -1,7 +1,8 @@
 """Structured JSON logs, one object a line, carrying whatever `extra` a call site adds.
 
-Lines logged while a job is handled carry its `job_id` without each call site passing it: a worker
-handles each job in its own asyncio task, and bind_job() tags that task's context.
+Lines logged while a job is handled carry its `job_id` and `tenant` without each call site passing
+them: a worker handles each job in its own asyncio task, and bind_job() tags that task's context
+(an API request's task is tagged with its tenant as its key is checked).
 """
 
 import logging
@@ -13,11 +14,20 @@ import orjson
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 _job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+_tenant: ContextVar[str | None] = ContextVar("tenant", default=None)
 
 
-def bind_job(job_id: str) -> None:
-    """Tag every line logged from now on in the current task (and tasks it starts) with job_id."""
+def bind_job(job_id: str, tenant: str | None = None) -> None:
+    """Tag every line logged from now on in the current task (and tasks it starts) with job_id
+    (and the job's tenant)."""
     _job_id.set(job_id)
+    if tenant:
+        _tenant.set(tenant)
+
+
+def bind_tenant(tenant: str) -> None:
+    """Tag every line logged from now on in the current task with the tenant it serves."""
+    _tenant.set(tenant)
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,6 +42,9 @@ class JsonFormatter(logging.Formatter):
         job_id = _job_id.get()
         if job_id is not None:
             entry["job_id"] = job_id
+        tenant = _tenant.get()
+        if tenant is not None:
+            entry["tenant"] = tenant
         entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

@@ -40,6 +40,9 @@ RUN_TIME = Family("sandbox_job_run_seconds", "histogram",
                   DURATION_BUCKETS)
 JOBS = Family("sandbox_jobs_total", "counter", "Jobs answered, by language and outcome.",
               ("language", "outcome"))
+TENANT_JOBS = Family("sandbox_tenant_jobs_total", "counter",
+                     "Jobs answered, by tenant (the tenants file bounds them) and outcome.",
+                     ("tenant", "outcome"))
 RECLAIMED = Family("sandbox_jobs_reclaimed_total", "counter",
                    "Jobs taken over from a worker that stopped answering.")
 DEAD_LETTERED = Family("sandbox_jobs_dead_lettered_total", "counter",
@@ -51,10 +54,16 @@ POOL_SIZE = Family("sandbox_pool_size", "gauge",
                    "Warm containers the live workers are configured to keep (concurrent executions).")
 POOL_CONTAINERS = Family("sandbox_pool_containers", "gauge", "Warm containers alive.")
 POOL_BUSY = Family("sandbox_pool_busy_containers", "gauge", "Containers running a job now.")
+TENANT_QUEUED = Family("sandbox_tenant_queued_jobs", "gauge",
+                       "A tenant's jobs waiting or running (its max_queued counts these).",
+                       ("tenant",))
+TENANT_RUNNING = Family("sandbox_tenant_running_jobs", "gauge",
+                        "A tenant's jobs running now (its max_running caps these).", ("tenant",))
 
-STORED = (HTTP_DURATION, QUEUE_WAIT, RUN_TIME, JOBS, RECLAIMED, DEAD_LETTERED)
+STORED = (HTTP_DURATION, QUEUE_WAIT, RUN_TIME, JOBS, TENANT_JOBS, RECLAIMED, DEAD_LETTERED)
 LIVE = (QUEUE_DEPTH, WORKERS, POOL_SIZE, POOL_CONTAINERS, POOL_BUSY)
-FAMILIES = STORED + LIVE
+PER_TENANT = (TENANT_QUEUED, TENANT_RUNNING)
+FAMILIES = STORED + LIVE + PER_TENANT
 
 
 def bucket_bound(family: Family, value: float) -> str:
@@ -116,8 +125,10 @@ def _render_histogram(family: Family, samples: Mapping[SampleKey, float]) -> lis
     return lines
 
 
-def render(stored: Mapping[SampleKey, float], gauges: Mapping[str, float]) -> str:
-    """The exposition text: stored counters and histograms, then the live gauges."""
+def render(stored: Mapping[SampleKey, float], gauges: Mapping[str, float],
+           per_tenant: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """The exposition text: stored counters and histograms, then the live gauges (those by
+    tenant from `per_tenant`: family name → tenant → value)."""
     lines: list[str] = []
     for family in STORED:
         lines += _header(family)
@@ -128,6 +139,10 @@ def render(stored: Mapping[SampleKey, float], gauges: Mapping[str, float]) -> st
     for family in LIVE:
         lines += _header(family)
         lines.append(_line(family.name, (), gauges.get(family.name, 0.0)))
+    for family in PER_TENANT:
+        lines += _header(family)
+        values = (per_tenant or {}).get(family.name, {})
+        lines += [_line(family.name, (("tenant", t),), v) for t, v in sorted(values.items())]
     return "\n".join(lines) + "\n"
 
 

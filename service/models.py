@@ -302,6 +302,7 @@ class SessionInfo(BaseModel):
     calls: int = Field(description="Calls run so far.")
     worker: str | None = Field(None, description="The worker holding its sandbox.")
     message: str | None = Field(None, description="Why it ended, once it has.")
+    tenant: str = Field("", description="The tenant that opened it (only it, and admins, see it).")
 
 
 class SessionList(BaseModel):

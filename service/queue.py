@@ -35,15 +35,32 @@ class QueueFull(Exception):
     """The queue holds as many jobs as it may: back off and retry."""
 
 
-# ARGV[1]: the queue's depth limit, or 0 when the caller has already made room (a batch).
+class QuotaExceeded(Exception):
+    """The tenant has as many jobs waiting or running as its max_queued: back off and retry."""
+
+
+# ARGV[1]: the queue's depth limit, or 0 when the caller has already made room (a batch);
+# ARGV[8]: the tenant's max_queued, or 0 (no limit, or room already made). KEYS[3]: the set of
+# the tenant's jobs waiting or running, which the job joins until it completes.
 # The job's record has no expiry while it waits or runs: completing gives it one.
 _ENQUEUE = f"""
 local limit = tonumber(ARGV[1])
 if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
+local quota = tonumber(ARGV[8])
+if quota > 0 and redis.call('SCARD', KEYS[3]) >= quota then return -1 end
 redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[2], '{wire.F_PAYLOAD}', ARGV[3],
            '{wire.F_REPLY_TO}', ARGV[4], '{wire.F_ENQUEUED_MS}', ARGV[5],
-           '{wire.F_DEADLINE_MS}', ARGV[6])
-redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}')
+           '{wire.F_DEADLINE_MS}', ARGV[6], '{wire.F_TENANT}', ARGV[7])
+redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}', '{wire.F_TENANT}', ARGV[7])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1
+"""
+
+# Room for a batch of ARGV[1] jobs: 1, or 0 past the queue's depth, -1 past the tenant's quota.
+_ROOM = """
+if redis.call('XLEN', KEYS[1]) + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
+local quota = tonumber(ARGV[3])
+if quota > 0 and redis.call('SCARD', KEYS[2]) + tonumber(ARGV[1]) > quota then return -1 end
 return 1
 """
 
@@ -67,6 +84,7 @@ if first then
 end
 redis.call('XACK', KEYS[2], ARGV[4], ARGV[3])
 redis.call('XDEL', KEYS[2], ARGV[3])
+redis.call('SREM', KEYS[4], ARGV[5])
 if first then return 1 end
 return 0
 """
@@ -81,6 +99,14 @@ if redis.call('HGET', KEYS[2], '{wire.F_STATE}') == '{JobState.RUNNING}' then
 end
 return 1
 """
+
+
+def raise_if_refused(admitted: int) -> None:
+    """The exception for an admission script's answer: 1 admitted, 0 queue full, -1 quota."""
+    if admitted == 0:
+        raise QueueFull
+    if admitted < 0:
+        raise QuotaExceeded
 
 
 def raise_if_cancelled() -> None:
@@ -114,6 +140,7 @@ class JobQueue:
         self.result_ttl_s = result_ttl_s
         self.max_depth = max_depth
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._room = redis.register_script(_ROOM)
         self._mark_running_script = redis.register_script(_MARK_RUNNING)
         self._complete = redis.register_script(_COMPLETE)
         self._requeue = redis.register_script(_REQUEUE)
@@ -122,27 +149,30 @@ class JobQueue:
     # --- API side ------------------------------------------------------------------------------
 
     async def enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
-                      deadline_ms: float) -> bool:
-        """Queue (job id, payload) pairs, all or none: False, with none queued, when the queue
-        has no room for all of them.
+                      deadline_ms: float, tenant: str = "", max_queued: int | None = None) -> None:
+        """Queue (job id, payload) pairs of one tenant, all or none: QueueFull, or QuotaExceeded
+        past the tenant's max_queued (jobs waiting or running), with none queued.
 
         One job: checked and queued in one script. Several: the room is checked first, then
         all are queued in one round trip, unchecked (one script queuing a 10,000-job batch would
         hold Redis for ~70 ms, every other client shut out; a pipeline lets them in between
         its commands). Batches admitted at the same moment may
-        together take the queue past its limit by their sizes (it is a bound on backlog, not a
-        hard cap), but no batch is ever queued in part.
+        together take the queue (or a tenant) past its limit by their sizes (it is a bound on
+        backlog, not a hard cap), but no batch is ever queued in part.
         """
-        limit = self.max_depth
+        limit, quota = self.max_depth, max_queued or 0
         if len(jobs) > 1:
-            if await self.depth() + len(jobs) > self.max_depth:
-                return False
-            limit = 0
+            with translate_errors():
+                room = await self._room(keys=[self.keys.jobs, self.keys.tenant_jobs(tenant)],
+                                        args=[len(jobs), self.max_depth, quota])
+            raise_if_refused(room)
+            limit = quota = 0
         now = wire.now_ms()
-        calls = [([self.keys.jobs, self.keys.job(job_id)],
-                  [limit, job_id, payload, reply_to, now, deadline_ms])
+        calls = [([self.keys.jobs, self.keys.job(job_id), self.keys.tenant_jobs(tenant)],
+                  [limit, job_id, payload, reply_to, now, deadline_ms, tenant, quota])
                  for job_id, payload in jobs]
-        return all(await self._run_script(self._enqueue, calls))
+        for queued in await self._run_script(self._enqueue, calls):
+            raise_if_refused(queued)
 
     async def _run_script(self, script: AsyncScript,
                           calls: Sequence[tuple[list[Any], list[Any]]]) -> list[Any]:
@@ -163,13 +193,24 @@ class JobQueue:
                         await self.redis.script_load(script.script)
             raise QueueUnavailable("the script could not be loaded")
 
-    async def status(self, job_id: str) -> tuple[JobState, bytes | None] | None:
+    async def status(self, job_id: str) -> tuple[JobState, bytes | None, str] | None:
+        """A job's state, its result once done, and its tenant; None if unknown or expired."""
         with translate_errors():
-            fields = await self.redis.hmget(self.keys.job(job_id), wire.F_STATE, wire.F_RESULT)
-        state, result = fields
+            fields = await self.redis.hmget(self.keys.job(job_id), wire.F_STATE, wire.F_RESULT,
+                                            wire.F_TENANT)
+        state, result, tenant = fields
         if state is None:
             return None
-        return JobState(state.decode()), result
+        return JobState(state.decode()), result, (tenant or b"").decode()
+
+    async def tenant_jobs(self, tenants: Sequence[str]) -> dict[str, int]:
+        """Jobs waiting or running, per tenant."""
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tenant in tenants:
+                    pipe.scard(self.keys.tenant_jobs(tenant))
+                counts = await pipe.execute()
+        return dict(zip(tenants, counts, strict=True))
 
     async def depth(self) -> int:
         with translate_errors():
@@ -223,7 +264,8 @@ class JobQueue:
         reply = self.keys.replies(job.reply_to) if job.reply_to else self.keys.jobs
         with translate_errors():
             first = await self._complete(
-                keys=[self.keys.job(job.id), self.keys.jobs, reply],
+                keys=[self.keys.job(job.id), self.keys.jobs, reply,
+                      self.keys.tenant_jobs(job.tenant)],
                 args=[result, self.result_ttl_s, job.entry_id, WORKER_GROUP, job.id,
                       "1" if job.reply_to else "0"],
             )

@@ -1,4 +1,5 @@
 """Names other APIs' clients give their sessions (NeMo-Skills' X-Session-ID), bound to ours.
+Each tenant names its own: two tenants' clients may both say "rollout-17".
 
 A client names a session before it exists and expects it made on first use; the name and its
 reverse live as long as the session's record may, pushed back at each call.
@@ -28,20 +29,21 @@ return 1
 
 
 class SessionAliases:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, scheme: str):
+    def __init__(self, redis: aioredis.Redis, keys: Keys, scheme: str, tenant: str):
         self.redis = redis
         self.keys = keys
         self.scheme = scheme
+        self.tenant = tenant
         self._bind = redis.register_script(_BIND)
         self._unbind = redis.register_script(_UNBIND)
 
     def _pair(self, name: str, session_id: str) -> list[str]:
-        return [self.keys.session_alias(self.scheme, name),
+        return [self.keys.session_alias(self.scheme, self.tenant, name),
                 self.keys.session_alias_of(self.scheme, session_id)]
 
     async def resolve(self, name: str) -> str | None:
         with translate_errors():
-            found = await self.redis.get(self.keys.session_alias(self.scheme, name))
+            found = await self.redis.get(self.keys.session_alias(self.scheme, self.tenant, name))
         return found.decode() if found else None
 
     async def bind(self, name: str, session_id: str, expected: str | None, ttl_s: int) -> str:

@@ -31,6 +31,7 @@ from service.models import (
 )
 from service.queue import JobQueue, ReplyListener, translate_errors
 from service.settings import Settings
+from service.tenants import Tenant
 
 HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
 OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
@@ -47,6 +48,7 @@ class SessionSpec(BaseModel):
     memory_mb: int
     idle_ttl_s: float
     max_file_bytes: int
+    tenant: str = ""
 
 
 class SessionRefused(Exception):
@@ -58,7 +60,7 @@ class SessionRefused(Exception):
         self.reason = reason
 
 
-REFUSAL_STATUS = {"session_limit": 429, "session_busy": 409, "not_found": 404,
+REFUSAL_STATUS = {"session_limit": 429, "session_quota": 429, "session_busy": 409, "not_found": 404,
                   "session_lost": 410, "session_closed": 410, "session_expired": 410,
                   "sandbox_unavailable": 503}
 
@@ -69,8 +71,9 @@ def refused(body: dict[str, Any]) -> SessionRefused:
     return SessionRefused(REFUSAL_STATUS.get(reason, 503), reason, str(body.get("message")))
 
 
-def build_session_spec(req: SessionRequest, settings: Settings) -> SessionSpec:
+def build_session_spec(req: SessionRequest, settings: Settings, tenant: str = "") -> SessionSpec:
     return SessionSpec(
+        tenant=tenant,
         timeout_s=_bounded("timeout", req.timeout, settings.default_timeout_s, 0.001,
                            settings.max_timeout_s),
         memory_mb=int(_bounded("memory_mb", req.memory_mb, settings.default_memory_mb,
@@ -98,12 +101,21 @@ def new_id() -> str:
 
 _OPEN_STATES = f"'{SessionState.OPENING}', '{SessionState.OPEN}'"
 
-# Admit a session if fewer than the cap are open (forgetting those whose time ran out).
+# Every script keeps KEYS[3], the tenant's open sessions, as KEYS[1], everyone's, is kept.
+
+# Admit a session if fewer than the cap are open, and fewer than the tenant's cap ARGV[6] of its
+# own (-1: none), forgetting those whose time ran out. 1, or 0 past the cap, -1 past the tenant's.
 _RESERVE = f"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local quota = tonumber(ARGV[6])
+if quota >= 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+  if redis.call('ZCARD', KEYS[3]) >= quota then return -1 end
+end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('HSET', KEYS[2], 'state', '{SessionState.OPENING}', unpack(ARGV, 6))
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[2], 'state', '{SessionState.OPENING}', unpack(ARGV, 7))
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """
@@ -114,6 +126,7 @@ if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 
 redis.call('HSET', KEYS[2], 'state', '{SessionState.OPEN}', 'last_used_ms', ARGV[1],
            'worker', ARGV[5])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
@@ -124,6 +137,7 @@ if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPEN}' then return 0 e
 redis.call('HSET', KEYS[2], 'last_used_ms', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'calls', 1)
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
@@ -134,6 +148,7 @@ local state = redis.call('HGET', KEYS[2], 'state')
 if state ~= '{SessionState.OPENING}' and state ~= '{SessionState.OPEN}' then return 0 end
 redis.call('HSET', KEYS[2], 'state', ARGV[1], 'message', ARGV[2], 'ended_ms', ARGV[4])
 redis.call('ZREM', KEYS[1], ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 1
 """
@@ -143,6 +158,7 @@ _DISCARD = f"""
 if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
@@ -158,48 +174,53 @@ class SessionRegistry:
         self._end = redis.register_script(_END)
         self._discard = redis.register_script(_DISCARD)
 
-    def _keys(self, session_id: str) -> list[str]:
-        return [self.keys.sessions, self.keys.session(session_id)]
+    def _keys(self, session_id: str, tenant: str) -> list[str]:
+        return [self.keys.sessions, self.keys.session(session_id),
+                self.keys.tenant_sessions(tenant)]
 
-    async def reserve(self, session_id: str, spec: SessionSpec, worker_id: str, cap: int) -> bool:
-        """Record a session being opened on worker_id; False if `cap` sessions are open."""
+    async def reserve(self, session_id: str, spec: SessionSpec, worker_id: str, cap: int,
+                      tenant_cap: int | None) -> int:
+        """Record a session of spec.tenant being opened on worker_id: 1; 0 if `cap` sessions are
+        open, -1 if `tenant_cap` of the tenant's are."""
         now = wire.now_ms()
         fields = {"worker": worker_id, "created_ms": now, "last_used_ms": now, "calls": 0,
                   "timeout_s": spec.timeout_s, "memory_mb": spec.memory_mb,
-                  "idle_ttl_s": spec.idle_ttl_s}
+                  "idle_ttl_s": spec.idle_ttl_s, wire.F_TENANT: spec.tenant}
         flat = [part for pair in fields.items() for part in pair]
         with translate_errors():
-            return bool(await self._reserve(
-                keys=self._keys(session_id),
-                args=[now, cap, now + OPEN_WAIT_S * 1000, session_id, round(OPEN_WAIT_S), *flat]))
+            return int(await self._reserve(
+                keys=self._keys(session_id, spec.tenant),
+                args=[now, cap, now + OPEN_WAIT_S * 1000, session_id, round(OPEN_WAIT_S),
+                      -1 if tenant_cap is None else tenant_cap, *flat]))
 
-    async def activate(self, session_id: str, worker_id: str, idle_ttl_s: float) -> bool:
+    async def activate(self, session_id: str, worker_id: str, idle_ttl_s: float,
+                       tenant: str) -> bool:
         """The owner's container is ready; False if the session is no longer being opened."""
         now = wire.now_ms()
         with translate_errors():
             return bool(await self._activate(
-                keys=self._keys(session_id),
+                keys=self._keys(session_id, tenant),
                 args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s),
                       worker_id]))
 
-    async def touch(self, session_id: str, idle_ttl_s: float) -> bool:
+    async def touch(self, session_id: str, idle_ttl_s: float, tenant: str) -> bool:
         """A call ended now; False if the session is no longer open."""
         now = wire.now_ms()
         with translate_errors():
             return bool(await self._touch(
-                keys=self._keys(session_id),
+                keys=self._keys(session_id, tenant),
                 args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s)]))
 
-    async def end(self, session_id: str, state: SessionState, message: str) -> bool:
+    async def end(self, session_id: str, tenant: str, state: SessionState, message: str) -> bool:
         """Mark the session ended; False if it already was."""
         with translate_errors():
             return bool(await self._end(
-                keys=self._keys(session_id),
+                keys=self._keys(session_id, tenant),
                 args=[state.value, message, session_id, wire.now_ms(), self.ended_ttl_s]))
 
-    async def discard(self, session_id: str) -> None:
+    async def discard(self, session_id: str, tenant: str) -> None:
         with translate_errors():
-            await self._discard(keys=self._keys(session_id), args=[session_id])
+            await self._discard(keys=self._keys(session_id, tenant), args=[session_id])
 
     async def get(self, session_id: str) -> SessionInfo | None:
         with translate_errors():
@@ -233,7 +254,7 @@ def session_info(session_id: str, raw: dict[bytes, bytes]) -> SessionInfo:
         created_at=float(fields["created_ms"]) / 1000, last_used_at=last_used_s,
         expires_at=last_used_s + idle_ttl_s if state is SessionState.OPEN else None,
         calls=int(fields.get("calls", 0)), worker=fields.get("worker"),
-        message=fields.get("message"),
+        message=fields.get("message"), tenant=fields.get(wire.F_TENANT, ""),
     )
 
 
@@ -252,13 +273,19 @@ class SessionBroker:
         self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
         self.silence_s = settings.heartbeat_s * HEARTBEATS_OF_SILENCE
 
-    async def open(self, req: SessionRequest) -> bytes:
-        spec = build_session_spec(req, self.settings)
+    async def open(self, req: SessionRequest, tenant: Tenant, limits: Settings) -> bytes:
+        """Open a session for the tenant, its limits checked against `limits` (its caps)."""
+        spec = build_session_spec(req, limits, tenant.name)
         session_id = new_id()
         worker_id = await self._pick_worker()
-        if not await self.registry.reserve(session_id, spec, worker_id, self.settings.max_sessions):
+        admitted = await self.registry.reserve(session_id, spec, worker_id,
+                                               self.settings.max_sessions, tenant.max_sessions)
+        if admitted == 0:
             raise SessionRefused(429, "session_limit",
                                  f"{self.settings.max_sessions} sessions are open; close one or retry later")
+        if admitted < 0:
+            raise SessionRefused(429, "session_quota", f"your tenant has {tenant.max_sessions} "
+                                 "sessions open, as many as it may; close one or retry later")
         try:
             return await self._call(worker_id, wire.OP_OPEN, session_id,
                                     spec.model_dump_json().encode(), OPEN_WAIT_S)
@@ -269,55 +296,60 @@ class SessionBroker:
             raise SessionRefused(503, "sandbox_unavailable",
                                  "no sandbox for the session in time; retry") from exc
         finally:
-            await self.registry.discard(session_id)  # unless it opened
+            await self.registry.discard(session_id, tenant.name)  # unless it opened
 
-    async def run(self, session_id: str, req: SessionRunRequest,
-                  ipython: str | None = None) -> bytes:
+    async def run(self, session_id: str, req: SessionRunRequest, tenant: Tenant,
+                  limits: Settings, ipython: str | None = None) -> bytes:
         """Run a cell; `ipython` (a traceback mode) shows its value and traceback on stdout as
         IPython's shell does."""
-        info = await self.info(session_id)
+        info = await self.info(session_id, tenant)
         require_open(info)
-        spec = build_cell_spec(req, info.timeout, self.settings)
+        spec = build_cell_spec(req, info.timeout, limits)
         spec.ipython = ipython
         wait_s = spec.runner_wait_s() + self.settings.session_interrupt_grace_s + TRANSIT_GRACE_S
         try:
             return await self._call(str(info.worker), wire.OP_RUN, session_id,
                                     spec.model_dump_json().encode(), wait_s)
         except WorkerGone as exc:
-            await self.registry.end(session_id, SessionState.LOST, "its worker stopped")
+            await self.registry.end(session_id, info.tenant, SessionState.LOST,
+                                    "its worker stopped")
             raise SessionRefused(410, "session_lost", "the worker holding the session stopped; "
                                  "its state is gone: open a new session") from exc
         except TimeoutError as exc:
             raise SessionRefused(503, "sandbox_unavailable",
                                  "the session's worker did not answer in time") from exc
 
-    async def close(self, session_id: str) -> SessionInfo:
-        info = await self.info(session_id)
+    async def close(self, session_id: str, tenant: Tenant) -> SessionInfo:
+        info = await self.info(session_id, tenant)
         if info.state in (SessionState.OPEN, SessionState.OPENING):
             # If the worker cannot say, its container goes with it (or with its idle check).
             with contextlib.suppress(WorkerGone, TimeoutError, SessionRefused):
                 await self._call(str(info.worker), wire.OP_CLOSE, session_id, b"{}", CLOSE_WAIT_S)
-            await self.registry.end(session_id, SessionState.CLOSED, "closed by its caller")
-        return await self.info(session_id)
+            await self.registry.end(session_id, info.tenant, SessionState.CLOSED,
+                                    "closed by its caller")
+        return await self.info(session_id, tenant)
 
-    async def info(self, session_id: str) -> SessionInfo:
-        """The session's record; an open one whose worker has stopped is marked lost."""
+    async def info(self, session_id: str, tenant: Tenant) -> SessionInfo:
+        """The session's record, if the tenant may see it (another's is as unknown); an open
+        one whose worker has stopped is marked lost."""
         info = await self.registry.get(session_id)
-        if info is None:
+        if info is None or not tenant.can_see(info.tenant):
             raise SessionRefused(404, "not_found", f"no session {session_id!r}: unknown, or "
                                  "ended long enough ago to be forgotten")
         if info.state in (SessionState.OPEN, SessionState.OPENING) and info.worker \
                 and not await self._alive(info.worker):
-            await self.registry.end(session_id, SessionState.LOST, "its worker stopped")
+            await self.registry.end(session_id, info.tenant, SessionState.LOST,
+                                    "its worker stopped")
             info = await self.registry.get(session_id) or info
         return info
 
-    async def listed(self) -> list[SessionInfo]:
-        infos = await self.registry.listed()
+    async def listed(self, tenant: Tenant) -> list[SessionInfo]:
+        """The open sessions the tenant may see: its own, or every one for an admin."""
+        infos = [i for i in await self.registry.listed() if tenant.can_see(i.tenant)]
         live = {w["id"] for w in await self.queue.live_workers(self.silence_s)}
         lost = [i for i in infos if i.worker not in live]
         for info in lost:
-            await self.registry.end(info.id, SessionState.LOST, "its worker stopped")
+            await self.registry.end(info.id, info.tenant, SessionState.LOST, "its worker stopped")
         return [i for i in infos if i.worker in live]
 
     async def _pick_worker(self) -> str:

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Comma-separated bearer keys; empty: no authentication.")
     allow_insecure_bind: bool = Field(False, description="Allow a non-loopback bind without keys.")
+    tenants_file: str | None = Field(
+        None, description="TOML file of the tenants (their keys, limits and weights); read again "
+        "when it changes or on SIGHUP. Replaces SANDBOX_API_KEYS, which may not be set with it.")
 
     # Worker and pool
     pool_size: int = Field(4, ge=1, le=256, description="Warm containers per worker = concurrent executions.")
@@ -110,6 +113,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _one_source_of_keys(self) -> "Settings":
+        if self.tenants_file and self.api_keys:
+            raise ValueError("set SANDBOX_TENANTS_FILE or SANDBOX_API_KEYS, not both")
+        return self
 
     @property
     def batch_limit(self) -> int:

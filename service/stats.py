@@ -25,6 +25,7 @@ from service.metrics import (
     QUEUE_WAIT,
     RECLAIMED,
     RUN_TIME,
+    TENANT_JOBS,
     Family,
     Labels,
     SampleKey,
@@ -97,6 +98,7 @@ class Tally:
     counts: defaultdict[SampleKey, float] = field(default_factory=lambda: defaultdict(int))
     throughput: defaultdict[tuple[int, int, str], int] = field(
         default_factory=lambda: defaultdict(int))
+    by_tenant: defaultdict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
     latencies: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))
     errors: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
 
@@ -108,9 +110,11 @@ class Tally:
         self.counts[(f"{family.name}_bucket", (*labels, ("le", le)))] += 1
         self.counts[(f"{family.name}_sum", labels)] += float(seconds)
 
-    def answered(self, outcome: str, at: float) -> None:
+    def answered(self, outcome: str, tenant: str, at: float) -> None:
         for width, _ in (MINUTE_WINDOW, HOUR_WINDOW):
             self.throughput[(width, int(at // width), outcome)] += 1
+        self.by_tenant[(int(at // MINUTE_WINDOW[0]), tenant)] += 1
+        self.counts[(TENANT_JOBS.name, (("tenant", tenant), ("outcome", outcome)))] += 1
 
     def merge(self, older: "Tally") -> None:
         """Take back the increments of a flush that failed."""
@@ -118,6 +122,8 @@ class Tally:
             self.counts[key] += amount
         for key, count in older.throughput.items():
             self.throughput[key] += count
+        for tenant_key, count in older.by_tenant.items():
+            self.by_tenant[tenant_key] += count
         self.latencies.extendleft(reversed(older.latencies))
         self.errors.extendleft(reversed(older.errors))
 
@@ -140,7 +146,7 @@ class Recorder:
         self.tally.add(JOBS, labels)
         self.tally.observe(QUEUE_WAIT, labels, job_sum.queue_s)
         self.tally.observe(RUN_TIME, labels, job_sum.run_s)
-        self.tally.answered(job_sum.outcome, time.time())
+        self.tally.answered(job_sum.outcome, job.tenant, time.time())
         self.tally.latencies.append(f"{job_sum.queue_s:.6f} {job_sum.run_s:.6f} {job_sum.total_s:.6f}")
         if job_sum.outcome == Outcome.SANDBOX_ERROR:
             self._error(job.id, orjson.loads(result).get("message") or "")
@@ -153,7 +159,7 @@ class Recorder:
         self.tally.add(DEAD_LETTERED)
         self.tally.add(JOBS, (("language", job_language(job.payload)),
                               ("outcome", str(Outcome.SANDBOX_ERROR))))
-        self.tally.answered(str(Outcome.SANDBOX_ERROR), time.time())
+        self.tally.answered(str(Outcome.SANDBOX_ERROR), job.tenant, time.time())
         self._error(job.id, f"dead-lettered after {deliveries} deliveries without an answer")
 
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -190,6 +196,10 @@ class Recorder:
             key = self.keys.throughput(width, bucket)
             pipe.hincrby(key, outcome, count)
             pipe.expire(key, width * (HOUR_WINDOW[1] + 1))
+        for (bucket, tenant), count in sent.by_tenant.items():
+            key = self.keys.tenant_throughput(bucket)
+            pipe.hincrby(key, tenant, count)
+            pipe.expire(key, MINUTE_WINDOW[0] * (MINUTE_WINDOW[1] + 1))
         for key, items, cap in ((self.keys.recent_latencies, sent.latencies, RECENT_LATENCIES),
                                 (self.keys.recent_errors, sent.errors, RECENT_ERRORS)):
             if items:
@@ -242,6 +252,21 @@ class StatsReader:
             "latency": _latency(latencies),
             "errors": [orjson.loads(e) for e in errors],
         }
+
+
+async def last_minute_by_tenant(redis: aioredis.Redis, keys: Keys, now: float) -> dict[str, int]:
+    """Jobs answered in the last minute, per tenant."""
+    width, kept = MINUTE_WINDOW
+    with translate_errors():
+        async with redis.pipeline(transaction=False) as pipe:
+            for bucket in range(int(now // width) - kept + 1, int(now // width) + 1):
+                pipe.hgetall(keys.tenant_throughput(bucket))
+            found = await pipe.execute()
+    totals: dict[str, int] = defaultdict(int)
+    for counts in found:
+        for tenant, count in counts.items():
+            totals[tenant.decode()] += int(count)
+    return dict(totals)
 
 
 def _totals(stored: dict[SampleKey, float]) -> dict[str, object]:

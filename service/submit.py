@@ -5,12 +5,14 @@ held per waiting request.
 """
 
 import asyncio
+import copy
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
 from service import wire
 from service.jobspec import TRANSIT_GRACE_S, JobSpec
-from service.queue import JobQueue, QueueFull, ReplyListener
+from service.queue import JobQueue, ReplyListener
+from service.tenants import ANONYMOUS_TENANT, Tenant
 
 
 def new_job_id() -> str:
@@ -23,14 +25,25 @@ class Submitter:
         self.replies = replies
         self.api_id = api_id
         self.queue_wait_s = queue_wait_s
+        self.tenant: Tenant = ANONYMOUS_TENANT
+
+    def for_tenant(self, tenant: Tenant) -> "Submitter":
+        """This submitter, queuing as `tenant` (under its max_queued)."""
+        bound = copy.copy(self)
+        bound.tenant = tenant
+        return bound
 
     async def submit(self, spec: JobSpec) -> str:
         """Queue one job for later collection by id."""
         job_id = new_job_id()
-        if not await self.queue.enqueue([(job_id, spec.model_dump_json().encode())],
-                                        reply_to="", deadline_ms=0):
-            raise QueueFull
+        await self._enqueue([(job_id, spec.model_dump_json().encode())], reply_to="",
+                            deadline_ms=0)
         return job_id
+
+    async def _enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
+                       deadline_ms: float) -> None:
+        await self.queue.enqueue(jobs, reply_to, deadline_ms, self.tenant.name,
+                                 self.tenant.max_queued)
 
     async def run(self, spec: JobSpec) -> bytes:
         (result,) = await self.run_many([spec])
@@ -39,8 +52,8 @@ class Submitter:
     async def run_many(self, specs: Sequence[JobSpec]) -> list[bytes]:
         """Queue jobs in one round trip and wait for all: results in the order given.
 
-        All or nothing at admission: if the queue cannot take every job, QueueFull is raised and
-        none is queued.
+        All or nothing at admission: if the queue (or the tenant's quota) cannot take every job,
+        QueueFull (QuotaExceeded) is raised and none is queued.
         """
         ids, futures, wait_s = await self._admit(specs)
         try:
@@ -72,14 +85,10 @@ class Submitter:
         payloads = [(job_id, spec.model_dump_json().encode())
                     for job_id, spec in zip(ids, specs, strict=True)]
         try:
-            accepted = await self.queue.enqueue(payloads, self.api_id,
-                                                wire.now_ms() + self.queue_wait_s * 1000)
+            await self._enqueue(payloads, self.api_id, wire.now_ms() + self.queue_wait_s * 1000)
         except BaseException:
             self._forget(ids)
             raise
-        if not accepted:
-            self._forget(ids)
-            raise QueueFull
         longest = max((spec.runner_wait_s() for spec in specs), default=0.0)
         return ids, futures, self.queue_wait_s + longest + TRANSIT_GRACE_S
 

@@ -13,6 +13,7 @@ F_PAYLOAD = "payload"
 F_REPLY_TO = "reply_to"
 F_ENQUEUED_MS = "enqueued_ms"
 F_DEADLINE_MS = "deadline_ms"
+F_TENANT = "tenant"  # also a field of a job hash and of a session hash
 # Fields of a job hash and of a reply-stream entry.
 F_STATE = "state"
 F_RESULT = "result"
@@ -36,11 +37,13 @@ class Job:
     reply_to: str
     enqueued_ms: float
     deadline_ms: float
+    tenant: str = ""
 
     def fields(self) -> dict[str, str | bytes | float]:
         """The job's entry in the job stream."""
         return {F_ID: self.id, F_PAYLOAD: self.payload, F_REPLY_TO: self.reply_to,
-                F_ENQUEUED_MS: self.enqueued_ms, F_DEADLINE_MS: self.deadline_ms}
+                F_ENQUEUED_MS: self.enqueued_ms, F_DEADLINE_MS: self.deadline_ms,
+                F_TENANT: self.tenant}
 
     @classmethod
     def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> "Job":
@@ -54,6 +57,7 @@ class Job:
             reply_to=text(F_REPLY_TO),
             enqueued_ms=float(text(F_ENQUEUED_MS) or 0),
             deadline_ms=float(text(F_DEADLINE_MS) or 0),
+            tenant=text(F_TENANT),
         )
 
 

@@ -1,5 +1,7 @@
 """The application factory: routers, error mapping, body cap, and the Redis-backed services."""
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,13 +15,16 @@ from service.api.responses import JsonResponse
 from service.api.services import Services
 from service.sessions import SessionBroker, SessionRefused
 from service.settings import Settings, get_settings
+from service.tenants import TenantDirectory
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tenants = TenantDirectory(settings)  # a bad tenants file stops the start here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tenants.reload)
         services = Services.build(settings)
         app.state.services = services
         app.state.sessions = SessionBroker(services.queue, services.replies,
@@ -38,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JsonResponse,
         lifespan=lifespan,
     )
+    app.state.tenants = tenants
     errors.install(app)
     app.include_router(runs.router)
     app.include_router(health.router)
@@ -51,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(tools.router)
     app.add_exception_handler(SessionRefused, sessions.on_refused)  # type: ignore[arg-type]
-    mcp_sessions = mcp.mount(app, settings)
+    mcp_sessions = mcp.mount(app, tenants)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, settings=settings)
     return app

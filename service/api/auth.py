@@ -1,20 +1,31 @@
-"""Optional bearer-key authentication: on when SANDBOX_API_KEYS lists keys."""
-
-import hmac
+"""Bearer-key authentication: a key names its tenant (service/tenants.py); no keys configured
+at all (development) makes every caller the anonymous admin."""
 
 from fastapi import Depends, HTTPException, Request
 
-from service.api.services import Services, get_services
+from service import logs
+from service.tenants import Tenant, TenantDirectory
 
 
-async def require_key(request: Request, services: Services = Depends(get_services)) -> None:
-    keys = services.settings.api_keys
-    if not keys:
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and any(
-        hmac.compare_digest(given.encode(), k.get_secret_value().encode()) for k in keys
-    ):
-        return
-    raise HTTPException(401, "a valid 'Authorization: Bearer <key>' header is required",
-                        headers={"WWW-Authenticate": "Bearer"})
+def bearer(header: str) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header."""
+    scheme, _, given = header.partition(" ")
+    return given if scheme.lower() == "bearer" and given else None
+
+
+async def require_key(request: Request) -> Tenant:
+    """The caller's tenant; 401 without a key the tenants in force know."""
+    directory: TenantDirectory = request.app.state.tenants
+    tenant = directory.authenticate(bearer(request.headers.get("authorization", "")))
+    if tenant is None:
+        raise HTTPException(401, "a valid 'Authorization: Bearer <key>' header is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    logs.bind_tenant(tenant.name)
+    return tenant
+
+
+async def require_admin(tenant: Tenant = Depends(require_key)) -> Tenant:
+    """An admin tenant; 403 for any other (the route is one for operators)."""
+    if not tenant.admin:
+        raise HTTPException(403, "only an admin tenant may read this")
+    return tenant

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from service.api.responses import JsonResponse
 from service.jobspec import InvalidRequest
 from service.models import ErrorBody
-from service.queue import QueueFull, QueueUnavailable
+from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,12 @@ async def on_queue_full(_: Request, exc: QueueFull) -> JsonResponse:
                           headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
 
 
+async def on_quota_exceeded(_: Request, exc: QuotaExceeded) -> JsonResponse:
+    return error_response(429, "quota_exceeded", "your tenant has as many jobs waiting or "
+                          "running as its max_queued allows; retry later",
+                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
+
+
 async def on_queue_unavailable(_: Request, exc: QueueUnavailable) -> JsonResponse:
     log.warning("queue unavailable", extra={"error": str(exc)})
     return error_response(503, "queue_unavailable", "the job queue is unreachable; retry later",
@@ -90,6 +96,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidRequest, on_invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(QueueFull, on_queue_full)  # type: ignore[arg-type]
+    app.add_exception_handler(QuotaExceeded, on_quota_exceeded)  # type: ignore[arg-type]
     app.add_exception_handler(QueueUnavailable, on_queue_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from service.api.responses import JsonResponse
-from service.api.services import Services, get_services
+from service.api.services import Services, shared_services
 from service.queue import QueueUnavailable
 
 router = APIRouter(tags=["health"])
@@ -25,7 +25,7 @@ async def livez() -> dict[str, str]:
 @router.get("/readyz")
 @router.get("/healthz")
 async def readyz(verbose: bool = False,
-                 services: Services = Depends(get_services)) -> JsonResponse:
+                 services: Services = Depends(shared_services)) -> JsonResponse:
     """Ready when Redis answers and at least one live worker has a free warm container."""
     checks: dict[str, object] = {}
     try:

@@ -6,7 +6,6 @@ session_id the tools pass, never in the MCP connection. The SDK's session manage
 the application's lifespan (see app.py).
 """
 
-import hmac
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,9 +14,10 @@ from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Receive, Scope, Send
 
+from service.api.auth import bearer
 from service.api.errors import error_response
 from service.api.tools import TOOLS, call_tool
-from service.settings import Settings
+from service.tenants import Tenant, TenantDirectory
 
 PATH = "/mcp"
 
@@ -35,7 +35,10 @@ def mcp_server(app: FastAPI) -> Server:
 
     @server.call_tool()
     async def run_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        output = await call_tool(name, arguments, app.state.services, app.state.sessions)
+        # The HTTP request the call came in, whose tenant MCPEndpoint found from its key.
+        tenant: Tenant = server.request_context.request.state.tenant  # type: ignore[union-attr]
+        services = app.state.services.for_tenant(tenant, app.state.tenants.limits(tenant))
+        output = await call_tool(name, arguments, services, app.state.sessions)
         content: list[types.ContentBlock] = [types.TextContent(type="text", text=output.text)]
         content += [types.ImageContent(type="image", data=image["base64"],
                                        mimeType=image["media_type"]) for image in output.images]
@@ -45,32 +48,29 @@ def mcp_server(app: FastAPI) -> Server:
 
 
 class MCPEndpoint:
-    """The ASGI endpoint at /mcp: the API's bearer key (when keys are set), then the SDK."""
+    """The ASGI endpoint at /mcp: the API's bearer key names the tenant, then the SDK."""
 
-    def __init__(self, manager: StreamableHTTPSessionManager, settings: Settings):
+    def __init__(self, manager: StreamableHTTPSessionManager, tenants: TenantDirectory):
         self.manager = manager
-        self.keys = [key.get_secret_value().encode() for key in settings.api_keys]
+        self.tenants = tenants
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.keys and not self._authorized(scope):
+        header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        tenant = self.tenants.authenticate(bearer(header))
+        if tenant is None:
             response = error_response(401, "unauthorized", "a valid 'Authorization: Bearer "
                                       "<key>' header is required",
                                       headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
+        scope.setdefault("state", {})["tenant"] = tenant
         await self.manager.handle_request(scope, receive, send)
 
-    def _authorized(self, scope: Scope) -> bool:
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, given = header.partition(b" ")
-        return scheme.lower() == b"bearer" and any(hmac.compare_digest(given, key)
-                                                   for key in self.keys)
 
-
-def mount(app: FastAPI, settings: Settings) -> StreamableHTTPSessionManager:
+def mount(app: FastAPI, tenants: TenantDirectory) -> StreamableHTTPSessionManager:
     """Serve MCP at /mcp; the returned manager must run (`async with manager.run()`) while the
     application does."""
     manager = StreamableHTTPSessionManager(app=mcp_server(app), stateless=True,
                                            json_response=True)
-    app.add_route(PATH, MCPEndpoint(manager, settings), include_in_schema=False)
+    app.add_route(PATH, MCPEndpoint(manager, tenants), include_in_schema=False)
     return manager

@@ -1,17 +1,20 @@
 """For operators: /metrics (Prometheus), /v1/stats (the dashboard's JSON) and /dashboard."""
 
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
 from service import metrics
-from service.api.auth import require_key
+from service.api.auth import require_admin
 from service.api.health import live_workers
 from service.api.responses import JsonResponse
-from service.api.services import Services, get_services
-from service.stats import StatsReader
+from service.api.services import Services, shared_services
+from service.stats import StatsReader, last_minute_by_tenant
+from service.tenants import TenantDirectory
 
 router = APIRouter(tags=["operations"])
 
@@ -25,13 +28,44 @@ def _reader(services: Services) -> StatsReader:
     return StatsReader(services.redis, services.queue.keys)
 
 
-@router.get("/metrics", dependencies=[Depends(require_key)],
+@router.get("/metrics", dependencies=[Depends(require_admin)],
             response_class=Response, responses={200: {"content": {metrics.CONTENT_TYPE: {}}}})
-async def prometheus_metrics(services: Services = Depends(get_services)) -> Response:
+async def prometheus_metrics(request: Request,
+                             services: Services = Depends(shared_services)) -> Response:
     """Every API and worker process's counters summed, and the live gauges."""
     stored = await _reader(services).stored()
-    gauges = metrics.live_gauges(await services.queue.depth(), await live_workers(services))
-    return Response(metrics.render(stored, gauges), media_type=metrics.CONTENT_TYPE)
+    workers = await live_workers(services)
+    gauges = metrics.live_gauges(await services.queue.depth(), workers)
+    names = [t.name for t in _directory(request).in_force()]
+    per_tenant = {metrics.TENANT_QUEUED.name: await services.queue.tenant_jobs(names),
+                  metrics.TENANT_RUNNING.name: running_by_tenant(workers)}
+    return Response(metrics.render(stored, gauges, per_tenant), media_type=metrics.CONTENT_TYPE)
+
+
+def _directory(request: Request) -> TenantDirectory:
+    return request.app.state.tenants
+
+
+def running_by_tenant(workers: list[dict[str, str]]) -> dict[str, int]:
+    """Jobs running now per tenant, from the live workers' heartbeats."""
+    running: dict[str, int] = defaultdict(int)
+    for worker in workers:
+        for tenant, count in orjson.loads(worker.get("tenants_busy") or "{}").items():
+            running[tenant] += count
+    return dict(running)
+
+
+async def tenant_rows(request: Request, services: Services, workers: list[dict[str, str]],
+                      now: float) -> list[dict[str, object]]:
+    """Per tenant in force: its weight, jobs queued (waiting) and running, answered last minute."""
+    tenants = _directory(request).in_force()
+    jobs = await services.queue.tenant_jobs([t.name for t in tenants])
+    running = running_by_tenant(workers)
+    answered = await last_minute_by_tenant(services.redis, services.queue.keys, now)
+    return [{"name": t.name, "admin": t.admin, "weight": t.weight,
+             "queued": max(0, jobs[t.name] - running.get(t.name, 0)),
+             "running": running.get(t.name, 0), "last_minute": answered.get(t.name, 0),
+             "max_queued": t.max_queued, "max_running": t.max_running} for t in tenants]
 
 
 def _worker_row(info: dict[str, str]) -> dict[str, object]:
@@ -41,9 +75,10 @@ def _worker_row(info: dict[str, str]) -> dict[str, object]:
     return row
 
 
-@router.get("/v1/stats", dependencies=[Depends(require_key)])
-async def stats(services: Services = Depends(get_services)) -> JsonResponse:
-    """What the dashboard shows: queue, pool, workers, totals, throughput, latency, errors."""
+@router.get("/v1/stats", dependencies=[Depends(require_admin)])
+async def stats(request: Request, services: Services = Depends(shared_services)) -> JsonResponse:
+    """What the dashboard shows: queue, pool, workers, tenants, totals, throughput, latency,
+    errors. For admin tenants only."""
     now = time.time()
     workers = await live_workers(services)
     depth = await services.queue.depth()
@@ -55,6 +90,7 @@ async def stats(services: Services = Depends(get_services)) -> JsonResponse:
                  "containers": gauges[metrics.POOL_CONTAINERS.name],
                  "busy": gauges[metrics.POOL_BUSY.name]},
         "workers": sorted((_worker_row(w) for w in workers), key=lambda w: str(w["id"])),
+        "tenants": await tenant_rows(request, services, workers, now),
         **await _reader(services).overview(now),
     }
     return JsonResponse(body)

@@ -16,7 +16,8 @@ ERRORS = documented({
     401: "Missing or wrong API key.",
     413: "Request body over the cap.",
     422: "Invalid request: a field's type, a limit above its maximum, an unknown language.",
-    429: "The queue is full; retry after Retry-After seconds.",
+    429: "`queue_full`, or `quota_exceeded` (your tenant's max_queued): retry after "
+         "Retry-After seconds.",
     503: "The queue (Redis) is unreachable; retry after Retry-After seconds.",
 })
 
@@ -46,13 +47,14 @@ async def submit_job(request: RunRequest,
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus,
-            responses={404: {"model": ErrorBody, "description": "Unknown or expired job."}})
+            responses={404: {"model": ErrorBody,
+                             "description": "Unknown or expired job, or another tenant's."}})
 async def job_status(job_id: str, services: Services = Depends(get_services)) -> Response:
     """A job's state (queued, running, done) and, once done, its result (kept for the TTL)."""
     found = await services.queue.status(job_id)
-    if found is None:
+    if found is None or not services.tenant.can_see(found[2]):  # another's: as if unknown
         raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
-    state, result = found
+    state, result, _ = found
     body = b'{"id":%s,"state":"%s","result":%s}' % (
         orjson.dumps(job_id), state.value.encode(), result or b"null")
     return json_response(body)

@@ -1,15 +1,18 @@
 """What the routers need, built once per API process and reached through the app state."""
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Depends, Request
 from redis import asyncio as aioredis
 
+from service.api.auth import require_key
 from service.keys import Keys
 from service.queue import JobQueue, ReplyListener
 from service.settings import Settings
 from service.submit import Submitter
+from service.tenants import ANONYMOUS_TENANT, Tenant
 
 REDIS_SOCKET_TIMEOUT_S = 30
 
@@ -21,6 +24,12 @@ class Services:
     queue: JobQueue
     replies: ReplyListener
     submitter: Submitter
+    tenant: Tenant = ANONYMOUS_TENANT
+
+    def for_tenant(self, tenant: Tenant, limits: Settings) -> "Services":
+        """The services as one tenant uses them: its capped settings, its jobs."""
+        return dataclasses.replace(self, settings=limits, tenant=tenant,
+                                   submitter=self.submitter.for_tenant(tenant))
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -44,6 +53,14 @@ class Services:
         await self.redis.aclose()
 
 
-async def get_services(request: Request) -> Services:
-    """A coroutine on purpose: FastAPI runs a plain function dependency in a thread pool."""
+async def shared_services(request: Request) -> Services:
+    """The services with no tenant's limits, for routes without a key (the probes).
+
+    A coroutine on purpose: FastAPI runs a plain function dependency in a thread pool."""
     return request.app.state.services
+
+
+async def get_services(request: Request, tenant: Tenant = Depends(require_key)) -> Services:
+    """The services bound to the caller's tenant."""
+    shared: Services = request.app.state.services
+    return shared.for_tenant(tenant, request.app.state.tenants.limits(tenant))

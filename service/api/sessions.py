@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from service.api.auth import require_key
 from service.api.errors import RETRY_AFTER_FULL_S, documented, error_response
 from service.api.responses import JsonResponse
+from service.api.services import Services, get_services
 from service.models import (
     SessionInfo,
     SessionList,
@@ -20,12 +21,13 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depen
 
 ERRORS = documented({
     401: "Missing or wrong API key.",
-    404: "`not_found`: no such session (or it ended long ago).",
+    404: "`not_found`: no such session (or it ended long ago, or it is another tenant's).",
     409: "`session_busy`: a call is already running in the session.",
     410: "`session_lost` (its process or worker died: its state is gone), `session_closed`, "
          "`session_expired`.",
     422: "Invalid request: a field's type, a limit above its maximum, a bad file name.",
-    429: "`session_limit`: as many sessions are open as allowed; retry after Retry-After.",
+    429: "`session_limit`: as many sessions are open as allowed; `session_quota`: as many of "
+         "your tenant's as its max_sessions allows; retry after Retry-After.",
     503: "`sandbox_unavailable` or `queue_unavailable`: retry after Retry-After.",
 })
 
@@ -45,36 +47,42 @@ def json_response(body: bytes, status: int = 200) -> Response:
 
 @router.post("", status_code=201, response_model=SessionInfo, responses=ERRORS)
 async def open_session(request: Annotated[SessionRequest | None, Body()] = None,
-                       broker: SessionBroker = Depends(get_broker)) -> Response:
+                       broker: SessionBroker = Depends(get_broker),
+                       services: Services = Depends(get_services)) -> Response:
     """Open a session: a sandbox of its own whose variables, imports, functions and files persist
     between calls. It closes when idle for `idle_ttl_s`."""
-    return json_response(await broker.open(request or SessionRequest()), 201)
+    body = await broker.open(request or SessionRequest(), services.tenant, services.settings)
+    return json_response(body, 201)
 
 
 @router.get("", response_model=SessionList, responses=ERRORS)
-async def list_sessions(broker: SessionBroker = Depends(get_broker)) -> SessionList:
-    """The open sessions."""
-    return SessionList(sessions=await broker.listed())
+async def list_sessions(broker: SessionBroker = Depends(get_broker),
+                        services: Services = Depends(get_services)) -> SessionList:
+    """The open sessions of your tenant (an admin's: every tenant's)."""
+    return SessionList(sessions=await broker.listed(services.tenant))
 
 
 @router.get("/{session_id}", response_model=SessionInfo, responses=ERRORS)
-async def get_session(session_id: str, broker: SessionBroker = Depends(get_broker)) -> SessionInfo:
+async def get_session(session_id: str, broker: SessionBroker = Depends(get_broker),
+                      services: Services = Depends(get_services)) -> SessionInfo:
     """A session's state and limits; an ended one says how it ended, for a while."""
-    return await broker.info(session_id)
+    return await broker.info(session_id, services.tenant)
 
 
 @router.post("/{session_id}/run", response_model=SessionRunResult, responses=ERRORS)
 async def run_in_session(session_id: str, request: SessionRunRequest,
-                         broker: SessionBroker = Depends(get_broker)) -> Response:
+                         broker: SessionBroker = Depends(get_broker),
+                         services: Services = Depends(get_services)) -> Response:
     """Run code in the session, as the next cell of a notebook: `value` is the repr of its last
     expression, `stdout`/`stderr` what it printed. A call past its timeout is interrupted
     (KeyboardInterrupt, outcome `timeout`) and the session goes on; if it does not stop, the
     session is lost (`session_state`)."""
-    return json_response(await broker.run(session_id, request))
+    return json_response(await broker.run(session_id, request, services.tenant,
+                                          services.settings))
 
 
 @router.delete("/{session_id}", response_model=SessionInfo, responses=ERRORS)
-async def close_session(session_id: str,
-                        broker: SessionBroker = Depends(get_broker)) -> SessionInfo:
+async def close_session(session_id: str, broker: SessionBroker = Depends(get_broker),
+                        services: Services = Depends(get_services)) -> SessionInfo:
     """Close the session and remove its sandbox (closing an ended session changes nothing)."""
-    return await broker.close(session_id)
+    return await broker.close(session_id, services.tenant)

@@ -17,7 +17,7 @@ from service.api.auth import require_key
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
 from service.models import RunRequest, SessionRequest, SessionRunRequest
-from service.queue import QueueFull, QueueUnavailable
+from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
 from service.sessions import SessionBroker, SessionRefused
 
 RETURN_FILES = {
@@ -121,16 +121,18 @@ async def call_tool(name: str, arguments: dict[str, Any], services: Services,
             spec = build_job_spec(RunRequest.model_validate(arguments), services.settings)
             return summary(await services.submitter.run(spec))
         if name == "open_session":
-            info = orjson.loads(await broker.open(SessionRequest.model_validate(arguments)))
+            info = orjson.loads(await broker.open(SessionRequest.model_validate(arguments),
+                                                  services.tenant, services.settings))
             return ToolOutput(orjson.dumps({"session_id": info["id"], "timeout": info["timeout"],
                                             "idle_ttl_s": info["idle_ttl_s"]}).decode(),
                               result=info)
         if name == "run_in_session":
             args = dict(arguments)
             session_id = str(args.pop("session_id", ""))
-            return summary(await broker.run(session_id, SessionRunRequest.model_validate(args)))
+            return summary(await broker.run(session_id, SessionRunRequest.model_validate(args),
+                                            services.tenant, services.settings))
         if name == "close_session":
-            info = await broker.close(str(arguments.get("session_id", "")))
+            info = await broker.close(str(arguments.get("session_id", "")), services.tenant)
             return ToolOutput(orjson.dumps({"session_id": info.id, "state": info.state}).decode(),
                               result=info.model_dump(mode="json"))
     except ValidationError as exc:
@@ -141,6 +143,9 @@ async def call_tool(name: str, arguments: dict[str, Any], services: Services,
         return error_output(exc.reason, str(exc))
     except QueueFull:
         return error_output("queue_full", "the sandbox queue is full; retry in a moment")
+    except QuotaExceeded:
+        return error_output("quota_exceeded", "your tenant's queue quota is full; retry in a "
+                            "moment")
     except QueueUnavailable:
         return error_output("queue_unavailable", "the sandbox queue is unreachable; retry later")
     return error_output("unknown_tool", f"no tool {name!r}")

@@ -12,6 +12,9 @@ import logging
 import os
 import random
 import time
+from collections import Counter
+
+import orjson
 
 from service import logs, wire
 from service.backoff import Backoff
@@ -124,7 +127,7 @@ class Consumer:
         self._slot_free.set()
 
     async def _handle(self, job: wire.Job) -> None:
-        logs.bind_job(job.id)
+        logs.bind_job(job.id, job.tenant)
         if job.deadline_ms and wire.now_ms() > job.deadline_ms:
             result = wire.sandbox_error(job.id, "deadline passed before the job could run",
                                         job.enqueued_ms)
@@ -152,6 +155,7 @@ class Consumer:
             "started": self.started,
             "containers": self.pool.live,
             "busy": len(self.inflight),
+            "tenants_busy": orjson.dumps(Counter(j.tenant for j in self._jobs.values())).decode(),
             "capacity": self.pool.size,
             "idle_containers": self.pool.idle,
             "executions": self.executor.executions,

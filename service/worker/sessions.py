@@ -122,7 +122,7 @@ class SessionHost:
                                     "session; retry")
             try:
                 activated = await self.registry.activate(call.session_id, self.worker_id,
-                                                         spec.idle_ttl_s)
+                                                         spec.idle_ttl_s, spec.tenant)
             except BaseException:  # Redis failed (or we are stopping): the container goes
                 await asyncio.shield(self.pool.discard(sandbox))
                 raise
@@ -200,7 +200,7 @@ class SessionHost:
         run: if Redis cannot be reached now, its result still goes back (the expiry is pushed
         back by the next call)."""
         try:
-            return await self.registry.touch(live.id, live.spec.idle_ttl_s)
+            return await self.registry.touch(live.id, live.spec.idle_ttl_s, live.spec.tenant)
         except QueueUnavailable:
             return True
 
@@ -250,7 +250,7 @@ class SessionHost:
             return
         await self.pool.discard(live.sandbox)
         with contextlib.suppress(QueueUnavailable):
-            await self.registry.end(live.id, state, message)
+            await self.registry.end(live.id, live.spec.tenant, state, message)
 
     async def _drop_ended(self, live: LiveSession) -> SessionState:
         """The record says the session ended (declared lost by an API process): drop it here."""

@@ -113,7 +113,7 @@ def test_a_failed_flush_is_merged_back() -> None:
     older, newer = Tally(), Tally()
     older.add(RECLAIMED, (), 2)
     older.latencies.extend(["1 1 1", "2 2 2"])
-    older.answered("ok", 100.0)
+    older.answered("ok", "team-a", 100.0)
     newer.add(RECLAIMED, (), 1)
     newer.latencies.append("3 3 3")
     newer.merge(older)

@@ -20,7 +20,7 @@ from service.api.compat import nemo_answers as answers
 from service.api.errors import RETRY_AFTER_FULL_S
 from service.api.health import live_workers
 from service.api.responses import JsonResponse
-from service.api.services import Services, get_services
+from service.api.services import Services, get_services, shared_services
 from service.jobspec import InvalidRequest, build_job_spec
 from service.models import Outcome, RunRequest, SessionRequest, SessionRunRequest, SessionState
 from service.queue import QueueUnavailable
@@ -66,7 +66,7 @@ def refusal(status: int, reason: str, message: str) -> JsonResponse:
 
 
 def aliases(services: Services) -> SessionAliases:
-    return SessionAliases(services.redis, services.queue.keys, SCHEME)
+    return SessionAliases(services.redis, services.queue.keys, SCHEME, services.tenant.name)
 
 
 def output_cap(request: ExecuteRequest, services: Services) -> int:
@@ -131,13 +131,15 @@ async def run_cell(req: ExecuteRequest, name: str, broker: SessionBroker,
     result = None
     if session_id is not None:
         try:
-            result = orjson.loads(await broker.run(session_id, cell, ipython=mode))
+            result = orjson.loads(await broker.run(session_id, cell, services.tenant,
+                                                   services.settings, ipython=mode))
         except SessionRefused as exc:
             if exc.reason not in GONE:
                 raise
     if result is None:
         session_id, created = await open_named(name, session_id, broker, named, services)
-        result = orjson.loads(await broker.run(session_id, cell, ipython=mode))
+        result = orjson.loads(await broker.run(session_id, cell, services.tenant,
+                                               services.settings, ipython=mode))
     if result["outcome"] == Outcome.SANDBOX_ERROR:
         raise Refusal(503, "sandbox_error", str(result.get("message")))
     await named.refresh(name, session_id, record_ttl(services))
@@ -149,10 +151,11 @@ async def run_cell(req: ExecuteRequest, name: str, broker: SessionBroker,
 async def open_named(name: str, gone: str | None, broker: SessionBroker,
                      named: SessionAliases, services: Services) -> tuple[str, bool]:
     """A new session bound to `name`, unless another call bound one first: (its id, ours?)."""
-    opened = orjson.loads(await broker.open(SessionRequest()))["id"]
+    opened = orjson.loads(await broker.open(SessionRequest(), services.tenant,
+                                            services.settings))["id"]
     winner = await named.bind(name, opened, gone, record_ttl(services))
     if winner != opened:
-        await broker.close(opened)
+        await broker.close(opened, services.tenant)
     return winner, winner == opened
 
 
@@ -164,7 +167,7 @@ def record_ttl(services: Services) -> int:
 async def list_sessions(request: Request,
                         services: Services = Depends(get_services)) -> dict[str, Any]:
     """The open sessions made through /execute, by the names their clients gave them."""
-    infos = {i.id: i for i in await request.app.state.sessions.listed()
+    infos = {i.id: i for i in await request.app.state.sessions.listed(services.tenant)
              if i.state is SessionState.OPEN}
     names = await aliases(services).names(list(infos))
     return {"sessions": {name: {"backend": "ipython", "created": infos[i].created_at,
@@ -183,17 +186,17 @@ async def delete_session(name: str, request: Request,
     if session_id is not None:
         await named.unbind(name, session_id)
         try:
-            was_open = (await broker.info(session_id)).state is SessionState.OPEN
+            was_open = (await broker.info(session_id, services.tenant)).state is SessionState.OPEN
         except SessionRefused:
             was_open = False
         if was_open:
-            await broker.close(session_id)
+            await broker.close(session_id, services.tenant)
             return JsonResponse({"message": f"IPython session {name} deleted successfully"})
     return JsonResponse({"error": f"IPython session {name} not found"}, status_code=404)
 
 
 @router.get("/health")
-async def health(services: Services = Depends(get_services)) -> JsonResponse:
+async def health(services: Services = Depends(shared_services)) -> JsonResponse:
     """Healthy when Redis answers and a worker has a warm sandbox free (their client waits
     for a 200 before it sends code)."""
     try:

@@ -16,7 +16,7 @@ from service.api.errors import RETRY_AFTER_DOWN_S, RETRY_AFTER_FULL_S, error_res
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
 from service.models import BinaryFile, ErrorBody, Language, Outcome, RunRequest, RunResult
-from service.queue import QueueFull, QueueUnavailable
+from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
 
 router = APIRouter(tags=["compat: SandboxFusion"])
 
@@ -135,6 +135,9 @@ async def run_code(request: RunCodeRequest,
     except QueueFull:
         return error_response(504, "queue_full", "the queue is full; retry later",
                               headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
+    except QuotaExceeded:
+        return error_response(504, "quota_exceeded", "your tenant's queue quota is full; retry "
+                              "later", headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
     except QueueUnavailable:
         return error_response(504, "queue_unavailable", "the job queue is unreachable; retry later",
                               headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})

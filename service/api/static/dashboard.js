@@ -167,6 +167,17 @@ function workersTable(workers, now) {
   }
 }
 
+function tenantsTable(tenants) {
+  const body = fillTable($("tenants"), tenants, "no tenant", 7);
+  for (const t of tenants) {
+    const row = body.insertRow();
+    row.id = `tenant-${t.name}`;
+    cell(row, t.admin ? `${t.name} (admin)` : t.name);
+    for (const k of ["weight", "queued", "running", "last_minute"]) cell(row, t[k], "num");
+    for (const k of ["max_queued", "max_running"]) cell(row, t[k] ?? "–", "num");
+  }
+}
+
 function errorsTable(errors) {
   const body = fillTable($("errors"), errors, "none", 4);
   for (const e of errors) {
@@ -204,6 +215,7 @@ function render(s) {
     values: history.map((h) => h[k]), color: style.getPropertyValue("--" + k).trim() })));
   outcomeBar(s.totals.outcomes);
   latencyTable(s.latency);
+  tenantsTable(s.tenants);
   workersTable(s.workers, s.time);
   errorsTable(s.errors);
 }
@@ -213,9 +225,9 @@ async function poll() {
   const headers = key ? { Authorization: `Bearer ${key}` } : {};
   try {
     const response = await fetch("/v1/stats", { headers, cache: "no-store" });
-    if (response.status === 401) {
+    if (response.status === 401 || response.status === 403) {
       $("key-form").hidden = false;
-      $("status").textContent = "key required";
+      $("status").textContent = response.status === 401 ? "key required" : "admin key required";
     } else if (response.ok) {
       $("key-form").hidden = true;
       render(await response.json());

@@ -1,0 +1,199 @@
+"""Tenants through HTTP → Redis → worker → container: isolation, admins, quotas, reloading."""
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from service.keys import Keys
+from tests.support import Service, api_only
+
+KEYS = {"team-a": "key-of-team-a-0123456789", "team-b": "key-of-team-b-0123456789",
+        "ops": "key-of-operators-0123456789"}
+
+
+def tenants_toml(**extra: str) -> str:
+    """team-a, team-b and the admin ops; extra[name] adds lines to that tenant's table."""
+    tables = []
+    for name, key in KEYS.items():
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        lines = [f'name = "{name}"', f'key_sha256 = "{digest}"', extra.get(name, "")]
+        if name == "ops":
+            lines.append("admin = true")
+        tables.append("[[tenants]]\n" + "\n".join(lines))
+    return "\n\n".join(tables) + "\n"
+
+
+def write(path: Path, text: str) -> None:
+    """Replace the file and move its mtime on, so even a change within one tick is seen."""
+    path.write_text(text)
+    stamp = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(stamp, stamp))
+
+
+def as_tenant(service: Service, name: str) -> httpx.Client:
+    return httpx.Client(base_url=service.base_url, timeout=120,
+                        headers={"authorization": f"Bearer {KEYS[name]}"})
+
+
+@pytest.fixture(scope="module")
+def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tenants") / "tenants.toml"
+    write(path, tenants_toml(**{"team-b": "max_sessions = 1\ntimeout = 2"}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tenanted(redis_url: str, docker_engine: None, tenants_file: Path) -> Iterator[Service]:
+    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "2", "SANDBOX_TENANTS_FILE": str(tenants_file)})
+    svc.start(workers=1)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def clients(tenanted: Service) -> Iterator[dict[str, httpx.Client]]:
+    opened = {name: as_tenant(tenanted, name) for name in KEYS}
+    yield opened
+    for client in opened.values():
+        client.close()
+
+
+def assert_not_found(response: httpx.Response) -> None:
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "not_found"
+
+
+def test_a_tenant_reads_only_its_own_jobs(clients: dict[str, httpx.Client]) -> None:
+    a, b, ops = clients["team-a"], clients["team-b"], clients["ops"]
+    job = a.post("/v1/jobs", json={"code": "print('mine')"}).json()
+    deadline = time.monotonic() + 60
+    while a.get(f"/v1/jobs/{job['id']}").json()["state"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert a.get(f"/v1/jobs/{job['id']}").json()["result"]["stdout"] == "mine\n"
+    assert_not_found(b.get(f"/v1/jobs/{job['id']}"))  # as if it did not exist: never a 403
+    assert ops.get(f"/v1/jobs/{job['id']}").json()["result"]["stdout"] == "mine\n"  # an admin
+
+
+def test_a_tenant_sees_and_uses_only_its_own_sessions(clients: dict[str, httpx.Client]) -> None:
+    a, b, ops = clients["team-a"], clients["team-b"], clients["ops"]
+    opened = a.post("/v1/sessions", json={}).json()
+    sid = opened["id"]
+    try:
+        assert opened["tenant"] == "team-a"
+        assert a.post(f"/v1/sessions/{sid}/run", json={"code": "x = 41"}).status_code == 200
+        assert_not_found(b.get(f"/v1/sessions/{sid}"))
+        assert_not_found(b.post(f"/v1/sessions/{sid}/run", json={"code": "print(x)"}))
+        assert_not_found(b.delete(f"/v1/sessions/{sid}"))
+        tool = b.post("/v1/tools/run_in_session", json={"session_id": sid, "code": "x"}).json()
+        assert tool["is_error"] and '"not_found"' in tool["content"]
+        assert sid not in [s["id"] for s in b.get("/v1/sessions").json()["sessions"]]
+        assert sid in [s["id"] for s in a.get("/v1/sessions").json()["sessions"]]
+        assert sid in [s["id"] for s in ops.get("/v1/sessions").json()["sessions"]]
+        # Still whole after the other tenant's attempts.
+        again = a.post(f"/v1/sessions/{sid}/run", json={"code": "x + 1"}).json()
+        assert again["value"] == "42", again
+    finally:
+        a.delete(f"/v1/sessions/{sid}")
+
+
+def test_max_sessions_holds_for_the_tenant_alone(clients: dict[str, httpx.Client]) -> None:
+    b, a = clients["team-b"], clients["team-a"]
+    first = b.post("/v1/sessions", json={})
+    assert first.status_code == 201, first.text
+    try:
+        second = b.post("/v1/sessions", json={})
+        assert second.status_code == 429 and second.json()["error"] == "session_quota"
+        assert "retry-after" in second.headers
+        other = a.post("/v1/sessions", json={})  # another tenant is not held back
+        assert other.status_code == 201, other.text
+        a.delete(f"/v1/sessions/{other.json()['id']}")
+    finally:
+        b.delete(f"/v1/sessions/{first.json()['id']}")
+    third = b.post("/v1/sessions", json={})  # closing one made room
+    assert third.status_code == 201, third.text
+    b.delete(f"/v1/sessions/{third.json()['id']}")
+
+
+def test_a_tenant_cap_narrows_the_limits(clients: dict[str, httpx.Client]) -> None:
+    refused = clients["team-b"].post("/v1/run", json={"code": "print(1)", "timeout": 3})
+    assert refused.status_code == 422 and refused.json()["error"] == "limit_exceeded"
+    assert clients["team-a"].post("/v1/run", json={"code": "print(1)", "timeout": 3}).json()[
+        "outcome"] == "ok"
+    network = clients["team-a"].post("/v1/run", json={"code": "print(1)", "network": True})
+    assert network.status_code == 422 and network.json()["error"] == "network_not_allowed"
+
+
+def test_compat_and_tool_routes_run_as_the_key_s_tenant(clients: dict[str, httpx.Client]) -> None:
+    a = clients["team-a"]
+    fusion = a.post("/run_code", json={"code": "print(7)", "language": "python"}).json()
+    assert fusion["status"] == "Success", fusion
+    piston = a.post("/api/v2/execute", json={"language": "python", "version": "3",
+                                             "files": [{"name": "main.py", "content": "print(8)"}]}).json()
+    assert piston["run"]["stdout"] == "8\n", piston
+    tool = a.post("/v1/tools/run_python", json={"code": "print(9)"}).json()
+    assert not tool["is_error"], tool
+    stats = clients["ops"].get("/v1/stats").json()
+    rows = {row["name"]: row for row in stats["tenants"]}
+    deadline = time.monotonic() + 30  # workers flush their counts at each heartbeat
+    while rows["team-a"]["last_minute"] < 3:
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.5)
+        rows = {row["name"]: row for row in clients["ops"].get("/v1/stats").json()["tenants"]}
+
+
+def test_only_admins_read_the_operators_routes(clients: dict[str, httpx.Client]) -> None:
+    for path in ("/v1/stats", "/metrics"):
+        refused = clients["team-a"].get(path)
+        assert refused.status_code == 403 and refused.json()["error"] == "forbidden", path
+        assert clients["ops"].get(path).status_code == 200, path
+    stats = clients["ops"].get("/v1/stats").json()
+    assert {row["name"] for row in stats["tenants"]} == set(KEYS)
+    text = clients["ops"].get("/metrics").text
+    assert 'sandbox_tenant_queued_jobs{tenant="team-a"}' in text
+
+
+def test_a_removed_key_is_refused_at_once_and_a_bad_file_changes_nothing(
+        tenanted: Service, tenants_file: Path, clients: dict[str, httpx.Client]) -> None:
+    good = tenants_file.read_text()
+    try:
+        write(tenants_file, good.replace(hashlib.sha256(KEYS["team-a"].encode()).hexdigest(),
+                                         "0" * 64))
+        refused = clients["team-a"].post("/v1/run", json={"code": "print(1)"})
+        assert refused.status_code == 401, refused.text
+        assert clients["team-b"].post("/v1/run", json={"code": "print(1)"}).status_code == 200
+        write(tenants_file, "[[tenants]]\nname = 'only-me'\n")  # malformed: no key
+        assert clients["team-b"].post("/v1/run", json={"code": "print(1)"}).status_code == 200
+        assert clients["team-a"].post("/v1/run", json={"code": "print(1)"}).status_code == 401
+    finally:
+        write(tenants_file, good)
+    assert clients["team-a"].post("/v1/run", json={"code": "print(1)"}).status_code == 200
+
+
+def test_past_max_queued_a_tenant_is_refused_and_nothing_of_a_batch_is_queued(
+        redis_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "tenants.toml"
+    write(path, tenants_toml(**{"team-a": "max_queued = 3"}))
+    with api_only(redis_url, SANDBOX_TENANTS_FILE=str(path)) as service, \
+            as_tenant(service, "team-a") as a, as_tenant(service, "team-b") as b:
+        keys = Keys(service.prefix)
+        db = redis.Redis.from_url(redis_url)
+        for _ in range(2):
+            assert a.post("/v1/jobs", json={"code": "print(1)"}).status_code == 202
+        refused = a.post("/v1/batch", json={"items": [{"code": "print(2)"}] * 2})
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "quota_exceeded"
+        assert refused.headers["retry-after"] == "1"
+        assert db.xlen(keys.jobs) == 2  # nothing of the refused batch
+        assert a.post("/v1/jobs", json={"code": "print(3)"}).status_code == 202
+        single = a.post("/v1/jobs", json={"code": "print(4)"})
+        assert single.status_code == 429 and single.json()["error"] == "quota_exceeded"
+        assert db.xlen(keys.jobs) == 3
+        assert b.post("/v1/jobs", json={"code": "print(5)"}).status_code == 202  # not b's quota
+        db.close()
