@@ -32,6 +32,7 @@ SAME_AS_OUTCOME = {
     Outcome.OUTPUT_LIMIT: Verdict.OUTPUT_LIMIT,
     Outcome.KILLED: Verdict.KILLED,
     Outcome.SANDBOX_ERROR: Verdict.SANDBOX_ERROR,
+    Outcome.CANCELLED: Verdict.CANCELLED,
 }
 
 

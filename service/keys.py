@@ -9,10 +9,14 @@ WORKER_GROUP = "workers"
 class Keys:
     prefix: str
 
-    @property
-    def jobs(self) -> str:
-        """The job stream, read by the consumer group WORKER_GROUP."""
-        return f"{self.prefix}:jobs"
+    def jobs(self, lane: str) -> str:
+        """One lane's job stream (interactive or bulk), read by the consumer group WORKER_GROUP;
+        service/queue.py's LANES gives the order workers take them in."""
+        return f"{self.prefix}:jobs:{lane}"
+
+    def cancels(self, worker_id: str) -> str:
+        """Stream of ids of jobs running on one worker that were cancelled: it kills them."""
+        return f"{self.prefix}:cancels:{worker_id}"
 
     @property
     def dead_letters(self) -> str:

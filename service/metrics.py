@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import orjson
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Labels = tuple[tuple[str, str], ...]
@@ -47,8 +49,12 @@ RECLAIMED = Family("sandbox_jobs_reclaimed_total", "counter",
                    "Jobs taken over from a worker that stopped answering.")
 DEAD_LETTERED = Family("sandbox_jobs_dead_lettered_total", "counter",
                        "Jobs delivered too often, answered with sandbox_error.")
+CANCELLED = Family("sandbox_jobs_cancelled_total", "counter",
+                   "Jobs cancelled before they ended (their caller hung up, or DELETE): dropped "
+                   "unstarted or killed running.")
 QUEUE_DEPTH = Family("sandbox_queue_depth", "gauge",
-                     "Jobs in the queue stream: waiting or running (the admission limit counts these).")
+                     "Jobs in a lane's stream: waiting or running (the lane's admission limit "
+                     "counts these).", ("lane",))
 WORKERS = Family("sandbox_workers", "gauge", "Workers whose heartbeat is recent.")
 POOL_SIZE = Family("sandbox_pool_size", "gauge",
                    "Warm containers the live workers are configured to keep (concurrent executions).")
@@ -60,10 +66,16 @@ TENANT_QUEUED = Family("sandbox_tenant_queued_jobs", "gauge",
 TENANT_RUNNING = Family("sandbox_tenant_running_jobs", "gauge",
                         "A tenant's jobs running now (its max_running caps these).", ("tenant",))
 
-STORED = (HTTP_DURATION, QUEUE_WAIT, RUN_TIME, JOBS, TENANT_JOBS, RECLAIMED, DEAD_LETTERED)
+STORED = (HTTP_DURATION, QUEUE_WAIT, RUN_TIME, JOBS, TENANT_JOBS, RECLAIMED, DEAD_LETTERED,
+          CANCELLED)
 LIVE = (QUEUE_DEPTH, WORKERS, POOL_SIZE, POOL_CONTAINERS, POOL_BUSY)
 PER_TENANT = (TENANT_QUEUED, TENANT_RUNNING)
 FAMILIES = STORED + LIVE + PER_TENANT
+
+
+def stored_field(key: SampleKey) -> bytes:
+    """A sample's field in the metrics hash where service/stats.py keeps counters."""
+    return orjson.dumps(key)
 
 
 def bucket_bound(family: Family, value: float) -> str:
@@ -125,7 +137,7 @@ def _render_histogram(family: Family, samples: Mapping[SampleKey, float]) -> lis
     return lines
 
 
-def render(stored: Mapping[SampleKey, float], gauges: Mapping[str, float],
+def render(stored: Mapping[SampleKey, float], gauges: Mapping[SampleKey, float],
            per_tenant: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """The exposition text: stored counters and histograms, then the live gauges (those by
     tenant from `per_tenant`: family name → tenant → value)."""
@@ -137,8 +149,7 @@ def render(stored: Mapping[SampleKey, float], gauges: Mapping[str, float],
         else:
             lines += _render_counter(family, stored)
     for family in LIVE:
-        lines += _header(family)
-        lines.append(_line(family.name, (), gauges.get(family.name, 0.0)))
+        lines += _header(family) + _render_counter(family, gauges)
     for family in PER_TENANT:
         lines += _header(family)
         values = (per_tenant or {}).get(family.name, {})
@@ -157,16 +168,17 @@ def sample_names(families: Iterable[Family] = FAMILIES) -> set[str]:
     return names
 
 
-def live_gauges(queue_depth: int, workers: list[dict[str, str]]) -> dict[str, float]:
-    """The gauges, from the queue's length and the live workers' heartbeat descriptions."""
+def live_gauges(depths: Mapping[str, int],
+                workers: list[dict[str, str]]) -> dict[SampleKey, float]:
+    """The gauges, from each lane's length and the live workers' heartbeat descriptions."""
 
     def total(field: str) -> float:
         return sum(float(w.get(field) or 0) for w in workers)
 
     return {
-        QUEUE_DEPTH.name: queue_depth,
-        WORKERS.name: len(workers),
-        POOL_SIZE.name: total("capacity"),
-        POOL_CONTAINERS.name: total("containers"),
-        POOL_BUSY.name: total("busy"),
+        **{(QUEUE_DEPTH.name, (("lane", lane),)): depth for lane, depth in depths.items()},
+        (WORKERS.name, ()): len(workers),
+        (POOL_SIZE.name, ()): total("capacity"),
+        (POOL_CONTAINERS.name, ()): total("containers"),
+        (POOL_BUSY.name, ()): total("busy"),
     }

@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     OUTPUT_LIMIT = "output_limit"  # output was cut at the cap; the flags say which stream
     KILLED = "killed"  # ended by a signal not of our making; `signal` says which
     SANDBOX_ERROR = "sandbox_error"  # ours: no container, Docker or Redis down; safe to retry
+    CANCELLED = "cancelled"  # its caller hung up or cancelled it: dropped, or killed running
 
 
 def signal_name(number: int) -> str:
@@ -27,6 +28,21 @@ def signal_name(number: int) -> str:
         if signal.SIGRTMIN < number < signal.SIGRTMAX:
             return f"SIGRTMIN+{number - signal.SIGRTMIN}"
         return f"signal {number}"
+
+
+class Priority(StrEnum):
+    """The lane a job waits in: workers always take interactive jobs first."""
+
+    INTERACTIVE = "interactive"
+    BULK = "bulk"
+
+
+PriorityField = Annotated[
+    Priority | None,
+    Field(description="`interactive` (the default of single runs) or `bulk` (the default of "
+          "batches and judgings): workers take interactive jobs first. A batch or judging may "
+          "ask for interactive only up to SANDBOX_INTERACTIVE_MAX_ITEMS items."),
+]
 
 
 class JobState(StrEnum):
@@ -103,6 +119,7 @@ class RunRequest(BaseModel):
         "network); refused unless the operator allows it.",
     )
     return_files: ReturnFiles = Field(default_factory=list)
+    priority: PriorityField = None
 
 
 class Timing(BaseModel):
@@ -147,6 +164,13 @@ class JobStatus(BaseModel):
     result: RunResult | None = None
 
 
+class JobCancel(JobStatus):
+    """The job after DELETE /v1/jobs/{id}: done either way, with its result."""
+
+    cancelled: bool = Field(description="True when this call cancelled it; false when it had "
+                            "already ended (its own result stands).")
+
+
 class ErrorBody(BaseModel):
     """Every 4xx/5xx: a machine-readable reason and a sentence for humans."""
 
@@ -167,6 +191,7 @@ class BatchRequest(BaseModel):
     )
 
     items: list[RunRequest] = Field(description="The runs, answered in this order.")
+    priority: PriorityField = None
 
 
 class BatchResult(BaseModel):
@@ -201,6 +226,7 @@ class Verdict(StrEnum):
     KILLED = "killed"
     SANDBOX_ERROR = "sandbox_error"  # ours: retry the judging
     SKIPPED = "skipped"  # after the first failure, when asked to stop there
+    CANCELLED = "cancelled"  # its job was cancelled (DELETE /v1/jobs/{id}): not the code's fault
 
 
 class JudgeCase(BaseModel):
@@ -250,6 +276,7 @@ class JudgeRequest(BaseModel):
     memory_mb: int | None = Field(None, gt=0, description="Memory limit of each case, MiB.")
     max_output_bytes: int | None = Field(None, gt=0, description="Cap of stdout and of stderr, each.")
     fresh_interpreter: bool = Field(False, description="As for POST /v1/run.")
+    priority: PriorityField = None
 
 
 class CaseResult(BaseModel):

@@ -1,7 +1,12 @@
-"""The only code that speaks Redis Streams: enqueue, claim, complete, reclaim, reply.
+"""The only code that speaks Redis Streams: enqueue, claim, complete, cancel, reclaim, reply.
 
 At-least-once delivery through the consumer group; exactly one visible result per job, because
-completing is a script that keeps the first result and ignores any later one.
+completing (and cancelling) is a script that keeps the first result and ignores any later one.
+
+Jobs wait in lanes, one stream per lane (LANES, in the order they are served): a worker's claim
+is one script that fills its free room from the interactive lane first and only then from the
+bulk lane. The lanes share the consumer group, reclaim and dead letters; each has its own depth
+limit, so a bulk backlog never shuts interactive callers out.
 """
 
 import asyncio
@@ -14,17 +19,17 @@ from redis import asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from service import wire
-from service.backoff import Backoff
+from service import metrics, queue_scripts, wire
 from service.keys import WORKER_GROUP, Keys
-from service.models import JobState
+from service.models import JobState, Priority
+from service.queue_scripts import REPLY_STREAM_MAXLEN, REPLY_STREAM_TTL_S
 
 log = logging.getLogger(__name__)
 
-REPLY_STREAM_MAXLEN = 10_000
-REPLY_STREAM_TTL_S = 3600
 SESSION_CALLS_MAXLEN = 1000
 SESSION_CALLS_TTL_S = 3600
+# The lanes, in the order workers serve them: one stream each (Keys.jobs(lane)).
+LANES = (Priority.INTERACTIVE, Priority.BULK)
 
 
 class QueueUnavailable(Exception):
@@ -32,73 +37,11 @@ class QueueUnavailable(Exception):
 
 
 class QueueFull(Exception):
-    """The queue holds as many jobs as it may: back off and retry."""
+    """The lane holds as many jobs as it may: back off and retry."""
 
 
 class QuotaExceeded(Exception):
     """The tenant has as many jobs waiting or running as its max_queued: back off and retry."""
-
-
-# ARGV[1]: the queue's depth limit, or 0 when the caller has already made room (a batch);
-# ARGV[8]: the tenant's max_queued, or 0 (no limit, or room already made). KEYS[3]: the set of
-# the tenant's jobs waiting or running, which the job joins until it completes.
-# The job's record has no expiry while it waits or runs: completing gives it one.
-_ENQUEUE = f"""
-local limit = tonumber(ARGV[1])
-if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
-local quota = tonumber(ARGV[8])
-if quota > 0 and redis.call('SCARD', KEYS[3]) >= quota then return -1 end
-redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[2], '{wire.F_PAYLOAD}', ARGV[3],
-           '{wire.F_REPLY_TO}', ARGV[4], '{wire.F_ENQUEUED_MS}', ARGV[5],
-           '{wire.F_DEADLINE_MS}', ARGV[6], '{wire.F_TENANT}', ARGV[7])
-redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}', '{wire.F_TENANT}', ARGV[7])
-redis.call('SADD', KEYS[3], ARGV[2])
-return 1
-"""
-
-# Room for a batch of ARGV[1] jobs: 1, or 0 past the queue's depth, -1 past the tenant's quota.
-_ROOM = """
-if redis.call('XLEN', KEYS[1]) + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
-local quota = tonumber(ARGV[3])
-if quota > 0 and redis.call('SCARD', KEYS[2]) + tonumber(ARGV[1]) > quota then return -1 end
-return 1
-"""
-
-_MARK_RUNNING = f"""
-if redis.call('HGET', KEYS[1], '{wire.F_STATE}') == '{JobState.QUEUED}' then
-  redis.call('HSET', KEYS[1], '{wire.F_STATE}', '{JobState.RUNNING}')
-end
-return 1
-"""
-
-_COMPLETE = f"""
-local first = redis.call('HGET', KEYS[1], '{wire.F_STATE}') ~= '{JobState.DONE}'
-if first then
-  redis.call('HSET', KEYS[1], '{wire.F_STATE}', '{JobState.DONE}', '{wire.F_RESULT}', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  if ARGV[6] == '1' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', {REPLY_STREAM_MAXLEN}, '*',
-               '{wire.F_ID}', ARGV[5], '{wire.F_RESULT}', ARGV[1])
-    redis.call('EXPIRE', KEYS[3], {REPLY_STREAM_TTL_S})
-  end
-end
-redis.call('XACK', KEYS[2], ARGV[4], ARGV[3])
-redis.call('XDEL', KEYS[2], ARGV[3])
-redis.call('SREM', KEYS[4], ARGV[5])
-if first then return 1 end
-return 0
-"""
-
-
-_REQUEUE = f"""
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
-redis.call('XACK', KEYS[1], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[1], ARGV[1])
-if redis.call('HGET', KEYS[2], '{wire.F_STATE}') == '{JobState.RUNNING}' then
-  redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{JobState.QUEUED}')
-end
-return 1
-"""
 
 
 def raise_if_refused(admitted: int) -> None:
@@ -139,36 +82,39 @@ class JobQueue:
         self.keys = keys
         self.result_ttl_s = result_ttl_s
         self.max_depth = max_depth
-        self._enqueue = redis.register_script(_ENQUEUE)
-        self._room = redis.register_script(_ROOM)
-        self._mark_running_script = redis.register_script(_MARK_RUNNING)
-        self._complete = redis.register_script(_COMPLETE)
-        self._requeue = redis.register_script(_REQUEUE)
-        self._background: set[asyncio.Task[None]] = set()
+        self._enqueue = redis.register_script(queue_scripts.ENQUEUE)
+        self._room = redis.register_script(queue_scripts.ROOM)
+        self._claim = redis.register_script(queue_scripts.CLAIM)
+        self._start = redis.register_script(queue_scripts.START)
+        self._complete = redis.register_script(queue_scripts.COMPLETE)
+        self._requeue = redis.register_script(queue_scripts.REQUEUE)
+        self._cancel = redis.register_script(queue_scripts.CANCEL)
 
     # --- API side ------------------------------------------------------------------------------
 
     async def enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
-                      deadline_ms: float, tenant: str = "", max_queued: int | None = None) -> None:
-        """Queue (job id, payload) pairs of one tenant, all or none: QueueFull, or QuotaExceeded
-        past the tenant's max_queued (jobs waiting or running), with none queued.
+                      deadline_ms: float, lane: Priority, tenant: str = "",
+                      max_queued: int | None = None) -> None:
+        """Queue (job id, payload) pairs of one tenant in a lane, all or none: QueueFull past
+        the lane's depth, or QuotaExceeded past the tenant's max_queued (jobs waiting or
+        running), with none queued.
 
         One job: checked and queued in one script. Several: the room is checked first, then
         all are queued in one round trip, unchecked (one script queuing a 10,000-job batch would
         hold Redis for ~70 ms, every other client shut out; a pipeline lets them in between
         its commands). Batches admitted at the same moment may
-        together take the queue (or a tenant) past its limit by their sizes (it is a bound on
+        together take the lane (or a tenant) past its limit by their sizes (it is a bound on
         backlog, not a hard cap), but no batch is ever queued in part.
         """
         limit, quota = self.max_depth, max_queued or 0
         if len(jobs) > 1:
             with translate_errors():
-                room = await self._room(keys=[self.keys.jobs, self.keys.tenant_jobs(tenant)],
+                room = await self._room(keys=[self.keys.jobs(lane), self.keys.tenant_jobs(tenant)],
                                         args=[len(jobs), self.max_depth, quota])
             raise_if_refused(room)
             limit = quota = 0
         now = wire.now_ms()
-        calls = [([self.keys.jobs, self.keys.job(job_id), self.keys.tenant_jobs(tenant)],
+        calls = [([self.keys.jobs(lane), self.keys.job(job_id), self.keys.tenant_jobs(tenant)],
                   [limit, job_id, payload, reply_to, now, deadline_ms, tenant, quota])
                  for job_id, payload in jobs]
         for queued in await self._run_script(self._enqueue, calls):
@@ -212,106 +158,184 @@ class JobQueue:
                 counts = await pipe.execute()
         return dict(zip(tenants, counts, strict=True))
 
-    async def depth(self) -> int:
+    async def depth(self, lane: Priority) -> int:
         with translate_errors():
-            return await self.redis.xlen(self.keys.jobs)
+            return await self.redis.xlen(self.keys.jobs(lane))
+
+    async def depths(self) -> dict[str, int]:
+        """Jobs in each lane (waiting or running), in one round trip."""
+        with translate_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for lane in LANES:
+                    pipe.xlen(self.keys.jobs(lane))
+                lengths = await pipe.execute()
+        return {lane.value: length for lane, length in zip(LANES, lengths, strict=True)}
+
+    async def cancel(self, job_ids: Sequence[str], message: str,
+                     tenant: str) -> list[JobState | None]:
+        """Cancel jobs of a tenant not yet done, in one round trip: each answered `cancelled`
+        (the first result wins, so one racing to complete is left be) and, if running, its
+        worker told. Per job, the state it had: queued or running (cancelled now), done (left
+        be), None (unknown). The caller has made sure the jobs are the tenant's."""
+        counter = metrics.stored_field((metrics.CANCELLED.name, ()))
+        calls = [([self.keys.job(job_id), self.keys.metrics, self.keys.tenant_jobs(tenant)],
+                  [wire.cancelled(job_id, message), self.result_ttl_s, job_id, counter])
+                 for job_id in job_ids]
+        states = await self._run_script(self._cancel, calls) if calls else []
+        return [JobState(state.decode()) if state else None for state in states]
 
     # --- worker side ---------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
         with translate_errors():
-            try:
-                await self.redis.xgroup_create(self.keys.jobs, WORKER_GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            for lane in LANES:
+                try:
+                    await self.redis.xgroup_create(self.keys.jobs(lane), WORKER_GROUP, id="0",
+                                                   mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
 
-    async def claim(self, consumer: str, count: int, block_ms: int) -> list[wire.Job]:
-        """New jobs for this consumer, as many as it has room for, waiting up to block_ms."""
+    async def claim(self, consumer: str, room: int, block_ms: int) -> list[wire.Job]:
+        """New jobs for this consumer, at most `room`, interactive ones first, each marked
+        running here (cancelled ones are dropped on the way); waits up to block_ms when both
+        lanes are empty."""
+        try:
+            read, taken = await self._claim_now(consumer, room)
+            if read:
+                return taken
+            return await self._claim_blocking(consumer, room, block_ms)
+        except QueueUnavailable as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost the group (restarted without its data, the key deleted): make it
+            # again, from the stream's start, so jobs queued since are claimed.
+            log.warning("the workers' consumer group was gone; created again")
+            await self.ensure_group()
+            return []
+
+    async def _claim_now(self, consumer: str, room: int) -> tuple[int, list[wire.Job]]:
+        """The claim script: (entries read, the jobs to run)."""
+        keys = [self.keys.cancels(consumer), *(self.keys.jobs(lane) for lane in LANES)]
+        (reply,) = await self._run_script(
+            self._claim, [(keys, [WORKER_GROUP, consumer, room, self.keys.job("")])])
+        read, taken = reply
+        jobs = [wire.Job.from_entry(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)),
+                                    LANES[lane])
+                for lane, entry_id, flat in taken]
+        return read, jobs
+
+    async def _claim_blocking(self, consumer: str, room: int, block_ms: int) -> list[wire.Job]:
+        """Wait on both lanes for one job each at most; a job past the room (two lanes answered
+        at once for the last free container) goes back to the tail of its lane."""
         with translate_errors():
-            try:
-                reply = await self.redis.xreadgroup(
-                    WORKER_GROUP, consumer, {self.keys.jobs: ">"}, count=count, block=block_ms
-                )
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # Redis lost the group (restarted without its data, the key deleted): make it
-                # again, from the stream's start, so jobs queued since are claimed.
-                log.warning("the workers' consumer group was gone; created again")
-                await self.ensure_group()
-                return []
-        jobs = [wire.Job.from_entry(eid, fields) for _, entries in reply or ()
-                for eid, fields in entries if fields]
-        self._mark_running(jobs)
-        return jobs
+            reply = await self.redis.xreadgroup(
+                WORKER_GROUP, consumer, {self.keys.jobs(lane): ">" for lane in LANES},
+                count=1, block=block_ms)
+        lane_of = {self.keys.jobs(lane): lane for lane in LANES}
+        jobs = [wire.Job.from_entry(eid, fields, lane_of[stream.decode()])
+                for stream, entries in reply or () for eid, fields in entries if fields]
+        jobs.sort(key=lambda job: LANES.index(job.lane))
+        for extra in jobs[room:]:
+            await self.requeue(extra)
+        return await self.start(consumer, jobs[:room])
 
-    def _mark_running(self, jobs: list[wire.Job]) -> None:
-        """Mark the jobs running, in the background: the state is for pollers, the execution
-        need not wait for it, nor fail when it cannot be written."""
-        if jobs:
-            task = asyncio.create_task(self._set_running_quietly(jobs))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    async def start(self, consumer: str, jobs: Sequence[wire.Job]) -> list[wire.Job]:
+        """Mark jobs running on this consumer, in one round trip; those cancelled meanwhile are
+        dropped (acknowledged and deleted) and left out."""
+        calls = [([self.keys.cancels(consumer), self.keys.jobs(job.lane), self.keys.job(job.id)],
+                  [WORKER_GROUP, job.entry_id]) for job in jobs]
+        started = await self._run_script(self._start, calls) if calls else []
+        return [job for job, run in zip(jobs, started, strict=True) if run]
 
-    async def _set_running_quietly(self, jobs: list[wire.Job]) -> None:
-        with contextlib.suppress(QueueUnavailable):
-            await self._run_script(self._mark_running_script,
-                                   [([self.keys.job(job.id)], []) for job in jobs])
+    async def read_cancels(self, consumer: str, after: str,
+                           block_ms: int) -> tuple[str, list[str]]:
+        """Ids of this consumer's running jobs cancelled after entry `after`, waiting up to
+        block_ms: (the last entry read, the job ids)."""
+        with translate_errors():
+            reply = await self.redis.xread({self.keys.cancels(consumer): after}, count=100,
+                                           block=block_ms)
+        ids = []
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                after = entry_id.decode()
+                ids.append(fields.get(wire.F_ID.encode(), b"").decode())
+        return after, ids
 
     async def complete(self, job: wire.Job, result: bytes) -> bool:
-        """Publish the result and retire the job; False when another delivery answered first."""
-        reply = self.keys.replies(job.reply_to) if job.reply_to else self.keys.jobs
+        """Publish the result and retire the job; False when another delivery answered first
+        (or the job was cancelled)."""
+        lane = self.keys.jobs(job.lane)
+        reply = self.keys.replies(job.reply_to) if job.reply_to else lane
         with translate_errors():
             first = await self._complete(
-                keys=[self.keys.job(job.id), self.keys.jobs, reply,
-                      self.keys.tenant_jobs(job.tenant)],
+                keys=[self.keys.job(job.id), lane, reply, self.keys.tenant_jobs(job.tenant)],
                 args=[result, self.result_ttl_s, job.entry_id, WORKER_GROUP, job.id,
                       "1" if job.reply_to else "0"],
             )
         return bool(first)
 
     async def requeue(self, job: wire.Job) -> None:
-        """Hand an unfinished job back to the queue, atomically, for another worker to run."""
+        """Hand an unfinished job back to its lane, atomically, for another worker to run."""
         flat = [part for pair in job.fields().items() for part in pair]
         with translate_errors():
-            await self._requeue(keys=[self.keys.jobs, self.keys.job(job.id)],
+            await self._requeue(keys=[self.keys.jobs(job.lane), self.keys.job(job.id)],
                                 args=[job.entry_id, WORKER_GROUP, *flat])
 
-    async def keep_claimed(self, consumer: str, entry_ids: Sequence[str]) -> None:
+    async def keep_claimed(self, consumer: str, jobs: Sequence[wire.Job]) -> None:
         """Reset the idle time of jobs still running here, so no other worker takes them."""
-        if not entry_ids:
+        if not jobs:
             return
         with translate_errors():
-            await self.redis.xclaim(self.keys.jobs, WORKER_GROUP, consumer, 0, list(entry_ids),
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for lane in LANES:
+                    ids = [job.entry_id for job in jobs if job.lane is lane]
+                    if ids:
+                        pipe.xclaim(self.keys.jobs(lane), WORKER_GROUP, consumer, 0, ids,
                                     justid=True)
+                await pipe.execute()
 
     async def reclaim(self, consumer: str, idle_ms: int, max_deliveries: int,
                       count: int) -> tuple[list[wire.Job], list[wire.Job]]:
-        """Take over jobs of silent workers: (jobs to run again, jobs delivered too often)."""
+        """Take over jobs of silent workers, lane by lane in order, at most `count`: (jobs to
+        run again, marked running here; jobs delivered too often). Cancelled ones are dropped."""
+        retry: list[wire.Job] = []
+        dead: list[wire.Job] = []
+        for lane in LANES:
+            if len(retry) + len(dead) >= count:
+                break
+            again, too_often = await self._reclaim_lane(
+                lane, consumer, idle_ms, max_deliveries, count - len(retry) - len(dead))
+            retry += again
+            dead += too_often
+        return await self.start(consumer, retry), dead
+
+    async def _reclaim_lane(self, lane: Priority, consumer: str, idle_ms: int,
+                            max_deliveries: int, count: int) -> tuple[list[wire.Job],
+                                                                      list[wire.Job]]:
+        stream = self.keys.jobs(lane)
         with translate_errors():
             pending = await self.redis.xpending_range(
-                self.keys.jobs, WORKER_GROUP, min="-", max="+", count=count, idle=idle_ms
-            )
+                stream, WORKER_GROUP, min="-", max="+", count=count, idle=idle_ms)
             if not pending:
                 return [], []
             ids = [p["message_id"] for p in pending]
-            claimed = await self.redis.xclaim(self.keys.jobs, WORKER_GROUP, consumer, idle_ms, ids)
+            claimed = await self.redis.xclaim(stream, WORKER_GROUP, consumer, idle_ms, ids)
         deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
         retry, dead = [], []
         for entry_id, fields in claimed:
             if not fields:  # deleted meanwhile: nothing left to run
                 continue
-            job = wire.Job.from_entry(entry_id, fields)
+            job = wire.Job.from_entry(entry_id, fields, lane)
             too_many = deliveries.get(entry_id, 0) >= max_deliveries
             (dead if too_many else retry).append(job)
-        self._mark_running(retry)
         return retry, dead
 
     async def dead_letter(self, job: wire.Job, reason: str) -> None:
         """Keep the job for inspection and answer its caller with a sandbox_error."""
         with translate_errors():
-            await self.redis.xadd(self.keys.dead_letters, {**job.fields(), "reason": reason},
+            await self.redis.xadd(self.keys.dead_letters,
+                                  {**job.fields(), "lane": job.lane.value, "reason": reason},
                                   maxlen=10_000, approximate=True)
         await self.complete(job, wire.sandbox_error(job.id, reason, job.enqueued_ms))
 
@@ -385,56 +409,3 @@ class JobQueue:
                           maxlen=REPLY_STREAM_MAXLEN, approximate=True)
                 pipe.expire(stream, REPLY_STREAM_TTL_S)
                 await pipe.execute()
-
-
-class ReplyListener:
-    """One reader per API process: resolves the futures of waiting callers by job id."""
-
-    def __init__(self, redis: aioredis.Redis, keys: Keys, api_id: str):
-        self.redis = redis
-        self.stream = keys.replies(api_id)
-        self.waiters: dict[str, asyncio.Future[bytes]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def expect(self, job_id: str) -> asyncio.Future[bytes]:
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.waiters[job_id] = future
-        return future
-
-    def forget(self, job_id: str) -> None:
-        self.waiters.pop(job_id, None)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._read_forever(), name="reply-listener")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(self.stream)
-
-    async def _read_forever(self) -> None:
-        last_id = "0"
-        backoff = Backoff(0.05, 2.0)
-        while True:
-            try:
-                with translate_errors():
-                    reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
-                backoff.reset()
-            except QueueUnavailable as exc:
-                log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})
-                await backoff.wait()
-                continue
-            for _, entries in reply or ():
-                for entry_id, fields in entries:
-                    last_id = entry_id
-                    self._resolve(fields)
-
-    def _resolve(self, fields: dict[bytes, bytes]) -> None:
-        job_id = fields.get(wire.F_ID.encode(), b"").decode()
-        future = self.waiters.pop(job_id, None)
-        if future is not None and not future.done():
-            future.set_result(fields.get(wire.F_RESULT.encode(), b""))
-

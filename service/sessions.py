@@ -29,7 +29,8 @@ from service.models import (
     SessionRunRequest,
     SessionState,
 )
-from service.queue import JobQueue, ReplyListener, translate_errors
+from service.queue import JobQueue, translate_errors
+from service.replies import ReplyListener
 from service.settings import Settings
 from service.tenants import Tenant
 

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
                                    "API process; a request waits for one when all are busy.")
     max_batch_items: int = Field(10_000, ge=1, description="Most runs in one /v1/batch call, "
                                  "and most cases in one /v1/judge call.")
+    interactive_max_items: int = Field(
+        16, ge=1, description="Most runs a batch (or cases a judging) may have to ask for "
+        "priority `interactive`; larger ones are bulk work.")
     log_level: str = Field("INFO")
 
     @field_validator("api_keys", mode="before")

@@ -19,6 +19,7 @@ from redis import asyncio as aioredis
 from service import wire
 from service.keys import Keys
 from service.metrics import (
+    CANCELLED,
     DEAD_LETTERED,
     HTTP_DURATION,
     JOBS,
@@ -30,6 +31,7 @@ from service.metrics import (
     Labels,
     SampleKey,
     bucket_bound,
+    stored_field,
 )
 from service.models import Outcome
 from service.queue import QueueUnavailable, translate_errors
@@ -80,10 +82,6 @@ def summarize(job: wire.Job, result: bytes) -> JobSummary:
         timing = orjson.loads(result[start:result.index(b"}", start) + 1])
     return JobSummary(job_language(job.payload), outcome, timing["queue_ms"] / 1000,
                       timing["run_ms"] / 1000, timing["total_ms"] / 1000)
-
-
-def _field(key: SampleKey) -> bytes:
-    return orjson.dumps(key)
 
 
 def _sample_key(raw: bytes) -> SampleKey:
@@ -189,9 +187,9 @@ class Recorder:
     def _queue_commands(self, pipe: aioredis.client.Pipeline, sent: Tally) -> None:
         for key, amount in sent.counts.items():
             if isinstance(amount, int):
-                pipe.hincrby(self.keys.metrics, _field(key), amount)
+                pipe.hincrby(self.keys.metrics, stored_field(key), amount)
             else:
-                pipe.hincrbyfloat(self.keys.metrics, _field(key), amount)
+                pipe.hincrbyfloat(self.keys.metrics, stored_field(key), amount)
         for (width, bucket, outcome), count in sent.throughput.items():
             key = self.keys.throughput(width, bucket)
             pipe.hincrby(key, outcome, count)
@@ -279,6 +277,7 @@ def _totals(stored: dict[SampleKey, float]) -> dict[str, object]:
         "outcomes": dict(outcomes),
         "reclaimed": int(stored.get((RECLAIMED.name, ()), 0)),
         "dead_lettered": int(stored.get((DEAD_LETTERED.name, ()), 0)),
+        "cancelled": int(stored.get((CANCELLED.name, ()), 0)),
     }
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from service.models import Outcome
+from service.models import Outcome, Priority
 
 # Fields of an entry in the job stream.
 F_ID = "id"
@@ -17,6 +17,8 @@ F_TENANT = "tenant"  # also a field of a job hash and of a session hash
 # Fields of a job hash and of a reply-stream entry.
 F_STATE = "state"
 F_RESULT = "result"
+# Field of a job hash while it runs: the cancel stream of the worker running it.
+F_CANCEL_TO = "cancel_to"
 # Fields of an entry in a worker's session-call stream (with F_ID, F_PAYLOAD and F_REPLY_TO).
 F_OP = "op"
 F_SESSION = "session"
@@ -29,7 +31,8 @@ def now_ms() -> float:
 
 @dataclass(frozen=True)
 class Job:
-    """A job as a worker sees it: the request (still JSON) and where to answer."""
+    """A job as a worker sees it: the request (still JSON), where to answer, and the lane (the
+    stream) it was read from."""
 
     entry_id: str
     id: str
@@ -38,6 +41,7 @@ class Job:
     enqueued_ms: float
     deadline_ms: float
     tenant: str = ""
+    lane: Priority = Priority.INTERACTIVE
 
     def fields(self) -> dict[str, str | bytes | float]:
         """The job's entry in the job stream."""
@@ -46,7 +50,8 @@ class Job:
                 F_TENANT: self.tenant}
 
     @classmethod
-    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> "Job":
+    def from_entry(cls, entry_id: bytes | str, fields: dict[bytes, bytes],
+                   lane: Priority) -> "Job":
         def text(name: str) -> str:
             return fields.get(name.encode(), b"").decode()
 
@@ -58,6 +63,7 @@ class Job:
             enqueued_ms=float(text(F_ENQUEUED_MS) or 0),
             deadline_ms=float(text(F_DEADLINE_MS) or 0),
             tenant=text(F_TENANT),
+            lane=lane,
         )
 
 
@@ -75,6 +81,22 @@ def sandbox_error(job_id: str, message: str, enqueued_ms: float | None = None) -
         "stdout_truncated": False,
         "stderr_truncated": False,
         "timing": {"queue_ms": round(waited, 3), "run_ms": 0.0, "total_ms": round(waited, 3)},
+        "message": message,
+    })
+
+
+def cancelled(job_id: str, message: str) -> bytes:
+    """The result of a job cancelled before it ended: dropped unstarted, or killed running."""
+    return orjson.dumps({
+        "id": job_id,
+        "outcome": Outcome.CANCELLED,
+        "exit_code": None,
+        "signal": None,
+        "stdout": "",
+        "stderr": "",
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+        "timing": {"queue_ms": 0.0, "run_ms": 0.0, "total_ms": 0.0},
         "message": message,
     })
 

@@ -125,7 +125,8 @@ class Service:
 def sandbox_containers(prefix: str) -> list:
     client = docker.from_env()
     try:
-        return client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={prefix}"})
+        return client.containers.list(all=True, ignore_removed=True,
+                                      filters={"label": f"{LABEL_DEPLOYMENT}={prefix}"})
     finally:
         client.close()
 
@@ -174,11 +175,14 @@ QUEUE_DEPTH = 4
 
 @contextlib.contextmanager
 def queue_holding(redis_url: str, jobs: int) -> Iterator[tuple[Service, httpx.Client]]:
-    """A service whose queue (depth QUEUE_DEPTH) holds `jobs` jobs no worker will take."""
+    """A service whose lanes (depth QUEUE_DEPTH each) hold `jobs` jobs each, that no worker
+    will take."""
     with api_only(redis_url, SANDBOX_MAX_QUEUE_DEPTH=str(QUEUE_DEPTH)) as service, \
             httpx.Client(base_url=service.base_url, timeout=30) as client:
-        for _ in range(jobs):
-            assert client.post("/v1/jobs", json={"code": "print(1)"}).status_code == 202
+        for lane in ("interactive", "bulk"):
+            for _ in range(jobs):
+                response = client.post("/v1/jobs", json={"code": "print(1)", "priority": lane})
+                assert response.status_code == 202
         yield service, client
 
 

@@ -7,14 +7,17 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service.api.auth import require_key
+from service.api.caller import watch_caller
 from service.api.errors import error_response
 from service.api.runs import ERRORS, json_response
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, JobSpec, build_job_spec
-from service.models import BatchLine, BatchRequest, BatchResult, RunRequest
+from service.models import BatchLine, BatchRequest, BatchResult, Priority, RunRequest
+from service.priority import choose_lane
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1", tags=["batch"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["batch"],
+                   dependencies=[Depends(require_key), Depends(watch_caller)])
 
 NDJSON = "application/x-ndjson"
 
@@ -39,6 +42,9 @@ def item_specs(requests: Sequence[RunRequest], settings: Settings, field: str,
     specs = []
     for index, request in enumerate(requests):
         try:
+            if request.priority is not None:
+                raise InvalidRequest("priority_per_item",
+                                     "set priority on the request, not on its items")
             specs.append(build_job_spec(request, settings, wall_clock))
         except InvalidRequest as exc:
             raise InvalidItem(field, index, exc) from exc
@@ -79,8 +85,9 @@ async def batch(body: BatchRequest, request: Request, stream: bool = False,
         specs = item_specs(body.items, settings, "items")
     except InvalidItem as exc:
         return exc.response()
+    lane = choose_lane(body.priority, Priority.BULK, len(specs), settings)
     if wants_ndjson(request, stream):
-        results = await services.submitter.run_as_completed(specs)
+        results = await services.submitter.run_as_completed(specs, lane)
         return StreamingResponse(ndjson_lines(results), media_type=NDJSON)
-    results = await services.submitter.run_many(specs) if specs else []
+    results = await services.submitter.run_many(specs, lane) if specs else []
     return json_response(b'{"results":[%s]}' % b",".join(results))

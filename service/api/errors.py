@@ -11,6 +11,7 @@ from service.api.responses import JsonResponse
 from service.jobspec import InvalidRequest
 from service.models import ErrorBody
 from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
+from service.submit import CallerGone
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,12 @@ async def on_queue_unavailable(_: Request, exc: QueueUnavailable) -> JsonRespons
                           headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
 
 
+async def on_caller_gone(_: Request, exc: CallerGone) -> JsonResponse:
+    """Never read (its caller has gone), but logged and counted as nginx's 499."""
+    return error_response(499, "client_closed_request",
+                          "the caller hung up; its unfinished jobs were cancelled")
+
+
 async def on_http_error(_: Request, exc: HTTPException) -> JsonResponse:
     reason = STATUS_REASONS.get(exc.status_code, "http_error")
     return error_response(exc.status_code, reason, str(exc.detail), headers=exc.headers)
@@ -98,5 +105,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(QueueFull, on_queue_full)  # type: ignore[arg-type]
     app.add_exception_handler(QuotaExceeded, on_quota_exceeded)  # type: ignore[arg-type]
     app.add_exception_handler(QueueUnavailable, on_queue_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(CallerGone, on_caller_gone)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

@@ -8,18 +8,21 @@ from fastapi import APIRouter, Depends, Response
 from service import judge
 from service.api.auth import require_key
 from service.api.batch import InvalidItem, item_specs
+from service.api.caller import watch_caller
 from service.api.runs import ERRORS
 from service.api.services import Services, get_services
 from service.jobspec import JobSpec
-from service.models import CaseResult, JudgeRequest, JudgeResult, RunResult
+from service.models import CaseResult, JudgeRequest, JudgeResult, Priority, RunResult
+from service.priority import choose_lane
 from service.submit import Submitter
 
-router = APIRouter(prefix="/v1", tags=["judge"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1", tags=["judge"],
+                   dependencies=[Depends(require_key), Depends(watch_caller)])
 
 
 async def run_all(submitter: Submitter, specs: Sequence[JobSpec], request: JudgeRequest,
-                  nonce: str) -> list[CaseResult]:
-    results = await submitter.run_many(specs)
+                  nonce: str, lane: Priority) -> list[CaseResult]:
+    results = await submitter.run_many(specs, lane)
     return [
         judge.judge_case(i, case, RunResult.model_validate_json(raw), nonce, request.compare,
                          request.tolerance)
@@ -28,9 +31,11 @@ async def run_all(submitter: Submitter, specs: Sequence[JobSpec], request: Judge
 
 
 async def run_to_first_failure(submitter: Submitter, specs: Sequence[JobSpec],
-                               request: JudgeRequest, nonce: str) -> list[CaseResult]:
+                               request: JudgeRequest, nonce: str,
+                               lane: Priority) -> list[CaseResult]:
+    """The cases after the first failure are cancelled, when not done already."""
     first_failure = judge.FirstFailure(len(specs))
-    async with contextlib.aclosing(await submitter.run_as_completed(specs)) as results:
+    async with contextlib.aclosing(await submitter.run_as_completed(specs, lane)) as results:
         async for i, raw in results:
             verdict = judge.judge_case(i, request.cases[i], RunResult.model_validate_json(raw),
                                        nonce, request.compare, request.tolerance)
@@ -57,5 +62,6 @@ async def judge_program(request: JudgeRequest,
         specs = item_specs(judge.case_requests(request, nonce), services.settings, "cases")
     except InvalidItem as exc:
         return exc.response()
+    lane = choose_lane(request.priority, Priority.BULK, len(specs), services.settings)
     run = run_to_first_failure if request.stop_on_first_failure else run_all
-    return judge.summarize(await run(services.submitter, specs, request, nonce))
+    return judge.summarize(await run(services.submitter, specs, request, nonce, lane))

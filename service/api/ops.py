@@ -35,7 +35,7 @@ async def prometheus_metrics(request: Request,
     """Every API and worker process's counters summed, and the live gauges."""
     stored = await _reader(services).stored()
     workers = await live_workers(services)
-    gauges = metrics.live_gauges(await services.queue.depth(), workers)
+    gauges = metrics.live_gauges(await services.queue.depths(), workers)
     names = [t.name for t in _directory(request).in_force()]
     per_tenant = {metrics.TENANT_QUEUED.name: await services.queue.tenant_jobs(names),
                   metrics.TENANT_RUNNING.name: running_by_tenant(workers)}
@@ -81,14 +81,15 @@ async def stats(request: Request, services: Services = Depends(shared_services))
     errors. For admin tenants only."""
     now = time.time()
     workers = await live_workers(services)
-    depth = await services.queue.depth()
-    gauges = metrics.live_gauges(depth, workers)
+    depths = await services.queue.depths()
+    gauges = metrics.live_gauges(depths, workers)
     body = {
         "time": now,
-        "queue_depth": depth,
-        "pool": {"size": gauges[metrics.POOL_SIZE.name],
-                 "containers": gauges[metrics.POOL_CONTAINERS.name],
-                 "busy": gauges[metrics.POOL_BUSY.name]},
+        "queue_depth": sum(depths.values()),
+        "lanes": depths,
+        "pool": {"size": gauges[(metrics.POOL_SIZE.name, ())],
+                 "containers": gauges[(metrics.POOL_CONTAINERS.name, ())],
+                 "busy": gauges[(metrics.POOL_BUSY.name, ())]},
         "workers": sorted((_worker_row(w) for w in workers), key=lambda w: str(w["id"])),
         "tenants": await tenant_rows(request, services, workers, now),
         **await _reader(services).overview(now),

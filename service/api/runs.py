@@ -1,15 +1,29 @@
-"""/v1/run (wait for the result) and /v1/jobs (queue now, collect later)."""
+"""/v1/run (wait for the result) and /v1/jobs (queue now, collect later, or cancel)."""
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Response
 
 from service.api.auth import require_key
+from service.api.caller import watch_caller
 from service.api.errors import documented
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
-from service.models import ErrorBody, JobAccepted, JobState, JobStatus, RunRequest, RunResult
+from service.models import (
+    ErrorBody,
+    JobAccepted,
+    JobCancel,
+    JobState,
+    JobStatus,
+    Priority,
+    RunRequest,
+    RunResult,
+)
+from service.priority import choose_lane
 
-router = APIRouter(prefix="/v1", tags=["run"], dependencies=[Depends(require_key)])
+CANCEL_MESSAGE = "cancelled: DELETE /v1/jobs/{id}"
+
+router = APIRouter(prefix="/v1", tags=["run"],
+                   dependencies=[Depends(require_key), Depends(watch_caller)])
 
 ERRORS = documented({
     400: "Malformed JSON.",
@@ -31,10 +45,11 @@ async def run(request: RunRequest, services: Services = Depends(get_services)) -
     """Run one snippet and wait for its result.
 
     A failure of ours (no container, Docker down) is a 200 with outcome `sandbox_error`,
-    distinct from the code's own failure.
+    distinct from the code's own failure. A caller that hangs up cancels the run.
     """
     spec = build_job_spec(request, services.settings)
-    return json_response(await services.submitter.run(spec))
+    lane = choose_lane(request.priority, Priority.INTERACTIVE, 1, services.settings)
+    return json_response(await services.submitter.run(spec, lane))
 
 
 @router.post("/jobs", status_code=202, response_model=JobAccepted, responses=ERRORS)
@@ -42,7 +57,8 @@ async def submit_job(request: RunRequest,
                      services: Services = Depends(get_services)) -> JobAccepted:
     """Queue one snippet and return its id at once; poll `GET /v1/jobs/{id}` for the result."""
     spec = build_job_spec(request, services.settings)
-    job_id = await services.submitter.submit(spec)
+    lane = choose_lane(request.priority, Priority.INTERACTIVE, 1, services.settings)
+    job_id = await services.submitter.submit(spec, lane)
     return JobAccepted(id=job_id, state=JobState.QUEUED)
 
 
@@ -57,4 +73,25 @@ async def job_status(job_id: str, services: Services = Depends(get_services)) ->
     state, result, _ = found
     body = b'{"id":%s,"state":"%s","result":%s}' % (
         orjson.dumps(job_id), state.value.encode(), result or b"null")
+    return json_response(body)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobCancel,
+               responses={404: {"model": ErrorBody,
+                                "description": "Unknown or expired job, or another tenant's."}})
+async def cancel_job(job_id: str, services: Services = Depends(get_services)) -> Response:
+    """Cancel a job: dropped if it has not started, killed if it runs. Its result becomes
+    outcome `cancelled` (`cancelled: true`); a job already done keeps its own result
+    (`cancelled: false`). Either way the answer is the job as GET shows it, now done."""
+    found = await services.queue.status(job_id)
+    if found is None or not services.tenant.can_see(found[2]):  # another's: as if unknown
+        raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
+    (before,) = await services.queue.cancel([job_id], CANCEL_MESSAGE, found[2])
+    found = await services.queue.status(job_id)
+    if before is None or found is None:
+        raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
+    state, result, _ = found
+    cancelled = b"true" if before is not JobState.DONE else b"false"
+    body = b'{"id":%s,"state":"%s","result":%s,"cancelled":%s}' % (
+        orjson.dumps(job_id), state.value.encode(), result or b"null", cancelled)
     return json_response(body)

@@ -9,7 +9,8 @@ from redis import asyncio as aioredis
 
 from service.api.auth import require_key
 from service.keys import Keys
-from service.queue import JobQueue, ReplyListener
+from service.queue import JobQueue
+from service.replies import ReplyListener
 from service.settings import Settings
 from service.submit import Submitter
 from service.tenants import ANONYMOUS_TENANT, Tenant

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import ValidationError
 
 from service.api.auth import require_key
+from service.api.caller import watch_caller
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
 from service.models import RunRequest, SessionRequest, SessionRunRequest
@@ -174,7 +175,8 @@ def summary(raw: bytes) -> ToolOutput:
 
 # --- HTTP -----------------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/v1/tools", tags=["tools"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1/tools", tags=["tools"],
+                   dependencies=[Depends(require_key), Depends(watch_caller)])
 
 
 @router.get("")

@@ -1,6 +1,7 @@
 """`make bench`: measure the service as BENCHMARK.md defines, in one run, on this machine.
 
-Starts its own Redis, API and worker, runs the workloads (L1, L2, T1-T4) and the baselines in
+Starts its own Redis, API and worker, runs the workloads (L1, L2, T1-T4; then, on a fresh
+stack, the caller scenes S2 and S3 and the Redis commands per job) and the baselines in
 the same run (R1: a container per snippet; F1: the runner alone, with its CPU and page faults
 per execution; the bare fork of the sandbox's interpreter), prints a table with the ratios and
 writes the figures as JSON.
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from service.bench import callers
 from service.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
 from service.bench.cpu import CpuMeter
 from service.bench.stack import LocalStack
@@ -25,9 +27,9 @@ from service.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load, percentil
 from service.settings import Settings
 
 FULL = {"cpu": 2000, "l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
-        "f1": 1000, "fork": 1000, "open_s": 10}
+        "f1": 1000, "fork": 1000, "open_s": 10, "s3": 50}
 SHORT = {"cpu": 500, "l1": 200, "l2": 100, "t1": 2000, "t2": 1000, "t3": 50, "t4": 2000, "r1": 5,
-         "f1": 200, "fork": 200, "open_s": 3}
+         "f1": 200, "fork": 200, "open_s": 3, "s3": 20}
 
 
 def machine() -> dict[str, Any]:
@@ -122,6 +124,7 @@ def table(result: dict[str, Any]) -> str:
         ("T4 backlog", f"first 1000: {f['T4']['first_thousand_per_second']} /s · last 1000: "
          f"{f['T4']['last_thousand_per_second']} /s · RSS {f['T4']['rss_before_mib']} → "
          f"{f['T4']['rss_after_mib']} MiB"),
+        *callers.rows(f),
         ("R1 docker run --rm per snippet", f"p50 {f['R1']['p50_ms']} ms · "
          f"{f['R1']['per_second']} /s"),
         ("F1 runner alone (floor)", f"p50 {f['F1']['p50_ms']} ms · p99 {f['F1']['p99_ms']} ms · "
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     print("measuring; progress on stderr", file=sys.stderr)
     with LocalStack(workers=args.workers, pool_size=args.pool_size) as stack:
         figures = asyncio.run(measure_service(stack, sizes, settings))
+    with LocalStack(workers=args.workers, pool_size=args.pool_size) as stack:
+        figures.update(asyncio.run(callers.measure_callers(stack, sizes["s3"])))
     figures["R1"] = docker_run_baseline(settings.image_for("python"), PRINT_ONE, sizes["r1"])
     figures["fork_floor"] = fork_floor(settings.image_for("python"), ["", settings.preload],
                                        sizes["fork"])

@@ -3,10 +3,13 @@ Every few heartbeats the same loop also takes over jobs of silent workers (and d
 those delivered too often), so that the two never take more jobs than there are containers.
 
 Alongside it: a heartbeat (keeps this worker's running jobs claimed and tells the dashboard it
-lives).
+lives), and a reader of this worker's cancel stream: a cancelled job running here has its task
+cancelled, which kills its execution (its container is replaced, see executor.py). A job
+cancelled before it started never gets here: claiming drops it.
 """
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -28,6 +31,8 @@ from service.worker.sessions import SessionHost
 log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
+CANCEL_BLOCK_MS = 1000
+CANCELS_REMEMBERED = 1024  # ids of cancelled jobs kept, should one arrive before its task
 
 
 class Consumer:
@@ -44,6 +49,8 @@ class Consumer:
         self.started = time.time()
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self._jobs: dict[str, wire.Job] = {}
+        self._executing: set[str] = set()  # entry ids of jobs not yet answered
+        self._cancelled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._slot_free = asyncio.Event()
         pool.on_idle = self._slot_free.set
         self._stopping = asyncio.Event()
@@ -62,7 +69,8 @@ class Consumer:
     async def run(self, grace_s: float) -> None:
         """Serve until stop(); then let running jobs finish for up to grace_s."""
         await self._retry(self.queue.ensure_group)
-        helpers = [asyncio.create_task(self._heartbeat_loop())]
+        helpers = [asyncio.create_task(self._heartbeat_loop()),
+                   asyncio.create_task(self._cancel_loop())]
         try:
             await self._claim_loop()
             await self._drain(grace_s)
@@ -128,14 +136,29 @@ class Consumer:
 
     async def _handle(self, job: wire.Job) -> None:
         logs.bind_job(job.id, job.tenant)
-        if job.deadline_ms and wire.now_ms() > job.deadline_ms:
-            result = wire.sandbox_error(job.id, "deadline passed before the job could run",
-                                        job.enqueued_ms)
-        else:
-            result = await self.executor.run(job)
-        # Keep trying to answer; if we die meanwhile the job is reclaimed and run again.
+        self._executing.add(job.entry_id)
+        try:
+            result = await self._execute(job)
+        except asyncio.CancelledError:
+            if job.id not in self._cancelled or self._stopping.is_set():
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            log.info("running job cancelled", extra={"job_id": job.id})
+            result = wire.cancelled(job.id, "cancelled while running")
+        finally:
+            self._executing.discard(job.entry_id)
+        # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A
+        # cancelled job has its answer already: this only retires its entry.)
         if await self._retry(lambda: self.queue.complete(job, result)):
             self.stats.job_done(job, result)
+
+    async def _execute(self, job: wire.Job) -> bytes:
+        if job.id in self._cancelled:  # its cancel came before its task
+            raise asyncio.CancelledError
+        if job.deadline_ms and wire.now_ms() > job.deadline_ms:
+            return wire.sandbox_error(job.id, "deadline passed before the job could run",
+                                      job.enqueued_ms)
+        return await self.executor.run(job)
 
     async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]
         backoff = Backoff()
@@ -170,9 +193,33 @@ class Consumer:
         while True:
             with contextlib.suppress(QueueUnavailable):
                 await self.queue.heartbeat(self.worker_id, self.describe(), ttl_s=interval * 3)
-                await self.queue.keep_claimed(self.worker_id, list(self.inflight))
+                await self.queue.keep_claimed(self.worker_id, list(self._jobs.values()))
             await self.stats.flush()
             await asyncio.sleep(interval)
+
+    async def _cancel_loop(self) -> None:
+        """Kill the running jobs this worker is told were cancelled."""
+        after = "0"  # the stream is this worker's own, new with it
+        backoff = Backoff()
+        while True:
+            try:
+                after, job_ids = await self.queue.read_cancels(self.worker_id, after,
+                                                               CANCEL_BLOCK_MS)
+                backoff.reset()
+            except QueueUnavailable as exc:
+                log.warning("cancel stream unreadable, retrying", extra={"error": str(exc)})
+                await backoff.wait()
+                continue
+            for job_id in job_ids:
+                self._cancel(job_id)
+
+    def _cancel(self, job_id: str) -> None:
+        self._cancelled[job_id] = None
+        while len(self._cancelled) > CANCELS_REMEMBERED:
+            self._cancelled.popitem(last=False)
+        for entry_id, job in self._jobs.items():
+            if job.id == job_id and entry_id in self._executing:
+                self.inflight[entry_id].cancel()
 
     def _reclaim_interval(self) -> float:
         return self.settings.heartbeat_s * random.uniform(1, 2)

@@ -1,4 +1,8 @@
-"""Runs one job in a leased container and turns the runner's report into a result."""
+"""Runs one job in a leased container and turns the runner's report into a result.
+
+A job cancelled while it runs (its task cancelled, see consumer.py) leaves its container
+unreusable: the pool replaces it, and removing the container is what kills the code.
+"""
 
 import asyncio
 import logging

@@ -72,7 +72,8 @@ def test_dashboard_follows_the_jobs(page: Page, service: Service, client: httpx.
     assert page.locator("#chart-hour rect").count() >= 1
     assert page.inner_text("#latency-samples").startswith("last ")
     assert "ms" in page.inner_text("#latency tbody")
-    assert page.inner_text("#queue-depth") == "0"
+    assert page.inner_text("#queue-depth") == "0 / 0"  # interactive / bulk
+    assert page.inner_text("#cancelled").isdigit()
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

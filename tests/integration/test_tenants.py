@@ -190,10 +190,11 @@ def test_past_max_queued_a_tenant_is_refused_and_nothing_of_a_batch_is_queued(
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"] == "quota_exceeded"
         assert refused.headers["retry-after"] == "1"
-        assert db.xlen(keys.jobs) == 2  # nothing of the refused batch
+        assert db.xlen(keys.jobs("interactive")) == 2
+        assert db.xlen(keys.jobs("bulk")) == 0  # nothing of the refused batch
         assert a.post("/v1/jobs", json={"code": "print(3)"}).status_code == 202
         single = a.post("/v1/jobs", json={"code": "print(4)"})
         assert single.status_code == 429 and single.json()["error"] == "quota_exceeded"
-        assert db.xlen(keys.jobs) == 3
+        assert db.xlen(keys.jobs("interactive")) == 3
         assert b.post("/v1/jobs", json={"code": "print(5)"}).status_code == 202  # not b's quota
         db.close()

@@ -10,7 +10,8 @@ import uuid
 from redis import asyncio as aioredis
 
 from service.keys import Keys
-from service.queue import JobQueue, QueueUnavailable, ReplyListener
+from service.queue import JobQueue, QueueUnavailable
+from service.replies import ReplyListener
 
 ROUNDS = 300
 

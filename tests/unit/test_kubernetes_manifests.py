@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from service.keys import WORKER_GROUP, Keys
+from service.queue import LANES
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,17 +167,19 @@ def test_keda_scales_the_workers_on_the_job_stream_lag() -> None:
     worker = find("Deployment", "sandbox-worker")
     assert scaled["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
     assert scaled["spec"]["minReplicaCount"] >= 1
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis-streams"
-    meta = trigger["metadata"]
-    assert meta["stream"] == Keys(config_data()["SANDBOX_KEY_PREFIX"]).jobs
-    assert meta["consumerGroup"] == WORKER_GROUP
-    assert int(meta["lagCount"]) > 0
+    triggers = scaled["spec"]["triggers"]
+    keys = Keys(config_data()["SANDBOX_KEY_PREFIX"])
+    assert [t["metadata"]["stream"] for t in triggers] == [keys.jobs(lane) for lane in LANES]
     url = urlparse(config_data()["SANDBOX_REDIS_URL"])
-    host, port = meta["address"].rsplit(":", 1)
-    assert host == f"{url.hostname}.{scaled['metadata']['namespace']}.svc.cluster.local"
-    assert int(port) == url.port
-    assert meta["databaseIndex"] == url.path.strip("/")
+    for trigger in triggers:
+        assert trigger["type"] == "redis-streams"
+        meta = trigger["metadata"]
+        assert meta["consumerGroup"] == WORKER_GROUP
+        assert int(meta["lagCount"]) > 0
+        host, port = meta["address"].rsplit(":", 1)
+        assert host == f"{url.hostname}.{scaled['metadata']['namespace']}.svc.cluster.local"
+        assert int(port) == url.port
+        assert meta["databaseIndex"] == url.path.strip("/")
 
 
 def test_gvisor_runtime_class_is_optional() -> None:

@@ -52,14 +52,16 @@ def test_histogram_renders_cumulative_buckets() -> None:
 
 
 def test_every_family_is_exposed_even_before_any_job() -> None:
-    gauges = metrics.live_gauges(3, [{"capacity": "4", "containers": "4", "busy": "1"},
-                                     {"capacity": "4", "containers": "3", "busy": "2"}])
+    gauges = metrics.live_gauges({"interactive": 3, "bulk": 5},
+                                 [{"capacity": "4", "containers": "4", "busy": "1"},
+                                  {"capacity": "4", "containers": "3", "busy": "2"}])
     text = metrics.render({}, gauges)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for family in metrics.FAMILIES:
         assert family.name.removesuffix("_total") in families
     samples = parse(text)
-    assert samples["sandbox_queue_depth"][0].value == 3
+    depths = {s.labels["lane"]: s.value for s in samples["sandbox_queue_depth"]}
+    assert depths == {"interactive": 3, "bulk": 5}
     assert samples["sandbox_workers"][0].value == 2
     assert samples["sandbox_pool_size"][0].value == 8
     assert samples["sandbox_pool_containers"][0].value == 7

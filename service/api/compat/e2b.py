@@ -18,13 +18,15 @@ from pydantic import BaseModel, ConfigDict
 
 from service.api.auth import require_key
 from service.api.batch import InvalidItem, item_specs
+from service.api.caller import watch_caller
 from service.api.compat.e2b_program import program
 from service.api.errors import error_response
 from service.api.responses import JsonResponse
 from service.api.services import Services, get_services
 from service.models import Outcome, RunRequest
 
-router = APIRouter(tags=["compat: E2B router"], dependencies=[Depends(require_key)])
+router = APIRouter(tags=["compat: E2B router"],
+                   dependencies=[Depends(require_key), Depends(watch_caller)])
 
 PYTHON = "python"
 NONCE = re.compile(r"[0-9a-f]{32}")

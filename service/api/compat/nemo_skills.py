@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.api.auth import require_key
+from service.api.caller import watch_caller
 from service.api.compat import nemo_answers as answers
 from service.api.errors import RETRY_AFTER_FULL_S
 from service.api.health import live_workers
@@ -75,7 +76,7 @@ def output_cap(request: ExecuteRequest, services: Services) -> int:
     return min(settings.max_output_bytes, max(settings.default_output_bytes, wanted))
 
 
-@router.post("/execute", dependencies=keyed)
+@router.post("/execute", dependencies=[*keyed, Depends(watch_caller)])
 async def execute(request: Request, body: Any = Body(examples=[{
         "generated_code": "a = 1\na", "timeout": 10, "language": "ipython",
         "max_output_characters": 1000, "traceback_verbosity": "Plain"}]),
@@ -112,7 +113,7 @@ async def run_once(req: ExecuteRequest, services: Services) -> dict[str, Any]:
                      timeout=req.timeout, max_output_bytes=output_cap(req, services))
     spec = build_job_spec(run, services.settings, wall_clock=True)  # as its server's timeout
     result = orjson.loads(await services.submitter.run(spec))
-    if result["outcome"] == Outcome.SANDBOX_ERROR:
+    if result["outcome"] in (Outcome.SANDBOX_ERROR, Outcome.CANCELLED):  # ours, not the code's
         raise Refusal(503, "sandbox_error", str(result.get("message")))
     return answers.one_off_answer(result, shell, req.timeout)
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.api.auth import require_key
+from service.api.caller import watch_caller
 from service.api.errors import error_response
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
@@ -28,7 +29,8 @@ from service.models import (
 )
 from service.settings import mib_ceil
 
-router = APIRouter(prefix="/api/v2", tags=["compat: Piston"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/api/v2", tags=["compat: Piston"],
+                   dependencies=[Depends(require_key), Depends(watch_caller)])
 
 PYTHON_VERSION = "3.11.2"  # Debian 12's python3, in the sandbox image
 PYTHON_ALIASES = ("py", "py3", "python3", "python3.11")
@@ -138,7 +140,7 @@ def status_of(result: RunResult) -> str | None:
         return "TO"
     if result.outcome is Outcome.OUTPUT_LIMIT:
         return "OL" if result.stdout_truncated else "EL"
-    if result.outcome is Outcome.SANDBOX_ERROR:
+    if result.outcome in (Outcome.SANDBOX_ERROR, Outcome.CANCELLED):  # ours, not the code's
         return "XX"
     return "SG" if result.signal is not None else "RE"
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import require_key
+from service.api.caller import watch_caller
 from service.api.errors import RETRY_AFTER_DOWN_S, RETRY_AFTER_FULL_S, error_response
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
@@ -79,10 +80,14 @@ def to_run_request(request: RunCodeRequest) -> RunRequest:
                       return_files=[glob.escape(name) for name in request.fetch_files])
 
 
+# Ended by us, not by the code: SandboxFusion's SandboxError (a cancelled job never ran to its end).
+NOT_THE_CODES = (Outcome.SANDBOX_ERROR, Outcome.CANCELLED)
+
+
 def command_status(outcome: Outcome) -> CommandRunStatus:
     if outcome is Outcome.TIMEOUT:
         return CommandRunStatus.TIME_LIMIT_EXCEEDED
-    if outcome is Outcome.SANDBOX_ERROR:
+    if outcome in NOT_THE_CODES:
         return CommandRunStatus.ERROR
     return CommandRunStatus.FINISHED
 
@@ -90,7 +95,7 @@ def command_status(outcome: Outcome) -> CommandRunStatus:
 def return_code(result: RunResult) -> int | None:
     """As SandboxFusion's subprocess reports it: minus the signal for a killed process, and
     none after a timeout or a failure of ours."""
-    if result.outcome in (Outcome.TIMEOUT, Outcome.SANDBOX_ERROR):
+    if result.outcome is Outcome.TIMEOUT or result.outcome in NOT_THE_CODES:
         return None
     if result.exit_code is not None:
         return result.exit_code
@@ -100,7 +105,7 @@ def return_code(result: RunResult) -> int | None:
 def run_status(outcome: Outcome) -> RunStatus:
     if outcome is Outcome.OK:
         return RunStatus.SUCCESS
-    if outcome is Outcome.SANDBOX_ERROR:
+    if outcome in NOT_THE_CODES:
         return RunStatus.SANDBOX_ERROR
     return RunStatus.FAILED
 
@@ -122,7 +127,8 @@ async def ping() -> str:
     return "pong"
 
 
-@router.post("/run_code", response_model=RunCodeResponse, dependencies=[Depends(require_key)],
+@router.post("/run_code", response_model=RunCodeResponse,
+             dependencies=[Depends(require_key), Depends(watch_caller)],
              responses={422: {"model": ErrorBody, "description": "Invalid request."},
                         504: {"model": ErrorBody, "description": "Queue full or unreachable; "
                               "retry after Retry-After seconds."}})

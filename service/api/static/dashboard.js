@@ -197,7 +197,7 @@ function render(s) {
   $("status").textContent = text;
   $("status").className = `pill ${cls}`;
   $("updated").textContent = `updated ${clock(s.time)}`;
-  $("queue-depth").textContent = s.queue_depth;
+  $("queue-depth").textContent = `${s.lanes.interactive} / ${s.lanes.bulk}`;
   $("busy").textContent = `${s.pool.busy} / ${s.pool.size}`;
   $("workers-count").textContent = s.workers.length;
   $("last-minute").textContent = s.throughput.minute.counts.map(sum).reduce((a, b) => a + b, 0);
@@ -205,6 +205,7 @@ function render(s) {
   $("jobs-total").textContent = s.totals.jobs;
   $("reclaimed").textContent = s.totals.reclaimed;
   $("dead-lettered").textContent = s.totals.dead_lettered;
+  $("cancelled").textContent = s.totals.cancelled;
 
   history.push({ queue: s.queue_depth, busy: s.pool.busy, size: s.pool.size });
   if (history.length > HISTORY) history.shift();

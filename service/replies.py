@@ -1,0 +1,68 @@
+"""One reader per API process of its reply stream, where workers answer its waiting callers."""
+
+import asyncio
+import contextlib
+import logging
+
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from service import wire
+from service.backoff import Backoff
+from service.keys import Keys
+from service.queue import QueueUnavailable, translate_errors
+
+log = logging.getLogger(__name__)
+
+
+class ReplyListener:
+    """One reader per API process: resolves the futures of waiting callers by job id."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, api_id: str):
+        self.redis = redis
+        self.stream = keys.replies(api_id)
+        self.waiters: dict[str, asyncio.Future[bytes]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def expect(self, job_id: str) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.waiters[job_id] = future
+        return future
+
+    def forget(self, job_id: str) -> None:
+        self.waiters.pop(job_id, None)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._read_forever(), name="reply-listener")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self.stream)
+
+    async def _read_forever(self) -> None:
+        last_id = "0"
+        backoff = Backoff(0.05, 2.0)
+        while True:
+            try:
+                with translate_errors():
+                    reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
+                backoff.reset()
+            except QueueUnavailable as exc:
+                log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})
+                await backoff.wait()
+                continue
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    self._resolve(fields)
+
+    def _resolve(self, fields: dict[bytes, bytes]) -> None:
+        job_id = fields.get(wire.F_ID.encode(), b"").decode()
+        future = self.waiters.pop(job_id, None)
+        if future is not None and not future.done():
+            future.set_result(fields.get(wire.F_RESULT.encode(), b""))
+

@@ -1,0 +1,144 @@
+"""Priority lanes: workers take interactive jobs first, bulk jobs fill the rest of their room,
+and a bulk backlog never holds an interactive job back."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from redis import asyncio as aioredis
+
+from service.keys import WORKER_GROUP, Keys
+from service.models import JobState, Priority
+from service.queue import JobQueue
+from tests.integration.test_jobs import wait_done
+from tests.support import Service
+
+INTERACTIVE, BULK = Priority.INTERACTIVE, Priority.BULK
+
+
+@pytest_asyncio.fixture
+async def queue(redis_url: str) -> AsyncIterator[JobQueue]:
+    redis = aioredis.from_url(redis_url)
+    queue = JobQueue(redis, Keys(f"test-{uuid.uuid4().hex[:8]}"), 60, 1000)
+    await queue.ensure_group()
+    yield queue
+    await redis.aclose()
+
+
+async def enqueue(queue: JobQueue, lane: Priority, count: int) -> list[str]:
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    for job_id in ids:
+        await queue.enqueue([(job_id, b"{}")], "", 0, lane)
+    return ids
+
+
+async def test_a_claim_takes_interactive_jobs_first_and_fills_its_room_with_bulk(
+        queue: JobQueue) -> None:
+    bulk = await enqueue(queue, BULK, 5)
+    interactive = await enqueue(queue, INTERACTIVE, 2)
+    jobs = await queue.claim("w1", 3, 100)
+    assert [(job.lane, job.id) for job in jobs] == [
+        (INTERACTIVE, interactive[0]), (INTERACTIVE, interactive[1]), (BULK, bulk[0])]
+    for job in jobs:
+        assert (await queue.status(job.id))[0] is JobState.RUNNING
+    rest = await queue.claim("w2", 10, 100)
+    assert [job.id for job in rest] == bulk[1:]
+    assert await queue.depths() == {"interactive": 2, "bulk": 5}  # running, not yet answered
+
+
+async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobQueue) -> None:
+    first, second = await enqueue(queue, BULK, 2)
+    assert await queue.cancel([first], "gone", "") == [JobState.QUEUED]
+    jobs = await queue.claim("w1", 5, 100)
+    assert [job.id for job in jobs] == [second]
+    assert await queue.depths() == {"interactive": 0, "bulk": 1}  # the cancelled one retired
+    pending = await queue.redis.xpending(queue.keys.jobs(BULK), WORKER_GROUP)
+    assert pending["pending"] == 1
+    state, result, _ = await queue.status(first)
+    assert state is JobState.DONE and b'"outcome":"cancelled"' in result
+
+
+async def test_a_cancel_after_the_result_leaves_the_result(queue: JobQueue) -> None:
+    (job_id,) = await enqueue(queue, INTERACTIVE, 1)
+    (job,) = await queue.claim("w1", 1, 100)
+    assert await queue.complete(job, b'{"outcome":"ok"}')
+    assert await queue.cancel([job_id, "unknown"], "late", "") == [JobState.DONE, None]
+    assert await queue.status(job_id) == (JobState.DONE, b'{"outcome":"ok"}', "")
+
+
+async def test_a_completion_after_a_cancel_is_not_a_second_answer(queue: JobQueue) -> None:
+    (job_id,) = await enqueue(queue, INTERACTIVE, 1)
+    (job,) = await queue.claim("w1", 1, 100)
+    assert await queue.cancel([job_id], "gone", "") == [JobState.RUNNING]
+    # The worker running it is told, on its own cancel stream.
+    _, told = await queue.read_cancels("w1", "0", 100)
+    assert told == [job_id]
+    assert not await queue.complete(job, b'{"outcome":"ok"}')
+    _, result, _ = await queue.status(job_id)
+    assert b'"outcome":"cancelled"' in result
+    assert await queue.depths() == {"interactive": 0, "bulk": 0}
+
+
+async def test_a_blocked_claim_with_room_for_one_hands_the_bulk_job_back(
+        queue: JobQueue) -> None:
+    claiming = asyncio.create_task(queue.claim("w1", 1, 5000))
+    await asyncio.sleep(0.3)  # blocked on both lanes
+    async with queue.redis.pipeline(transaction=True) as pipe:  # both arrive at once
+        for lane, job_id in ((BULK, "b"), (INTERACTIVE, "i")):
+            pipe.xadd(queue.keys.jobs(lane), {"id": job_id, "payload": b"{}", "reply_to": "",
+                                              "enqueued_ms": 0, "deadline_ms": 0})
+        await pipe.execute()
+    jobs = await claiming
+    taken = [job.id for job in jobs]
+    assert len(taken) == 1
+    others = await queue.claim("w2", 5, 100)
+    assert sorted(taken + [job.id for job in others]) == ["b", "i"]
+
+
+@pytest.fixture(scope="module")
+def one_container(redis_url: str, docker_engine: None):  # type: ignore[no-untyped-def]
+    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "1", "SANDBOX_INTERACTIVE_MAX_ITEMS": "2"})
+    svc.start(workers=1)
+    with httpx.Client(base_url=svc.base_url, timeout=60) as client:
+        yield client
+    svc.stop()
+
+
+def test_an_interactive_job_overtakes_a_bulk_backlog(one_container: httpx.Client) -> None:
+    client = one_container
+    code = "import time; time.sleep(0.3); print('b')"
+    backlog = [client.post("/v1/jobs", json={"code": code, "priority": "bulk"}).json()["id"]
+               for _ in range(12)]
+    urgent = client.post("/v1/jobs", json={"code": "print('i')"}).json()["id"]
+    assert wait_done(client, urgent)["result"]["stdout"] == "i\n"
+    states = [client.get(f"/v1/jobs/{job_id}").json()["state"] for job_id in backlog]
+    # One container: the bulk job running when the interactive one arrived may have ended
+    # (and the next one started just before the urgent job was queued); the rest still wait.
+    assert states.count("done") <= 2
+    assert states.count("queued") >= 9
+    for job_id in backlog:
+        client.delete(f"/v1/jobs/{job_id}")
+
+
+def test_priority_within_what_the_operator_allows(one_container: httpx.Client) -> None:
+    client = one_container
+    small = client.post("/v1/batch", json={"items": [{"code": "print(1)"}] * 2,
+                                           "priority": "interactive"})
+    assert [r["stdout"] for r in small.json()["results"]] == ["1\n", "1\n"]
+    large = client.post("/v1/batch", json={"items": [{"code": "print(1)"}] * 3,
+                                           "priority": "interactive"})
+    assert large.status_code == 422
+    assert large.json()["error"] == "priority_not_allowed"
+    judged = client.post("/v1/judge", json={"code": "print(1)", "priority": "interactive",
+                                            "cases": [{"expected_stdout": "1"}] * 3})
+    assert judged.json()["error"] == "priority_not_allowed"
+    per_item = client.post("/v1/batch", json={"items": [{"code": "", "priority": "bulk"}]})
+    assert per_item.json()["error"] == "priority_per_item"
+    assert per_item.json()["details"][0]["loc"] == ["body", "items", 0]
+    bad = client.post("/v1/run", json={"code": "", "priority": "urgent"})
+    assert (bad.status_code, bad.json()["error"]) == (422, "invalid_request")
+    single = client.post("/v1/run", json={"code": "print(2)", "priority": "bulk"})
+    assert single.json()["stdout"] == "2\n"
