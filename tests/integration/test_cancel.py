@@ -4,6 +4,7 @@ killed if running); DELETE /v1/jobs/{id} cancels an async job; only one answer e
 import json
 import random
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,13 +48,18 @@ def jobs_of(svc: Service, redis_url: str) -> dict[str, dict[str, str]]:
                 for key in direct.scan_iter(f"{prefix}*")}
 
 
-def hang_up_after(svc: Service, path: str, body: dict, seconds: float) -> None:
-    """Send a request, wait, and close the connection without reading the answer."""
+def hang_up_after(svc: Service, path: str, body: dict, seconds: float,
+                  until: threading.Event | None = None) -> None:
+    """Send a request, wait (`seconds`, or until `until` is set), and close the connection
+    without reading the answer."""
     payload = json.dumps(body).encode()
     with socket.create_connection(("127.0.0.1", svc.port)) as sock:
         sock.sendall(b"POST %s HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(payload), payload))
-        time.sleep(seconds)
+        if until is None:
+            time.sleep(seconds)
+        else:
+            until.wait(seconds)
 
 
 def cancelled(fields: dict[str, str]) -> bool:
@@ -71,25 +77,29 @@ def outcome(client: httpx.Client, job_id: str) -> str:
 ])
 def test_a_caller_hanging_up_cancels_its_jobs_and_no_other(
         svc: Service, client: httpx.Client, redis_url: str, path: str, body: dict) -> None:
-    other = client.post("/v1/jobs", json={"code": "import time; time.sleep(3); print('mine')"})
+    other = client.post("/v1/jobs", json={"code": "import time; time.sleep(6); print('mine')"})
     other_id = other.json()["id"]
     eventually(lambda: jobs_of(svc, redis_url)[other_id]["state"] == "running", 30,
                "the other caller's job runs")
     before = set(jobs_of(svc, redis_url))
+    seen = threading.Event()
     with ThreadPoolExecutor(1) as pool:
-        hanging = pool.submit(hang_up_after, svc, path, body, 3.0)
-        eventually(lambda: sum(f.get("state") == "running"
-                               for f in jobs_of(svc, redis_url).values()) == 2, 30,
-                   "the caller's first job runs beside the other's")
-        eventually(lambda: sandbox_uid_processes(svc.prefix), 15, "the loop's child runs")
+        hanging = pool.submit(hang_up_after, svc, path, body, 60, seen)
+        try:
+            eventually(lambda: sum(f.get("state") == "running"
+                                   for f in jobs_of(svc, redis_url).values()) == 2, 30,
+                       "the caller's first job runs beside the other's")
+            eventually(lambda: sandbox_uid_processes(svc.prefix), 30, "the loop's child runs")
+        finally:
+            seen.set()
         hanging.result()
     mine = {job_id for job_id in jobs_of(svc, redis_url) if job_id not in before}
     assert len(mine) == 3
-    eventually(lambda: all(cancelled(jobs_of(svc, redis_url)[j]) for j in mine), 10,
+    eventually(lambda: all(cancelled(jobs_of(svc, redis_url)[j]) for j in mine), 30,
                "the running job killed, the two waiting ones dropped")
     assert wait_done(client, other_id)["result"]["stdout"] == "mine\n"
     # The killed loop left no process behind (its container was replaced).
-    eventually(lambda: not sandbox_uid_processes(svc.prefix), 15, "no process of the loop left")
+    eventually(lambda: not sandbox_uid_processes(svc.prefix), 30, "no process of the loop left")
     assert client.post("/v1/run", json={"code": "print('next')"}).json()["stdout"] == "next\n"
 
 
@@ -105,8 +115,8 @@ def test_a_single_run_whose_caller_hangs_up_is_killed(
     before = set(jobs_of(svc, redis_url))
     hang_up_after(svc, path, body, 1.5)
     (mine,) = set(jobs_of(svc, redis_url)) - before
-    eventually(lambda: cancelled(jobs_of(svc, redis_url)[mine]), 10, "the run cancelled")
-    eventually(lambda: not sandbox_uid_processes(svc.prefix), 15, "no process of the loop left")
+    eventually(lambda: cancelled(jobs_of(svc, redis_url)[mine]), 30, "the run cancelled")
+    eventually(lambda: not sandbox_uid_processes(svc.prefix), 30, "no process of the loop left")
 
 
 def test_delete_a_queued_and_a_running_job(svc: Service, client: httpx.Client,
@@ -124,7 +134,7 @@ def test_delete_a_queued_and_a_running_job(svc: Service, client: httpx.Client,
         body = answer.json()
         assert (body["id"], body["state"], body["cancelled"]) == (job_id, "done", True)
         assert body["result"]["outcome"] == "cancelled"
-    eventually(lambda: not sandbox_uid_processes(svc.prefix), 15, "both loops killed")
+    eventually(lambda: not sandbox_uid_processes(svc.prefix), 30, "both loops killed")
     assert client.post("/v1/run", json={"code": "print(1)"}).json()["stdout"] == "1\n"
     assert outcome(client, queued) == "cancelled"  # it never ran
 

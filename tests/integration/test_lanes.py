@@ -51,7 +51,9 @@ async def test_a_claim_takes_interactive_jobs_first_and_fills_its_room_with_bulk
 
 async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobQueue) -> None:
     first, second = await enqueue(queue, BULK, 2)
+    assert await queue.tenant_jobs([""]) == {"": 2}
     assert await queue.cancel([first], "gone", "") == [JobState.QUEUED]
+    assert await queue.tenant_jobs([""]) == {"": 1}  # no longer counts against its quota
     jobs = await queue.claim("w1", 5, 100)
     assert [job.id for job in jobs] == [second]
     assert await queue.depths() == {"interactive": 0, "bulk": 1}  # the cancelled one retired

@@ -81,6 +81,19 @@ def test_a_tenant_reads_only_its_own_jobs(clients: dict[str, httpx.Client]) -> N
     assert ops.get(f"/v1/jobs/{job['id']}").json()["result"]["stdout"] == "mine\n"  # an admin
 
 
+def test_a_tenant_cannot_cancel_another_tenants_job(clients: dict[str, httpx.Client]) -> None:
+    a, b = clients["team-a"], clients["team-b"]
+    job_id = a.post("/v1/jobs", json={"code": "import time; time.sleep(1); print('a')"}).json()["id"]
+    assert_not_found(b.delete(f"/v1/jobs/{job_id}"))  # as if it did not exist
+    deadline = time.monotonic() + 60
+    while a.get(f"/v1/jobs/{job_id}").json()["state"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    result = a.get(f"/v1/jobs/{job_id}").json()["result"]
+    assert (result["outcome"], result["stdout"]) == ("ok", "a\n")  # untouched
+    assert a.delete(f"/v1/jobs/{job_id}").json()["cancelled"] is False
+
+
 def test_a_tenant_sees_and_uses_only_its_own_sessions(clients: dict[str, httpx.Client]) -> None:
     a, b, ops = clients["team-a"], clients["team-b"], clients["ops"]
     opened = a.post("/v1/sessions", json={}).json()
