@@ -133,7 +133,7 @@ class ExecutionClock:
         return max(due, now + LIMIT_CHECK_MIN_S)
 
     def usage(self):
-        """The result's figures: CPU time and the time spent waiting for a CPU, in ms."""
-        self.refresh()
+        """The result's figures: CPU time (to now) and the time spent waiting for a CPU (to the
+        last refresh: a killed process waiting for a CPU to die is not still running), in ms."""
         return {"cpu_ms": round(self.cpu_ns() / 1e6, 3),
                 "cpu_wait_ms": round(self.cpu_wait_s() * 1000, 3)}

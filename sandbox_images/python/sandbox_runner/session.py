@@ -128,6 +128,7 @@ def execute_cell(child, msg, oom, cgroup, proto_in):
     else:
         cell.died = True
     run_ms = (time.monotonic() - clock.started) * 1000
+    clock.refresh()
     usage = clock.usage()
     report = cell.report or {}
     exit_code, signum = report.get("status"), None

@@ -207,9 +207,10 @@ def execute(child, req, oom, cgroup):
     supervision = Supervision(child, clock, req, captures)
     supervision.run()
     run_ms = (time.monotonic() - clock.started) * 1000
+    clock.refresh()
     kill_group(child.pid)  # whatever is left of its group once the main process has ended
     child.wait_exit()
-    usage = clock.usage()  # before the reap: the main process's counts are still there
+    usage = clock.usage()  # the CPU it used dying counts too
     exit_code, signum = exit_of(child.wait())
     return {
         **result_message(req["id"], exit_code, signum, captures, oom, oom_before, run_ms, usage),
