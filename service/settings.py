@@ -47,7 +47,10 @@ class Settings(BaseSettings):
         "when it changes or on SIGHUP. Replaces SANDBOX_API_KEYS, which may not be set with it.")
 
     # Worker and pool
-    pool_size: int = Field(4, ge=1, le=256, description="Warm containers per worker = concurrent executions.")
+    pool_size: int = Field(
+        128, ge=1, le=256, description="Warm containers per worker = concurrent executions. "
+        "Bounded by memory, not cores: an idle warm container holds about 21 MiB, and programs "
+        "that wait (sleeps, endless loops waiting for their timeout) take no CPU from the others.")
     executions_per_container: int = Field(1000, ge=1, description="Recycle a container after this many.")
     preload: str = Field("numpy", description="Modules the runner imports before forking (comma-separated).")
     container_cpus: float = Field(1.0, gt=0, le=64, description="CPU quota of one container.")
@@ -70,7 +73,7 @@ class Settings(BaseSettings):
     max_timeout_s: float = Field(300.0, gt=0)
     max_cpu_timeout_s: float = Field(300.0, gt=0, description="Largest cpu_timeout a request may ask.")
     cpu_wait_allowance_s: float = Field(
-        10.0, ge=0, description="A run's timeout does not count the time it waited for a CPU "
+        15.0, ge=0, description="A run's timeout does not count the time it waited for a CPU "
         "while the host ran others, up to this much more of wall-clock time; 0: timeouts are "
         "plain wall-clock time.")
     default_memory_mb: int = Field(512, ge=16)

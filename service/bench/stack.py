@@ -35,8 +35,10 @@ def deployment_env(redis_url: str, prefix: str, port: int,
 
 
 class LocalStack:
-    def __init__(self, workers: int = 1, pool_size: int = 4, env: dict[str, str] | None = None):
+    def __init__(self, workers: int = 1, pool_size: int = 4, env: dict[str, str] | None = None,
+                 ready_timeout: float = 120):
         self.workers = workers
+        self.ready_timeout = ready_timeout
         self.pool_size = pool_size
         self.extra_env = env or {}
         self.port = free_port()
@@ -60,7 +62,7 @@ class LocalStack:
         for _ in range(self.workers):
             self.procs.append(self._spawn("worker"))
         self.procs.append(self._spawn("api"))
-        self.wait_ready(self.workers * self.pool_size)
+        self.wait_ready(self.workers * self.pool_size, self.ready_timeout)
         return self
 
     def _spawn(self, role: str) -> subprocess.Popen:
