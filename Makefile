@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install docker images image browser serve test lint bench bench-short soak clean
+.PHONY: install docker images image browser serve test lint bench bench-short bench-sessions soak clean
 
 $(BIN)/sandbox: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || \
@@ -41,6 +41,9 @@ bench: install images
 
 bench-short: install images
 	$(BIN)/python -m service.bench --short $(BENCH_ARGS)
+
+bench-sessions: install images
+	$(BIN)/python -m service.bench.sessions $(BENCH_ARGS)
 
 DURATION ?= 600
 soak: install images

@@ -48,6 +48,7 @@ class JobSpec(BaseModel):
     max_return_files: int = 0
     max_return_bytes: int = 0
     ipython: str | None = None  # a session cell shown as IPython shows it: its traceback mode
+    stream: bool = False  # output sent on as it is produced (service/output_stream.py)
 
     def sandbox_memory_mb(self) -> int:
         """Memory of the container beyond the runner's own: the code's, or, if more, what the

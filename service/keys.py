@@ -88,6 +88,14 @@ class Keys:
         """String: the name a client of another API (scheme) gave a session."""
         return f"{self.prefix}:session-alias-of:{scheme}:{session_id}"
 
+    def output(self, request_id: str) -> str:
+        """Stream: a streamed request's output chunks, as produced (capped, expiring)."""
+        return f"{self.prefix}:output:{request_id}"
+
+    def session_warm(self, worker_id: str) -> str:
+        """List: containers a worker keeps warm for sessions, each claimed by one opening."""
+        return f"{self.prefix}:session-warm:{worker_id}"
+
     def session_calls(self, worker_id: str) -> str:
         """Stream of calls (open, run, close) to the sessions one worker holds."""
         return f"{self.prefix}:session-calls:{worker_id}"

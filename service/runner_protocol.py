@@ -26,6 +26,7 @@ OP_ERROR = "error"
 OP_SESSION = "session"
 OP_SESSION_READY = "session_ready"
 OP_CELL = "cell"
+OP_OUTPUT = "output"  # a piece of output, sent before the result when a request streams
 
 # Keys of a `result` message.
 RESULT_KEYS = frozenset({
@@ -93,4 +94,6 @@ def cell_message(call_id: str, spec: JobSpec, interrupt_grace_s: float) -> dict[
     }
     if spec.ipython:
         message["ipython"] = spec.ipython
+    if spec.stream:
+        message["stream"] = True
     return message | return_fields(spec)

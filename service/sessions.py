@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,12 +30,15 @@ from service.models import (
     SessionRunRequest,
     SessionState,
 )
+from service.output_stream import OutputStream
 from service.queue import JobQueue, translate_errors
 from service.replies import ReplyListener
+from service.session_claims import FULL, TENANT_FULL, WarmClaims
 from service.settings import Settings
 from service.tenants import Tenant
 
 HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
+WORKERS_FRESH_S = 0.5  # how long an API process uses the live workers it read
 OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
 CLOSE_WAIT_S = 15.0
 RECORD_GRACE_S = 60.0  # an open session's record outlives its idle TTL by this much
@@ -50,6 +54,22 @@ class SessionSpec(BaseModel):
     idle_ttl_s: float
     max_file_bytes: int
     tenant: str = ""
+
+
+class BindSpec(SessionSpec):
+    """The payload of a bind call: the session's limits and the warm container claimed for it."""
+
+    container: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A session call checked and ready to send."""
+
+    session_id: str
+    worker: str
+    tenant: str
+    spec: JobSpec
 
 
 class SessionRefused(Exception):
@@ -125,11 +145,11 @@ return 1
 _ACTIVATE = f"""
 if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
 redis.call('HSET', KEYS[2], 'state', '{SessionState.OPEN}', 'last_used_ms', ARGV[1],
-           'worker', ARGV[5])
+           'worker', ARGV[5], 'container', ARGV[6])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 1
+return redis.call('HGETALL', KEYS[2])
 """
 
 # A call ended: the session was used now (if it is still open).
@@ -195,14 +215,18 @@ class SessionRegistry:
                       -1 if tenant_cap is None else tenant_cap, *flat]))
 
     async def activate(self, session_id: str, worker_id: str, idle_ttl_s: float,
-                       tenant: str) -> bool:
-        """The owner's container is ready; False if the session is no longer being opened."""
+                       tenant: str, container_id: str) -> SessionInfo | None:
+        """The owner's container is ready: the session's record now; None if the session is no
+        longer being opened."""
         now = wire.now_ms()
         with translate_errors():
-            return bool(await self._activate(
+            found = await self._activate(
                 keys=self._keys(session_id, tenant),
                 args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s),
-                      worker_id]))
+                      worker_id, container_id])
+        if not found:
+            return None
+        return session_info(session_id, dict(zip(found[::2], found[1::2], strict=True)))
 
     async def touch(self, session_id: str, idle_ttl_s: float, tenant: str) -> bool:
         """A call ended now; False if the session is no longer open."""
@@ -272,24 +296,63 @@ class SessionBroker:
         self.api_id = api_id
         self.settings = settings
         self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
+        self.claims = WarmClaims(queue.redis, queue.keys)
+        self.output = OutputStream(queue.redis, queue.keys)
         self.silence_s = settings.heartbeat_s * HEARTBEATS_OF_SILENCE
+        self._workers_read: asyncio.Future[list[dict[str, str]]] | None = None
+        self._workers_at = 0.0
 
     async def open(self, req: SessionRequest, tenant: Tenant, limits: Settings) -> bytes:
-        """Open a session for the tenant, its limits checked against `limits` (its caps)."""
+        """Open a session for the tenant, its limits checked against `limits` (its caps): a warm
+        container claimed for it (answered at once; the worker makes it the session's before its
+        first call), else one the worker with most room starts for it."""
         spec = build_session_spec(req, limits, tenant.name)
         session_id = new_id()
-        worker_id = await self._pick_worker()
+        workers = await self._live_workers()
+        claimed = await self._claim(session_id, spec, workers, tenant)
+        if claimed is not None:
+            return claimed.model_dump_json().encode()
+        return await self._open_cold(session_id, spec, pick_worker(workers), tenant)
+
+    async def _claim(self, session_id: str, spec: SessionSpec, workers: list[dict[str, str]],
+                     tenant: Tenant) -> SessionInfo | None:
+        now = wire.now_ms()
+        fields = {"created_ms": now, "last_used_ms": now, "calls": 0,
+                  "timeout_s": spec.timeout_s, "memory_mb": spec.memory_mb,
+                  "idle_ttl_s": spec.idle_ttl_s, wire.F_TENANT: spec.tenant}
+        warm = sorted((w for w in workers if int(w.get("warm_sessions", 0)) > 0),
+                      key=lambda w: -int(w["warm_sessions"]))
+        found = await self.claims.claim(
+            session_id, spec.tenant, [w["id"] for w in warm], self.settings.max_sessions,
+            tenant.max_sessions, now + spec.idle_ttl_s * 1000,
+            SessionRegistry._record_ttl(spec.idle_ttl_s), fields, spec.model_dump_json().encode())
+        if found in (FULL, TENANT_FULL):
+            raise self._full(tenant, found == TENANT_FULL)
+        if not isinstance(found, tuple):
+            return None
+        raw = {k.encode(): str(v).encode() for k, v in fields.items()}
+        raw |= {b"state": SessionState.OPEN.encode(), b"worker": found[0].encode()}
+        return session_info(session_id, raw)
+
+    def _full(self, tenant: Tenant, tenant_full: bool) -> SessionRefused:
+        if tenant_full:
+            return SessionRefused(429, "session_quota", f"your tenant has {tenant.max_sessions} "
+                                  "sessions open, as many as it may; close one or retry later")
+        return SessionRefused(429, "session_limit", f"{self.settings.max_sessions} sessions are "
+                              "open; close one or retry later")
+
+    async def _open_cold(self, session_id: str, spec: SessionSpec, worker_id: str,
+                         tenant: Tenant) -> bytes:
         admitted = await self.registry.reserve(session_id, spec, worker_id,
                                                self.settings.max_sessions, tenant.max_sessions)
-        if admitted == 0:
-            raise SessionRefused(429, "session_limit",
-                                 f"{self.settings.max_sessions} sessions are open; close one or retry later")
-        if admitted < 0:
-            raise SessionRefused(429, "session_quota", f"your tenant has {tenant.max_sessions} "
-                                 "sessions open, as many as it may; close one or retry later")
+        if admitted <= 0:
+            raise self._full(tenant, admitted < 0)
+        opened = False
         try:
-            return await self._call(worker_id, wire.OP_OPEN, session_id,
-                                    spec.model_dump_json().encode(), OPEN_WAIT_S)
+            answer = await self._call(worker_id, wire.OP_OPEN, session_id,
+                                      spec.model_dump_json().encode(), OPEN_WAIT_S)
+            opened = True
+            return answer
         except WorkerGone as exc:
             raise SessionRefused(503, "sandbox_unavailable",
                                  "the worker opening the session stopped; retry") from exc
@@ -297,22 +360,34 @@ class SessionBroker:
             raise SessionRefused(503, "sandbox_unavailable",
                                  "no sandbox for the session in time; retry") from exc
         finally:
-            await self.registry.discard(session_id, tenant.name)  # unless it opened
+            if not opened:  # forgotten, unless the worker opened it meanwhile
+                await self.registry.discard(session_id, tenant.name)
 
     async def run(self, session_id: str, req: SessionRunRequest, tenant: Tenant,
                   limits: Settings, ipython: str | None = None) -> bytes:
         """Run a cell; `ipython` (a traceback mode) shows its value and traceback on stdout as
         IPython's shell does."""
+        cell = await self.prepare(session_id, req, tenant, limits, ipython=ipython)
+        return await self.run_prepared(cell, new_id())
+
+    async def prepare(self, session_id: str, req: SessionRunRequest, tenant: Tenant,
+                      limits: Settings, ipython: str | None = None, stream: bool = False) -> Cell:
+        """A call checked (the session open, the code and limits valid), not yet sent; with
+        `stream`, its output is relayed as produced under the call's id (output_stream.py)."""
         info = await self.info(session_id, tenant)
         require_open(info)
         spec = build_cell_spec(req, info.timeout, limits)
-        spec.ipython = ipython
-        wait_s = spec.runner_wait_s() + self.settings.session_interrupt_grace_s + TRANSIT_GRACE_S
+        spec.ipython, spec.stream = ipython, stream
+        return Cell(session_id, str(info.worker), info.tenant, spec)
+
+    async def run_prepared(self, cell: Cell, call_id: str) -> bytes:
+        wait_s = (cell.spec.runner_wait_s() + self.settings.session_interrupt_grace_s
+                  + TRANSIT_GRACE_S)
         try:
-            return await self._call(str(info.worker), wire.OP_RUN, session_id,
-                                    spec.model_dump_json().encode(), wait_s)
+            return await self._call(cell.worker, wire.OP_RUN, cell.session_id,
+                                    cell.spec.model_dump_json().encode(), wait_s, call_id)
         except WorkerGone as exc:
-            await self.registry.end(session_id, info.tenant, SessionState.LOST,
+            await self.registry.end(cell.session_id, cell.tenant, SessionState.LOST,
                                     "its worker stopped")
             raise SessionRefused(410, "session_lost", "the worker holding the session stopped; "
                                  "its state is gone: open a new session") from exc
@@ -353,23 +428,25 @@ class SessionBroker:
             await self.registry.end(info.id, info.tenant, SessionState.LOST, "its worker stopped")
         return [i for i in infos if i.worker in live]
 
-    async def _pick_worker(self) -> str:
-        """The live worker with the most room for sessions (by its last heartbeat)."""
-        workers = await self.queue.live_workers(self.silence_s)
-        if not workers:
-            raise SessionRefused(503, "sandbox_unavailable", "no worker is running; retry later")
-        room = {w["id"]: int(w.get("session_capacity", 0)) - int(w.get("sessions", 0))
-                for w in workers}
-        best = max(room.values())
-        if best <= 0:
-            raise SessionRefused(429, "session_limit", "every worker holds as many sessions as it "
-                                 "may; close one or retry later")
-        return random.choice([w for w, free in room.items() if free == best])
+    async def _live_workers(self) -> list[dict[str, str]]:
+        """The live workers' descriptions, read again at most every WORKERS_FRESH_S: a burst
+        of opens reads them once, all waiting on the same read."""
+        loop = asyncio.get_running_loop()
+        if self._workers_read is None or (self._workers_read.done()
+                                          and loop.time() - self._workers_at >= WORKERS_FRESH_S):
+            self._workers_at = loop.time()
+            self._workers_read = asyncio.ensure_future(self.queue.live_workers(self.silence_s))
+        try:
+            return await asyncio.shield(self._workers_read)
+        except BaseException:
+            if self._workers_read.done():
+                self._workers_read = None  # a failed read is not kept
+            raise
 
     async def _call(self, worker_id: str, op: str, session_id: str, payload: bytes,
-                    wait_s: float) -> bytes:
+                    wait_s: float, call_id: str | None = None) -> bytes:
         """Send a call to the worker and wait for its answer (a refusal is raised)."""
-        call_id = new_id()
+        call_id = call_id or new_id()
         future = self.replies.expect(call_id)
         try:
             await self.queue.send_session_call(
@@ -397,6 +474,19 @@ class SessionBroker:
     async def _alive(self, worker_id: str) -> bool:
         last = await self.queue.last_heartbeat_ms(worker_id)
         return last is not None and wire.now_ms() - last < self.silence_s * 1000
+
+
+def pick_worker(workers: list[dict[str, str]]) -> str:
+    """The live worker with the most room for sessions (by its last heartbeat)."""
+    if not workers:
+        raise SessionRefused(503, "sandbox_unavailable", "no worker is running; retry later")
+    room = {w["id"]: int(w.get("session_capacity", 0)) - int(w.get("sessions", 0))
+            for w in workers}
+    best = max(room.values())
+    if best <= 0:
+        raise SessionRefused(429, "session_limit", "every worker holds as many sessions as it "
+                             "may; close one or retry later")
+    return random.choice([w for w, free in room.items() if free == best])
 
 
 def require_open(info: SessionInfo) -> None:

@@ -88,8 +88,12 @@ class Settings(BaseSettings):
     max_return_bytes: int = Field(8 * MIB, ge=0, description="All returned files of one run together.")
 
     # Sessions: a container kept per caller, state kept between calls
-    max_sessions: int = Field(64, ge=0, description="Open sessions across the cluster; past it: 429.")
-    max_sessions_per_worker: int = Field(8, ge=0, description="Open sessions one worker holds.")
+    max_sessions: int = Field(1024, ge=0, description="Open sessions across the cluster; past it: 429.")
+    max_sessions_per_worker: int = Field(
+        256, ge=0, description="Open sessions one worker holds: an idle one holds about 22 MiB, "
+        "so 256 hold about 5.6 GiB (see README, Sessions at rollout scale).")
+    session_warm: int = Field(64, ge=0, le=1024, description="Containers a worker keeps warm for "
+                              "sessions about to open (within max_sessions_per_worker).")
     default_session_idle_s: float = Field(600.0, gt=0, description="A session idle this long is closed.")
     max_session_idle_s: float = Field(3600.0, gt=0)
     session_interrupt_grace_s: float = Field(

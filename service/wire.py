@@ -23,6 +23,7 @@ F_CANCEL_TO = "cancel_to"
 F_OP = "op"
 F_SESSION = "session"
 OP_OPEN, OP_RUN, OP_CLOSE = "open", "run", "close"
+OP_BIND = "bind"  # a warm container claimed for a session: make it the session's (no answer)
 
 
 def now_ms() -> float:

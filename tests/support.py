@@ -62,6 +62,7 @@ class Service:
     def env(self) -> dict[str, str]:
         return deployment_env(self.redis_url, self.prefix, self.port, {
             "SANDBOX_POOL_SIZE": "3",
+            "SANDBOX_SESSION_WARM": "2",
             "SANDBOX_HEARTBEAT_S": "0.5",
             "SANDBOX_RECLAIM_IDLE_S": "3",
             "SANDBOX_LOG_LEVEL": "INFO",

@@ -2,10 +2,13 @@
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from service.api.auth import require_key
 from service.api.errors import RETRY_AFTER_FULL_S, documented, error_response
+from service.api.event_stream import EVENT_STREAM, events, wants_events
 from service.api.responses import JsonResponse
 from service.api.services import Services, get_services
 from service.models import (
@@ -15,7 +18,7 @@ from service.models import (
     SessionRunRequest,
     SessionRunResult,
 )
-from service.sessions import SessionBroker, SessionRefused
+from service.sessions import SessionBroker, SessionRefused, new_id
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(require_key)])
 
@@ -70,15 +73,30 @@ async def get_session(session_id: str, broker: SessionBroker = Depends(get_broke
 
 
 @router.post("/{session_id}/run", response_model=SessionRunResult, responses=ERRORS)
-async def run_in_session(session_id: str, request: SessionRunRequest,
+async def run_in_session(session_id: str, request: SessionRunRequest, http: Request,
                          broker: SessionBroker = Depends(get_broker),
                          services: Services = Depends(get_services)) -> Response:
     """Run code in the session, as the next cell of a notebook: `value` is the repr of its last
     expression, `stdout`/`stderr` what it printed. A call past its timeout is interrupted
     (KeyboardInterrupt, outcome `timeout`) and the session goes on; if it does not stop, the
-    session is lost (`session_state`)."""
+    session is lost (`session_state`). With `Accept: text/event-stream` the answer is a stream
+    of server-sent events: `stdout` and `stderr` ({"text"}) as the code prints, then `result`
+    (the answer above) or `error` (a refusal)."""
+    if wants_events(http):
+        cell = await broker.prepare(session_id, request, services.tenant, services.settings,
+                                    stream=True)
+        call_id = new_id()
+        return StreamingResponse(
+            events(broker.run_prepared(cell, call_id), broker.output, call_id, refusal_event),
+            media_type=EVENT_STREAM)
     return json_response(await broker.run(session_id, request, services.tenant,
                                           services.settings))
+
+
+def refusal_event(exc: BaseException) -> bytes | None:
+    if isinstance(exc, SessionRefused):
+        return orjson.dumps({"error": exc.reason, "message": str(exc)})
+    return None
 
 
 @router.delete("/{session_id}", response_model=SessionInfo, responses=ERRORS)

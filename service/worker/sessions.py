@@ -1,9 +1,11 @@
-"""The sessions one worker holds: a container of its own each, outside the warm pool.
+"""The sessions one worker holds: a container of its own each, outside the one-shot pool.
 
-Calls reach this worker on its own session-call stream (service/queue.py): `open` starts a
-container and turns its runner's waiting child into the session's (it then keeps its namespace
-from cell to cell), `run` runs one cell, `close` removes the container. A session idle past its
-TTL is closed here too. Answers go to the caller's reply stream.
+Calls reach this worker on its own session-call stream (service/queue.py): `bind` makes a warm
+container an API process claimed (session_pool.py) the session's, turning its runner's waiting
+child into the session's (it then keeps its namespace from cell to cell); `open` does the same
+with a container started for it when none was warm; `run` runs one cell (after the bind, if it
+is still under way), `close` removes the container. A session idle past its TTL is closed here
+too. Answers go to the caller's reply stream (a bind has none: its caller did not wait).
 """
 
 import asyncio
@@ -20,14 +22,17 @@ from service import wire
 from service.backoff import Backoff
 from service.jobspec import JobSpec
 from service.models import SessionState
+from service.output_stream import OutputStream
 from service.queue import JobQueue, QueueUnavailable
-from service.sessions import SessionRegistry, SessionSpec
+from service.session_claims import WarmClaims
+from service.sessions import BindSpec, SessionRegistry, SessionSpec
 from service.settings import Settings
 from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
 from service.worker.executor import returned_files
 from service.worker.outcome import classify, result_body
 from service.worker.pool import ContainerPool, Sandbox
-from service.worker.runner_channel import RunnerGone
+from service.worker.runner_channel import RunnerChannel, RunnerGone
+from service.worker.session_pool import SessionPool
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +57,27 @@ class SessionHost:
         self.settings = settings
         self.worker_id = worker_id
         self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
+        self.output = OutputStream(queue.redis, queue.keys)
         self.sessions: dict[str, LiveSession] = {}
         self._opening = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._binding: dict[str, asyncio.Event] = {}  # session id → set once bound (or not)
+        self.warm = SessionPool(pool, settings, WarmClaims(queue.redis, queue.keys), worker_id)
+        self.warm.room = lambda: self.settings.max_sessions_per_worker - self._held()
 
     def describe(self) -> dict[str, int]:
         """For the heartbeat: API processes send new sessions where there is room."""
-        return {"sessions": len(self.sessions) + self._opening,
-                "session_capacity": self.settings.max_sessions_per_worker}
+        return {"sessions": self._held(),
+                "session_capacity": self.settings.max_sessions_per_worker,
+                "warm_sessions": self.warm.warm}
+
+    def _held(self) -> int:
+        return len(self.sessions) + self._opening + len(self._binding)
 
     async def serve(self) -> None:
-        """Read and answer calls, and close idle sessions, until cancelled."""
+        """Keep containers warm, read and answer calls, and close idle sessions, until
+        cancelled."""
+        self.warm.start()
         await asyncio.gather(self._read_forever(), self._reap_forever())
 
     async def close(self) -> None:
@@ -72,6 +87,7 @@ class SessionHost:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for live in list(self.sessions.values()):
             await self._end(live, SessionState.LOST, "its worker stopped")
+        await self.warm.close()
 
     # --- calls ---------------------------------------------------------------------------------
 
@@ -92,6 +108,9 @@ class SessionHost:
                 task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, call: wire.SessionCall) -> None:
+        if call.op == wire.OP_BIND:
+            await self._bind(call)
+            return
         handlers = {wire.OP_OPEN: self._open, wire.OP_RUN: self._run, wire.OP_CLOSE: self._close}
         handler = handlers.get(call.op)
         try:
@@ -109,6 +128,40 @@ class SessionHost:
             except QueueUnavailable:
                 await asyncio.sleep(0.1 * 2 ** attempt)
 
+    async def _bind(self, call: wire.SessionCall) -> None:
+        """Make the warm container claimed for the session the session's. Calls to the session
+        wait for this (they are read after it, see _run); if it cannot be, the session is lost."""
+        bound = self._binding[call.session_id] = asyncio.Event()
+        try:
+            spec = BindSpec.model_validate_json(call.payload)
+            if not await self._bind_claimed(call.session_id, spec):
+                await self._lose(call.session_id, spec.tenant, "its sandbox failed as it began")
+        finally:
+            del self._binding[call.session_id]
+            bound.set()
+
+    async def _bind_claimed(self, session_id: str, spec: BindSpec) -> bool:
+        sandbox = self.warm.claimed(spec.container)
+        try:
+            if sandbox is None or not await self._begin(session_id, spec, sandbox):
+                return False
+        except Exception:  # a failure of ours: the session's calls are told it is lost
+            log.exception("session bind failed", extra={"session_id": session_id})
+            return False
+        self.sessions[session_id] = LiveSession(session_id, spec, sandbox)
+        log.info("session opened", extra={"session_id": session_id})
+        return True
+
+    async def _lose(self, session_id: str, tenant: str, message: str) -> None:
+        with contextlib.suppress(QueueUnavailable):
+            await self.registry.end(session_id, tenant, SessionState.LOST, message)
+
+    async def _bound(self, session_id: str) -> None:
+        """Once a bind of the session under way is done."""
+        binding = self._binding.get(session_id)
+        if binding is not None:
+            await binding.wait()
+
     async def _open(self, call: wire.SessionCall) -> bytes:
         spec = SessionSpec.model_validate_json(call.payload)
         if len(self.sessions) + self._opening >= self.settings.max_sessions_per_worker:
@@ -122,40 +175,50 @@ class SessionHost:
                                     "session; retry")
             try:
                 activated = await self.registry.activate(call.session_id, self.worker_id,
-                                                         spec.idle_ttl_s, spec.tenant)
+                                                         spec.idle_ttl_s, spec.tenant,
+                                                         sandbox.container_id)
             except BaseException:  # Redis failed (or we are stopping): the container goes
                 await asyncio.shield(self.pool.discard(sandbox))
                 raise
-            if not activated:
+            if activated is None:
                 await self.pool.discard(sandbox)
                 return wire.refusal("session_closed", "the caller stopped waiting")
             self.sessions[call.session_id] = LiveSession(call.session_id, spec, sandbox)
         finally:
             self._opening -= 1
         log.info("session opened", extra={"session_id": call.session_id})
-        info = await self.registry.get(call.session_id)
-        return info.model_dump_json().encode() if info else wire.refusal(
-            "session_lost", "the session's record is gone")
+        return activated.model_dump_json().encode()
 
     async def _start(self, session_id: str, spec: SessionSpec) -> Sandbox | None:
-        """A container whose runner's child has become the session's; None if none could be."""
+        """A new container whose runner's child has become the session's; None if none could
+        be."""
         try:
-            sandbox = await self.pool.start_dedicated(spec.memory_mb, {LABEL_SESSION: session_id})
+            sandbox = await self.pool.start_dedicated(spec.memory_mb, {LABEL_SESSION: ""})
         except (EngineUnavailable, RunnerGone, TimeoutError, OSError) as exc:
             log.warning("no container for a session", extra={"error": str(exc)})
             return None
+        return sandbox if await self._begin(session_id, spec, sandbox) else None
+
+    async def _begin(self, session_id: str, spec: SessionSpec, sandbox: Sandbox) -> bool:
+        """Give the container the session's memory and make its waiting child the session's;
+        False (the container removed) if it cannot be."""
         try:
+            await self.pool.set_memory(sandbox, spec.memory_mb)
             await sandbox.channel.send(rp.session_message(session_id, spec.max_file_bytes))
             ready = await asyncio.wait_for(sandbox.channel.receive(), START_TIMEOUT_S)
             if ready.get("op") != rp.OP_SESSION_READY:
                 raise RunnerGone(f"runner answered {ready.get('op')} to a session request")
-        except (RunnerGone, TimeoutError) as exc:
+        except (EngineUnavailable, RunnerGone, TimeoutError) as exc:
             log.warning("a runner refused a session", extra={"error": str(exc)})
             await self.pool.discard(sandbox)
-            return None
-        return sandbox
+            return False
+        except BaseException:
+            await asyncio.shield(self.pool.discard(sandbox))
+            raise
+        return True
 
     async def _run(self, call: wire.SessionCall) -> bytes:
+        await self._bound(call.session_id)
         live = self.sessions.get(call.session_id)
         if live is None:
             return await self._gone(call.session_id)
@@ -175,7 +238,7 @@ class SessionHost:
         try:
             await channel.send(rp.cell_message(call_id, spec, grace))
             wait_s = spec.runner_wait_s() + grace
-            report = await asyncio.wait_for(channel.receive(), wait_s)
+            report = await asyncio.wait_for(self._relay(channel, call_id), wait_s)
             if report.get("op") != rp.OP_RESULT or report.get("id") != call_id:
                 raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
         except (RunnerGone, TimeoutError) as exc:
@@ -194,6 +257,18 @@ class SessionHost:
         body.update(returned_files(report), value=report.get("value"), session_id=live.id,
                     session_state=state)
         return orjson.dumps(body)
+
+    async def _relay(self, channel: RunnerChannel, call_id: str) -> dict[str, Any]:
+        """The runner's answer to a call; output it sends first (the call streams) is relayed
+        to the call's output stream. A piece Redis cannot take is dropped: the result still
+        carries the whole output."""
+        while True:
+            message = await channel.receive()
+            if message.get("op") != rp.OP_OUTPUT:
+                return message
+            with contextlib.suppress(QueueUnavailable):
+                await self.output.append(call_id, str(message.get("stream")),
+                                         str(message.get("data")))
 
     async def _touch(self, live: LiveSession) -> bool:
         """Push the session's idle expiry back; False if it has ended meanwhile. The cell has
@@ -216,6 +291,7 @@ class SessionHost:
         return orjson.dumps(body)
 
     async def _close(self, call: wire.SessionCall) -> bytes:
+        await self._bound(call.session_id)
         live = self.sessions.get(call.session_id)
         if live is not None:
             await self._end(live, SessionState.CLOSED, "closed by its caller")

@@ -1,5 +1,6 @@
 """Sessions through HTTP → Redis → the worker holding the session → its own container, and back."""
 
+import datetime
 import json
 import signal
 import threading
@@ -10,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import httpx
 import pytest
+import redis
 
+from service.keys import Keys
 from tests.integration.test_run import PROCESS_STATE
 from tests.support import Service
-
-LABEL_SESSION = "sandbox.session"
 
 
 def open_session(client: httpx.Client, **limits) -> dict:
@@ -29,10 +30,14 @@ def call(client: httpx.Client, session_id: str, code: str, **fields) -> dict:
     return response.json()
 
 
-def session_containers(session_id: str) -> list:
+def session_containers(service: Service, session_id: str) -> list:
+    """The session's container (recorded in its record when it opened), while it exists."""
+    with redis.Redis.from_url(service.redis_url) as store:
+        container_id = store.hget(Keys(service.prefix).session(session_id), "container")
+    assert container_id, f"no container recorded for session {session_id}"
     engine = docker.from_env()
     try:
-        return engine.containers.list(all=True, filters={"label": f"{LABEL_SESSION}={session_id}"})
+        return engine.containers.list(all=True, filters={"id": container_id.decode()})
     finally:
         engine.close()
 
@@ -63,9 +68,10 @@ def test_a_cell_sees_what_a_one_shot_run_sees(client: httpx.Client, session: dic
     assert state[-2] is True  # SIGPIPE ignored
 
 
-def test_variables_imports_functions_and_files_persist(client: httpx.Client, session: dict) -> None:
+def test_variables_imports_functions_and_files_persist(client: httpx.Client, session: dict,
+                                                        service: Service) -> None:
     assert session["state"] == "open" and session["calls"] == 0
-    assert len(session_containers(session["id"])) == 1
+    assert len(session_containers(service, session["id"])) == 1
     first = call(client, session["id"], "import math\nx = 41\ndef double(n):\n    return 2 * n\n"
                                          "written = open('notes.txt', 'w').write('kept')")
     assert (first["outcome"], first["stdout"], first["stderr"]) == ("ok", "", ""), first
@@ -122,7 +128,7 @@ def test_a_call_past_its_timeout_is_interrupted_and_the_session_goes_on(
     assert call(client, sid, "x * 2")["value"] == "10"
 
 
-def test_a_call_that_ignores_the_interrupt_loses_the_session(client: httpx.Client) -> None:
+def test_a_call_that_ignores_the_interrupt_loses_the_session(client: httpx.Client, service: Service) -> None:
     sid = open_session(client)["id"]
     call(client, sid, "x = 1")
     result = call(client, sid, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
@@ -132,7 +138,8 @@ def test_a_call_that_ignores_the_interrupt_loses_the_session(client: httpx.Clien
     after = client.post(f"/v1/sessions/{sid}/run", json={"code": "x"})
     assert (after.status_code, after.json()["error"]) == (410, "session_lost")
     assert client.get(f"/v1/sessions/{sid}").json()["state"] == "lost"
-    eventually(lambda: not session_containers(sid), 30, "the lost session's container is removed")
+    eventually(lambda: not session_containers(service, sid), 30,
+               "the lost session's container is removed")
 
 
 def test_a_session_process_killed_by_memory_is_lost(client: httpx.Client) -> None:
@@ -145,7 +152,7 @@ def test_a_session_process_killed_by_memory_is_lost(client: httpx.Client) -> Non
     assert (after.status_code, after.json()["error"]) == (410, "session_lost")
 
 
-def test_an_idle_session_expires_and_its_container_goes(client: httpx.Client) -> None:
+def test_an_idle_session_expires_and_its_container_goes(client: httpx.Client, service: Service) -> None:
     opened = open_session(client, idle_ttl_s=2)
     sid = opened["id"]
     assert opened["idle_ttl_s"] == 2 and opened["expires_at"] > opened["created_at"]
@@ -154,11 +161,11 @@ def test_an_idle_session_expires_and_its_container_goes(client: httpx.Client) ->
                "the idle session expires")
     after = client.post(f"/v1/sessions/{sid}/run", json={"code": "x"})
     assert (after.status_code, after.json()["error"]) == (410, "session_expired")
-    eventually(lambda: not session_containers(sid), 30, "the expired session's container goes")
+    eventually(lambda: not session_containers(service, sid), 30, "the expired session's container goes")
     assert sid not in {s["id"] for s in client.get("/v1/sessions").json()["sessions"]}
 
 
-def test_list_get_close(client: httpx.Client) -> None:
+def test_list_get_close(client: httpx.Client, service: Service) -> None:
     first, second = open_session(client), open_session(client, timeout=5, memory_mb=256)
     listed = {s["id"]: s for s in client.get("/v1/sessions").json()["sessions"]}
     assert {first["id"], second["id"]} <= set(listed)
@@ -170,16 +177,49 @@ def test_list_get_close(client: httpx.Client) -> None:
     assert first["id"] not in listed and second["id"] in listed
     after = client.post(f"/v1/sessions/{first['id']}/run", json={"code": "1"})
     assert (after.status_code, after.json()["error"]) == (410, "session_closed")
-    eventually(lambda: not session_containers(first["id"]), 30, "the closed session's container goes")
+    eventually(lambda: not session_containers(service, first["id"]), 30,
+               "the closed session's container goes")
     client.delete(f"/v1/sessions/{second['id']}")
 
 
-def test_sessions_do_not_share_state(client: httpx.Client) -> None:
+def warm_sessions(client: httpx.Client) -> int:
+    workers = client.get("/readyz", params={"verbose": "true"}).json()["workers"]
+    return sum(int(w.get("warm_sessions", 0)) for w in workers)
+
+
+def test_opening_takes_a_warm_container_and_one_comes_up_in_its_place(
+        client: httpx.Client, service: Service) -> None:
+    eventually(lambda: warm_sessions(client) >= 2, 60, "containers are kept warm for sessions")
+    before_open = datetime.datetime.now(datetime.UTC)
+    sid = open_session(client)["id"]
+    try:
+        (container,) = session_containers(service, sid)
+        created = datetime.datetime.fromisoformat(container.attrs["Created"][:26] + "+00:00")
+        assert created < before_open, "the session's container was started for it"
+        assert call(client, sid, "x = 6\nx * 7")["value"] == "42"
+        eventually(lambda: warm_sessions(client) >= 2, 60, "a warm container replaces it")
+    finally:
+        client.delete(f"/v1/sessions/{sid}")
+
+
+def test_more_sessions_at_once_than_warm_containers_all_open(client: httpx.Client) -> None:
+    with ThreadPoolExecutor(5) as pool:
+        opened = list(pool.map(lambda _: open_session(client)["id"], range(5)))
+    try:
+        with ThreadPoolExecutor(5) as pool:
+            values = list(pool.map(lambda sid: call(client, sid, f"{sid!r}")["value"], opened))
+        assert values == [repr(sid) for sid in opened]
+    finally:
+        for sid in opened:
+            client.delete(f"/v1/sessions/{sid}")
+
+
+def test_sessions_do_not_share_state(client: httpx.Client, service: Service) -> None:
     a, b = open_session(client)["id"], open_session(client)["id"]
     call(client, a, "secret = 'a'\nopen('mine.txt', 'w').write('a')")
     probe = call(client, b, "import os\n('secret' in globals(), os.listdir('.'))")
     assert probe["value"] == "(False, [])", probe
-    assert session_containers(a)[0].id != session_containers(b)[0].id
+    assert session_containers(service, a)[0].id != session_containers(service, b)[0].id
     for sid in (a, b):
         client.delete(f"/v1/sessions/{sid}")
 
@@ -283,5 +323,5 @@ def test_a_session_whose_worker_died_says_session_lost(one_worker: Service) -> N
         later = client.post(f"/v1/sessions/{sid}/run", json={"code": "x"})
         assert (later.status_code, later.json()["error"]) == (410, "session_lost")
         assert client.get(f"/v1/sessions/{sid}").json()["state"] == "lost"
-        eventually(lambda: not session_containers(sid), 30,
+        eventually(lambda: not session_containers(one_worker, sid), 30,
                    "the dead worker's session container goes with it")

@@ -11,6 +11,7 @@ import traceback
 from sandbox_runner.clock import TIMEOUT, ExecutionClock
 from sandbox_runner.config import DRAIN_AFTER_EXIT_S, INTERRUPT_GRACE_S, READ_CHUNK
 from sandbox_runner.frames import FRAME, read_frame, write_frame
+from sandbox_runner.stream import Forwarder
 from sandbox_runner.supervise import Capture, exit_of, result_message
 from sandbox_runner.zygote import kill_group
 
@@ -21,9 +22,10 @@ class CellSupervision:
     and the session is over. Output past the cap is read and dropped: the session lives on.
     If the worker's stream closes meanwhile (the worker died), the session is over at once."""
 
-    def __init__(self, child, msg, captures, proto_in):
+    def __init__(self, child, msg, captures, proto_in, forwarder=None):
         self.child = child
         self.proto_in = proto_in
+        self.forwarder = forwarder  # sends output on as it comes, if the call asked
         self.deadline = time.monotonic() + msg["timeout_s"]
         self.grace = msg.get("interrupt_grace_s", INTERRUPT_GRACE_S)
         self.kill_at = float("inf")
@@ -68,11 +70,19 @@ class CellSupervision:
             self.died = self.child.exited()
         elif fd == self.child.status_r:
             self.read_report()
-        elif not self.captures[fd].read():
+        elif not self.read(fd):
             self.poller.unregister(fd)
             del self.captures[fd]
         elif self.captures[fd].truncated:
             self.output_limited = True
+
+    def read(self, fd):
+        """Read a stream's output (False at EOF), and send it on if the call asked."""
+        capture = self.captures[fd]
+        more = capture.read()
+        if self.forwarder is not None:
+            self.forwarder.forward(capture)
+        return more
 
     def read_report(self):
         """The cell's report: a frame on the status pipe, sent once its output is flushed."""
@@ -112,17 +122,18 @@ class CellSupervision:
             if not ready:
                 return
             for fd, _ in ready:
-                if fd in self.captures and not self.captures[fd].read():
+                if fd in self.captures and not self.read(fd):
                     self.poller.unregister(fd)
                     del self.captures[fd]
 
 
-def execute_cell(child, msg, oom, cgroup, proto_in):
+def execute_cell(child, msg, oom, cgroup, proto_in, proto_out):
     oom_before = oom.read()
     clock = ExecutionClock(msg, child.pid, cgroup)  # for its usage: a cell's timeout is wall-clock
     cap = msg["max_output_bytes"]
     captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
-    cell = CellSupervision(child, msg, captures, proto_in)
+    forwarder = Forwarder(proto_out, msg["id"], captures) if msg.get("stream") else None
+    cell = CellSupervision(child, msg, captures, proto_in, forwarder)
     if child.send(msg):
         cell.run()
     else:
@@ -171,7 +182,7 @@ def serve_session(child, req, oom, cgroup, proto_in, proto_out):
                                     "error": "unknown op %r" % msg.get("op")})
             continue
         try:
-            result = execute_cell(child, msg, oom, cgroup, proto_in)
+            result = execute_cell(child, msg, oom, cgroup, proto_in, proto_out)
         except Exception:
             result = {"op": "error", "id": msg.get("id"), "error": traceback.format_exc()}
         try:

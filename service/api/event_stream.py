@@ -1,0 +1,59 @@
+"""Server-sent events for a streamed request (`Accept: text/event-stream`): `stdout` and
+`stderr` events carry output as it is produced ({"text": ...}), then one `result` event carries
+the answer the request would have had (or an `error` event, the refusal it would have had)."""
+
+import asyncio
+import codecs
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from fastapi import Request
+
+from service.output_stream import OutputStream
+
+EVENT_STREAM = "text/event-stream"
+POLL_MS = 250  # the longest a read of the output waits before looking at the answer again
+
+
+def wants_events(request: Request) -> bool:
+    accepted = (part.split(";")[0].strip() for part in request.headers.get("accept", "").split(","))
+    return EVENT_STREAM in accepted
+
+
+def event(name: str, data: bytes) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (name.encode(), data)
+
+
+async def events(answer: Awaitable[bytes], output: OutputStream, request_id: str,
+                 refusal: Callable[[BaseException], bytes | None]) -> AsyncIterator[bytes]:
+    """The request's output pieces as they come, then its answer. `refusal` turns an exception
+    of the answer into an error event's body (None: not a refusal, raised on)."""
+    task = asyncio.ensure_future(answer)
+    decoders = {name: codecs.getincrementaldecoder("utf-8")("replace")
+                for name in ("stdout", "stderr")}
+    after = "0"
+    try:
+        while True:
+            done = task.done()
+            pieces = await output.read(request_id, after, None if done else POLL_MS)
+            for piece in pieces:
+                after = piece.entry_id
+                text = decoders[piece.stream].decode(piece.data)
+                if text:
+                    yield event(piece.stream, orjson.dumps({"text": text}))
+            if done and not pieces:
+                break
+        try:
+            body = task.result()
+        except Exception as exc:
+            body_of_refusal = refusal(exc)
+            if body_of_refusal is None:
+                raise
+            yield event("error", body_of_refusal)
+            return
+        yield event("result", body)
+    finally:
+        task.cancel()
+        with contextlib.suppress(Exception):
+            await output.forget(request_id)

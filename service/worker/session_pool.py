@@ -1,0 +1,134 @@
+"""Warm containers kept for sessions, so that opening one takes a ready sandbox.
+
+Each holds a runner whose waiting child has not yet been given anything. Each is offered in
+Redis (session_claims.py) as it comes up; an API process opening a session claims one, and this
+worker then turns its waiting child into the session's (a `session` request, answered in
+milliseconds) instead of starting a container for it (300-370 ms, over a second when several
+start at once). A container claimed is replaced in the background. They are kept apart from the
+pool of one-shot runs: a session's container never served anyone else, and leaves with it.
+"""
+
+import asyncio
+import contextlib
+import logging
+
+from service.backoff import Backoff
+from service.queue import QueueUnavailable
+from service.session_claims import WarmClaims
+from service.settings import Settings
+from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
+from service.worker.pool import ContainerPool, Sandbox
+from service.worker.runner_channel import RunnerGone
+
+log = logging.getLogger(__name__)
+
+CONCURRENT_STARTS = 2  # more only queue up in the engine, and slow the sessions being opened
+
+
+class SessionPool:
+    def __init__(self, pool: ContainerPool, settings: Settings, claims: WarmClaims,
+                 worker_id: str):
+        self.pool = pool
+        self.settings = settings
+        self.claims = claims
+        self.worker_id = worker_id
+        self._warm: dict[str, Sandbox] = {}
+        self._starting = 0
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._discarding: set[asyncio.Task[None]] = set()
+        self.room = lambda: settings.session_warm  # how many more sessions may open here
+
+    @property
+    def warm(self) -> int:
+        return len(self._warm)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._fill_forever(), name="session-pool")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(QueueUnavailable):
+            await self.claims.withdraw_all(self.worker_id)
+        for container_id in list(self._warm):
+            await self.pool.discard(self._warm.pop(container_id))
+        await asyncio.gather(*self._discarding, return_exceptions=True)
+
+    def claimed(self, container_id: str) -> Sandbox | None:
+        """The warm container an API process claimed, if its runner is still alive; its place
+        is refilled."""
+        self._wanted.set()
+        sandbox = self._warm.pop(container_id, None)
+        if sandbox is not None and not sandbox.channel.alive:
+            self._discard(sandbox)
+            return None
+        return sandbox
+
+    def _target(self) -> int:
+        return max(0, min(self.settings.session_warm, self.room()))
+
+    async def _fill_forever(self) -> None:
+        starts = asyncio.Semaphore(CONCURRENT_STARTS)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                self._wanted.clear()
+                self._prune()
+                while len(self._warm) + self._starting < self._target():
+                    await starts.acquire()
+                    self._starting += 1
+                    task = asyncio.create_task(self._start_one(starts))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), self.settings.heartbeat_s)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _prune(self) -> None:
+        """Withdraw warm containers whose runner went away (a Docker restart, say)."""
+        for sandbox in [sb for sb in self._warm.values() if not sb.channel.alive]:
+            self._warm.pop(sandbox.container_id)
+            self._discard(sandbox, withdraw=True)
+
+    def _discard(self, sandbox: Sandbox, withdraw: bool = False) -> None:
+        task = asyncio.create_task(self._remove(sandbox, withdraw))
+        self._discarding.add(task)
+        task.add_done_callback(self._discarding.discard)
+
+    async def _remove(self, sandbox: Sandbox, withdraw: bool) -> None:
+        if withdraw:
+            with contextlib.suppress(QueueUnavailable):
+                await self.claims.withdraw(self.worker_id, sandbox.container_id)
+        await self.pool.discard(sandbox)
+
+    async def _start_one(self, starts: asyncio.Semaphore) -> None:
+        backoff = Backoff()
+        try:
+            while True:
+                try:
+                    sandbox = await self.pool.start_dedicated(self.settings.default_memory_mb,
+                                                              {LABEL_SESSION: ""})
+                    self._warm[sandbox.container_id] = sandbox
+                    await self._offer(sandbox)
+                    return
+                except (EngineUnavailable, RunnerGone, TimeoutError, OSError) as exc:
+                    log.warning("no warm container for sessions", extra={"error": str(exc)})
+                    await backoff.wait()
+        finally:
+            self._starting -= 1
+            starts.release()
+
+    async def _offer(self, sandbox: Sandbox) -> None:
+        """Offered once it is in _warm (a claim may come at once); kept back if Redis fails."""
+        try:
+            await self.claims.offer(self.worker_id, sandbox.container_id)
+        except QueueUnavailable as exc:
+            log.warning("a warm container could not be offered", extra={"error": str(exc)})
+            if self._warm.pop(sandbox.container_id, None) is not None:
+                await self.pool.discard(sandbox)
