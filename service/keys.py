@@ -9,10 +9,32 @@ WORKER_GROUP = "workers"
 class Keys:
     prefix: str
 
-    def jobs(self, lane: str) -> str:
-        """One lane's job stream (interactive or bulk), read by the consumer group WORKER_GROUP;
-        service/queue.py's LANES gives the order workers take them in."""
-        return f"{self.prefix}:jobs:{lane}"
+    def jobs(self, lane: str, tenant: str) -> str:
+        """One tenant's job stream in one lane (interactive or bulk), read by the consumer group
+        WORKER_GROUP, whose pending entries are the tenant's running jobs of that lane;
+        service/queue.py's LANES gives the order workers take the lanes in."""
+        return f"{self.lane_prefix(lane)}{tenant}"
+
+    def lane_prefix(self, lane: str) -> str:
+        """What the name of every tenant's stream in a lane starts with (the scripts that count
+        a lane or claim from it name the streams themselves)."""
+        return f"{self.prefix}:jobs:{lane}:"
+
+    @property
+    def queues(self) -> str:
+        """Hash: tenant → "weight max_running" (0: no cap), of every tenant that has queued a
+        job: whose job streams the workers serve."""
+        return f"{self.prefix}:queues"
+
+    @property
+    def fair_pass(self) -> str:
+        """Hash: tenant → its virtual time in the fair share (and the deployment's own)."""
+        return f"{self.prefix}:fair-pass"
+
+    @property
+    def jobs_queued(self) -> str:
+        """Stream of one entry, replaced as jobs are queued: idle workers wait on it."""
+        return f"{self.prefix}:jobs-queued"
 
     def cancels(self, worker_id: str) -> str:
         """Stream of ids of jobs running on one worker that were cancelled: it kills them."""

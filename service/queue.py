@@ -3,10 +3,12 @@
 At-least-once delivery through the consumer group; exactly one visible result per job, because
 completing (and cancelling) is a script that keeps the first result and ignores any later one.
 
-Jobs wait in lanes, one stream per lane (LANES, in the order they are served): a worker's claim
-is one script that fills its free room from the interactive lane first and only then from the
-bulk lane. The lanes share the consumer group, reclaim and dead letters; each has its own depth
-limit, so a bulk backlog never shuts interactive callers out.
+Jobs wait in lanes (LANES, in the order they are served), in one stream per tenant and lane: a
+worker's claim is one script (service/fair_share.py) that fills its free room from the
+interactive lane first and only then from the bulk lane, and within a lane shares it between
+tenants by weight under their max_running. The streams share the consumer group, reclaim and
+dead letters; each lane has its own depth limit (all its tenants' jobs), so a bulk backlog never
+shuts interactive callers out.
 """
 
 import asyncio
@@ -19,16 +21,17 @@ from redis import asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from service import metrics, queue_scripts, wire
+from service import fair_share, metrics, queue_scripts, wire
 from service.keys import WORKER_GROUP, Keys
 from service.models import JobState, Priority
 from service.queue_scripts import REPLY_STREAM_MAXLEN, REPLY_STREAM_TTL_S
+from service.tenants import ANONYMOUS_TENANT, Tenant
 
 log = logging.getLogger(__name__)
 
 SESSION_CALLS_MAXLEN = 1000
 SESSION_CALLS_TTL_S = 3600
-# The lanes, in the order workers serve them: one stream each (Keys.jobs(lane)).
+# The lanes, in the order workers serve them: one stream each per tenant (Keys.jobs(lane, tenant)).
 LANES = (Priority.INTERACTIVE, Priority.BULK)
 
 
@@ -84,7 +87,7 @@ class JobQueue:
         self.max_depth = max_depth
         self._enqueue = redis.register_script(queue_scripts.ENQUEUE)
         self._room = redis.register_script(queue_scripts.ROOM)
-        self._claim = redis.register_script(queue_scripts.CLAIM)
+        self._claim = redis.register_script(fair_share.CLAIM)
         self._start = redis.register_script(queue_scripts.START)
         self._complete = redis.register_script(queue_scripts.COMPLETE)
         self._requeue = redis.register_script(queue_scripts.REQUEUE)
@@ -93,8 +96,8 @@ class JobQueue:
     # --- API side ------------------------------------------------------------------------------
 
     async def enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
-                      deadline_ms: float, lane: Priority, tenant: str = "",
-                      max_queued: int | None = None) -> None:
+                      deadline_ms: float, lane: Priority,
+                      tenant: Tenant = ANONYMOUS_TENANT) -> None:
         """Queue (job id, payload) pairs of one tenant in a lane, all or none: QueueFull past
         the lane's depth, or QuotaExceeded past the tenant's max_queued (jobs waiting or
         running), with none queued.
@@ -106,17 +109,23 @@ class JobQueue:
         together take the lane (or a tenant) past its limit by their sizes (it is a bound on
         backlog, not a hard cap), but no batch is ever queued in part.
         """
-        limit, quota = self.max_depth, max_queued or 0
+        limit, quota = self.max_depth, tenant.max_queued or 0
+        stream, job_set = self.keys.jobs(lane, tenant.name), self.keys.tenant_jobs(tenant.name)
+        prefix = self.keys.lane_prefix(lane)
         if len(jobs) > 1:
             with translate_errors():
-                room = await self._room(keys=[self.keys.jobs(lane), self.keys.tenant_jobs(tenant)],
-                                        args=[len(jobs), self.max_depth, quota])
+                room = await self._room(keys=[stream, job_set, self.keys.queues],
+                                        args=[len(jobs), self.max_depth, quota, prefix])
             raise_if_refused(room)
             limit = quota = 0
-        now = wire.now_ms()
-        calls = [([self.keys.jobs(lane), self.keys.job(job_id), self.keys.tenant_jobs(tenant)],
-                  [limit, job_id, payload, reply_to, now, deadline_ms, tenant, quota])
-                 for job_id, payload in jobs]
+        now, last = wire.now_ms(), len(jobs) - 1
+        entry = fair_share.queue_entry(tenant.weight, tenant.max_running)
+        keys = [self.keys.queues, self.keys.jobs_queued,
+                *(self.keys.jobs(each, tenant.name) for each in LANES)]
+        calls = [([stream, self.keys.job(job_id), job_set, *keys],
+                  [limit, job_id, payload, reply_to, now, deadline_ms, tenant.name, quota, entry,
+                   prefix, "1" if i == last else "0"])
+                 for i, (job_id, payload) in enumerate(jobs)]
         for queued in await self._run_script(self._enqueue, calls):
             raise_if_refused(queued)
 
@@ -158,18 +167,26 @@ class JobQueue:
                 counts = await pipe.execute()
         return dict(zip(tenants, counts, strict=True))
 
-    async def depth(self, lane: Priority) -> int:
+    async def queued_tenants(self) -> list[str]:
+        """Every tenant that has job streams."""
         with translate_errors():
-            return await self.redis.xlen(self.keys.jobs(lane))
+            return sorted(t.decode() for t in await self.redis.hkeys(self.keys.queues))
+
+    async def depth(self, lane: Priority) -> int:
+        return (await self.depths())[lane.value]
 
     async def depths(self) -> dict[str, int]:
-        """Jobs in each lane (waiting or running), in one round trip."""
+        """Jobs in each lane (waiting or running), every tenant's."""
+        tenants = await self.queued_tenants()
         with translate_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
                 for lane in LANES:
-                    pipe.xlen(self.keys.jobs(lane))
+                    for tenant in tenants:
+                        pipe.xlen(self.keys.jobs(lane, tenant))
                 lengths = await pipe.execute()
-        return {lane.value: length for lane, length in zip(LANES, lengths, strict=True)}
+        per_lane = len(tenants)
+        return {lane.value: sum(lengths[i * per_lane:(i + 1) * per_lane])
+                for i, lane in enumerate(LANES)}
 
     async def cancel(self, job_ids: Sequence[str], message: str,
                      tenant: str) -> list[JobState | None]:
@@ -187,63 +204,48 @@ class JobQueue:
     # --- worker side ---------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
-        with translate_errors():
+        """The consumer group on every tenant's streams (a new tenant's are made as it queues
+        its first job, and a lost one by the claim)."""
+        for tenant in await self.queued_tenants():
             for lane in LANES:
-                try:
-                    await self.redis.xgroup_create(self.keys.jobs(lane), WORKER_GROUP, id="0",
-                                                   mkstream=True)
-                except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+                with translate_errors():
+                    try:
+                        await self.redis.xgroup_create(self.keys.jobs(lane, tenant),
+                                                       WORKER_GROUP, id="0", mkstream=True)
+                    except ResponseError as exc:
+                        if "BUSYGROUP" not in str(exc):
+                            raise
 
     async def claim(self, consumer: str, room: int, block_ms: int) -> list[wire.Job]:
-        """New jobs for this consumer, at most `room`, interactive ones first, each marked
-        running here (cancelled ones are dropped on the way); waits up to block_ms when both
-        lanes are empty."""
-        try:
-            read, taken = await self._claim_now(consumer, room)
-            if read:
-                return taken
-            return await self._claim_blocking(consumer, room, block_ms)
-        except QueueUnavailable as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # Redis lost the group (restarted without its data, the key deleted): make it
-            # again, from the stream's start, so jobs queued since are claimed.
-            log.warning("the workers' consumer group was gone; created again")
-            await self.ensure_group()
-            return []
+        """New jobs for this consumer, at most `room`, interactive ones first, shared between
+        tenants by weight within their max_running (service/fair_share.py), each marked running
+        here (cancelled ones are dropped on the way); when there was nothing to take, waits up
+        to block_ms for a job to be queued and tries once more."""
+        read, jobs, last = await self._claim_now(consumer, room)
+        if not read and last:
+            with translate_errors():
+                await self.redis.xread({self.keys.jobs_queued: last}, count=1, block=block_ms)
+            _, jobs, _ = await self._claim_now(consumer, room)
+        return jobs
 
-    async def _claim_now(self, consumer: str, room: int) -> tuple[int, list[wire.Job]]:
-        """The claim script: (entries read, the jobs to run)."""
-        keys = [self.keys.cancels(consumer), *(self.keys.jobs(lane) for lane in LANES)]
-        (reply,) = await self._run_script(
-            self._claim, [(keys, [WORKER_GROUP, consumer, room, self.keys.job("")])])
-        read, taken = reply
+    async def _claim_now(self, consumer: str, room: int) -> tuple[int, list[wire.Job], str]:
+        """The claim script: (entries read, the jobs to run, where to wait from if none)."""
+        keys = [self.keys.cancels(consumer), self.keys.queues, self.keys.fair_pass,
+                self.keys.jobs_queued]
+        args = [WORKER_GROUP, consumer, room, self.keys.job(""),
+                *(self.keys.lane_prefix(lane) for lane in LANES)]
+        (reply,) = await self._run_script(self._claim, [(keys, args)])
+        read, taken, last = reply
         jobs = [wire.Job.from_entry(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)),
                                     LANES[lane])
                 for lane, entry_id, flat in taken]
-        return read, jobs
-
-    async def _claim_blocking(self, consumer: str, room: int, block_ms: int) -> list[wire.Job]:
-        """Wait on both lanes for one job each at most; a job past the room (two lanes answered
-        at once for the last free container) goes back to the tail of its lane."""
-        with translate_errors():
-            reply = await self.redis.xreadgroup(
-                WORKER_GROUP, consumer, {self.keys.jobs(lane): ">" for lane in LANES},
-                count=1, block=block_ms)
-        lane_of = {self.keys.jobs(lane): lane for lane in LANES}
-        jobs = [wire.Job.from_entry(eid, fields, lane_of[stream.decode()])
-                for stream, entries in reply or () for eid, fields in entries if fields]
-        jobs.sort(key=lambda job: LANES.index(job.lane))
-        for extra in jobs[room:]:
-            await self.requeue(extra)
-        return await self.start(consumer, jobs[:room])
+        return read, jobs, last.decode() if isinstance(last, bytes) else str(last)
 
     async def start(self, consumer: str, jobs: Sequence[wire.Job]) -> list[wire.Job]:
         """Mark jobs running on this consumer, in one round trip; those cancelled meanwhile are
         dropped (acknowledged and deleted) and left out."""
-        calls = [([self.keys.cancels(consumer), self.keys.jobs(job.lane), self.keys.job(job.id)],
+        calls = [([self.keys.cancels(consumer), self.keys.jobs(job.lane, job.tenant),
+                   self.keys.job(job.id)],
                   [WORKER_GROUP, job.entry_id]) for job in jobs]
         started = await self._run_script(self._start, calls) if calls else []
         return [job for job, run in zip(jobs, started, strict=True) if run]
@@ -265,7 +267,7 @@ class JobQueue:
     async def complete(self, job: wire.Job, result: bytes) -> bool:
         """Publish the result and retire the job; False when another delivery answered first
         (or the job was cancelled)."""
-        lane = self.keys.jobs(job.lane)
+        lane = self.keys.jobs(job.lane, job.tenant)
         reply = self.keys.replies(job.reply_to) if job.reply_to else lane
         with translate_errors():
             first = await self._complete(
@@ -279,41 +281,43 @@ class JobQueue:
         """Hand an unfinished job back to its lane, atomically, for another worker to run."""
         flat = [part for pair in job.fields().items() for part in pair]
         with translate_errors():
-            await self._requeue(keys=[self.keys.jobs(job.lane), self.keys.job(job.id)],
+            await self._requeue(keys=[self.keys.jobs(job.lane, job.tenant), self.keys.job(job.id)],
                                 args=[job.entry_id, WORKER_GROUP, *flat])
 
     async def keep_claimed(self, consumer: str, jobs: Sequence[wire.Job]) -> None:
         """Reset the idle time of jobs still running here, so no other worker takes them."""
-        if not jobs:
+        by_stream: dict[str, list[str]] = {}
+        for job in jobs:
+            by_stream.setdefault(self.keys.jobs(job.lane, job.tenant), []).append(job.entry_id)
+        if not by_stream:
             return
         with translate_errors():
             async with self.redis.pipeline(transaction=False) as pipe:
-                for lane in LANES:
-                    ids = [job.entry_id for job in jobs if job.lane is lane]
-                    if ids:
-                        pipe.xclaim(self.keys.jobs(lane), WORKER_GROUP, consumer, 0, ids,
-                                    justid=True)
+                for stream, ids in by_stream.items():
+                    pipe.xclaim(stream, WORKER_GROUP, consumer, 0, ids, justid=True)
                 await pipe.execute()
 
     async def reclaim(self, consumer: str, idle_ms: int, max_deliveries: int,
                       count: int) -> tuple[list[wire.Job], list[wire.Job]]:
-        """Take over jobs of silent workers, lane by lane in order, at most `count`: (jobs to
-        run again, marked running here; jobs delivered too often). Cancelled ones are dropped."""
+        """Take over jobs of silent workers, lane by lane in order, tenant by tenant, at most
+        `count`: (jobs to run again, marked running here; jobs delivered too often). Cancelled
+        ones are dropped. They stay their tenants' running jobs throughout."""
         retry: list[wire.Job] = []
         dead: list[wire.Job] = []
-        for lane in LANES:
+        tenants = await self.queued_tenants()
+        for lane, tenant in ((lane, tenant) for lane in LANES for tenant in tenants):
             if len(retry) + len(dead) >= count:
                 break
-            again, too_often = await self._reclaim_lane(
-                lane, consumer, idle_ms, max_deliveries, count - len(retry) - len(dead))
+            again, too_often = await self._reclaim_stream(
+                lane, tenant, consumer, idle_ms, max_deliveries, count - len(retry) - len(dead))
             retry += again
             dead += too_often
         return await self.start(consumer, retry), dead
 
-    async def _reclaim_lane(self, lane: Priority, consumer: str, idle_ms: int,
-                            max_deliveries: int, count: int) -> tuple[list[wire.Job],
-                                                                      list[wire.Job]]:
-        stream = self.keys.jobs(lane)
+    async def _reclaim_stream(self, lane: Priority, tenant: str, consumer: str, idle_ms: int,
+                              max_deliveries: int, count: int) -> tuple[list[wire.Job],
+                                                                        list[wire.Job]]:
+        stream = self.keys.jobs(lane, tenant)
         with translate_errors():
             pending = await self.redis.xpending_range(
                 stream, WORKER_GROUP, min="-", max="+", count=count, idle=idle_ms)

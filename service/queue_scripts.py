@@ -6,6 +6,7 @@ completion leaves exactly one answer.
 """
 
 from service import wire
+from service.keys import WORKER_GROUP
 from service.models import JobState
 
 REPLY_STREAM_MAXLEN = 10_000
@@ -15,14 +16,30 @@ CANCELS_TTL_S = 3600
 
 QUEUED, RUNNING, DONE = JobState.QUEUED.value, JobState.RUNNING.value, JobState.DONE.value
 
-# KEYS: the lane's stream, the job's hash, the set of the tenant's jobs waiting or running
-# (which the job joins until it completes or is cancelled). ARGV[1]: the lane's depth limit, or
-# 0 when the caller has already made room (a batch); ARGV[8]: the tenant's max_queued, or 0 (no
-# limit, or room already made). Returns 1 queued, 0 lane full, -1 past the tenant's quota.
-# The job's record has no expiry while it waits or runs: completing or cancelling gives it one.
-ENQUEUE = f"""
+# Sum of a lane's streams' lengths (one per tenant listed in the queues hash): its depth.
+_LANE_DEPTH = """
+local function lane_depth(queues, lane_prefix)
+  local total = 0
+  for _, tenant in ipairs(redis.call('HKEYS', queues)) do
+    total = total + redis.call('XLEN', lane_prefix .. tenant)
+  end
+  return total
+end
+"""
+
+# KEYS: [1] the tenant's stream in the lane, [2] the job's hash, [3] the set of the tenant's jobs
+# waiting or running (which the job joins until it completes or is cancelled), [4] the queues
+# hash, [5] the jobs-queued stream, [6..] the tenant's streams in every lane. ARGV: [1] the
+# lane's depth limit, or 0 when the caller has already made room (a batch); [2] id, [3] payload,
+# [4] reply_to, [5] enqueued_ms, [6] deadline_ms, [7] tenant; [8] its max_queued, or 0 (no
+# limit, or room already made); [9] its queues entry (weight, max_running); [10] the lane's
+# stream prefix; [11] '1' to list the tenant's streams and wake idle workers (a job alone; the
+# last of a batch, whose jobs go in one pipeline). Returns 1 queued, 0 lane full, -1 past the
+# tenant's quota. The job's record has no expiry while it waits or runs: completing or
+# cancelling gives it one.
+ENQUEUE = _LANE_DEPTH + f"""
 local limit = tonumber(ARGV[1])
-if limit > 0 and redis.call('XLEN', KEYS[1]) >= limit then return 0 end
+if limit > 0 and lane_depth(KEYS[4], ARGV[10]) >= limit then return 0 end
 local quota = tonumber(ARGV[8])
 if quota > 0 and redis.call('SCARD', KEYS[3]) >= quota then return -1 end
 redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[2], '{wire.F_PAYLOAD}', ARGV[3],
@@ -30,13 +47,22 @@ redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[2], '{wire.F_PAYLOAD}', ARG
            '{wire.F_DEADLINE_MS}', ARGV[6], '{wire.F_TENANT}', ARGV[7])
 redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{QUEUED}', '{wire.F_TENANT}', ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[2])
+if ARGV[11] == '1' then
+  if redis.call('HSET', KEYS[4], ARGV[7], ARGV[9]) == 1 then  -- the tenant's first job
+    for i = 6, #KEYS do
+      redis.pcall('XGROUP', 'CREATE', KEYS[i], '{WORKER_GROUP}', '0', 'MKSTREAM')
+    end
+  end
+  redis.call('XADD', KEYS[5], 'MAXLEN', '1', '*', '{wire.F_ID}', ARGV[2])
+end
 return 1
 """
 
-# KEYS: the lane, the tenant's job set. Room for a batch of ARGV[1] jobs: 1, or 0 past the
-# lane's depth (ARGV[2]), -1 past the tenant's quota (ARGV[3], 0: none).
-ROOM = """
-if redis.call('XLEN', KEYS[1]) + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
+# KEYS: the tenant's stream in the lane, the tenant's job set, the queues hash. Room for a batch
+# of ARGV[1] jobs: 1, or 0 past the lane's depth (ARGV[2]), -1 past the tenant's quota (ARGV[3],
+# 0: none). ARGV[4]: the lane's stream prefix.
+ROOM = _LANE_DEPTH + """
+if lane_depth(KEYS[3], ARGV[4]) + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
 local quota = tonumber(ARGV[3])
 if quota > 0 and redis.call('SCARD', KEYS[2]) + tonumber(ARGV[1]) > quota then return -1 end
 return 1
@@ -45,7 +71,8 @@ return 1
 # A job a worker has just taken: dropped (acknowledged and deleted from its lane) if it was
 # cancelled meanwhile, else marked running with the worker's cancel stream (KEYS[1]), where a
 # later cancel is sent. ARGV[1]: the consumer group.
-_START_FUNCTION = f"""
+# Also part of the claim script (service/fair_share.py).
+START_FUNCTION = f"""
 local function start(stream, entry_id, job_key)
   if redis.call('HGET', job_key, '{wire.F_STATE}') == '{DONE}' then
     redis.call('XACK', stream, ARGV[1], entry_id)
@@ -59,38 +86,7 @@ end
 
 # KEYS: the worker's cancel stream, the job's lane, the job's hash. ARGV: group, entry id.
 # 1: run it; 0: dropped, it was cancelled.
-START = _START_FUNCTION + "return start(KEYS[2], ARGV[2], KEYS[3])\n"
-
-# The one claim decision. KEYS: the worker's cancel stream, then the lanes in the order they are
-# served. Each lane is read only for the room the lanes before it left, so bulk jobs take
-# exactly the capacity interactive jobs do not use. ARGV: group, consumer, room, the prefix of a
-# job hash's key. Returns {entries read, {{lane index (0-based), entry id, fields}, ...}}: the
-# jobs to run (cancelled ones read are dropped here).
-CLAIM = _START_FUNCTION + f"""
-local room = tonumber(ARGV[3])
-local read = 0
-local taken = {{}}
-for lane = 2, #KEYS do
-  if room <= 0 then break end
-  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', room,
-                           'STREAMS', KEYS[lane], '>')
-  if reply then
-    for _, entry in ipairs(reply[1][2]) do
-      read = read + 1
-      local fields = entry[2]
-      local job_id = ''
-      for i = 1, #fields, 2 do
-        if fields[i] == '{wire.F_ID}' then job_id = fields[i + 1] end
-      end
-      if start(KEYS[lane], entry[1], ARGV[4] .. job_id) == 1 then
-        taken[#taken + 1] = {{lane - 2, entry[1], fields}}
-        room = room - 1
-      end
-    end
-  end
-end
-return {{read, taken}}
-"""
+START = START_FUNCTION + "return start(KEYS[2], ARGV[2], KEYS[3])\n"
 
 # KEYS: the job's hash, its lane, the reply stream, the tenant's job set. Keeps the first result
 # only; always retires the entry.

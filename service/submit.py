@@ -60,8 +60,7 @@ class Submitter:
 
     async def _enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
                        deadline_ms: float, lane: Priority) -> None:
-        await self.queue.enqueue(jobs, reply_to, deadline_ms, lane, self.tenant.name,
-                                 self.tenant.max_queued)
+        await self.queue.enqueue(jobs, reply_to, deadline_ms, lane, self.tenant)
 
     async def run(self, spec: JobSpec, lane: Priority = Priority.INTERACTIVE) -> bytes:
         (result,) = await self.run_many([spec], lane)

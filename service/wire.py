@@ -44,6 +44,12 @@ class Job:
     tenant: str = ""
     lane: Priority = Priority.INTERACTIVE
 
+    @property
+    def claim_key(self) -> tuple[str, str, str]:
+        """What names the job's delivery: its entry in its stream, the tenant's in its lane (two
+        streams may give the same entry id)."""
+        return self.lane.value, self.tenant, self.entry_id
+
     def fields(self) -> dict[str, str | bytes | float]:
         """The job's entry in the job stream."""
         return {F_ID: self.id, F_PAYLOAD: self.payload, F_REPLY_TO: self.reply_to,

@@ -13,6 +13,7 @@ from service.bench.stack import LocalStack
 from service.bench.workloads import PRINT_ONE, Load, percentiles, progress
 from service.keys import Keys
 from service.queue import LANES
+from service.tenants import ANONYMOUS
 
 
 def redis_of(stack: LocalStack) -> aioredis.Redis:
@@ -49,7 +50,8 @@ async def job_states(redis: aioredis.Redis, keys: Keys) -> dict[str, int]:
 
 async def lane_entries(redis: aioredis.Redis, keys: Keys) -> int:
     """Entries of the lanes: jobs waiting, or running (retired once answered or dropped)."""
-    return sum([await redis.xlen(keys.jobs(lane)) for lane in LANES])
+    tenants = [t.decode() for t in await redis.hkeys(keys.queues)]
+    return sum([await redis.xlen(keys.jobs(lane, t)) for lane in LANES for t in tenants])
 
 
 async def hung_up_callers(stack: LocalStack, callers: int = 200, hang_up_s: float = 1.0,
@@ -81,7 +83,7 @@ async def behind_a_batch(stack: LocalStack, items: int = 10_000,
     done = asyncio.Event()
     batch = {"items": [{"code": f"print({i})"} for i in range(items)]}
     holding = asyncio.create_task(send_and_hold(stack, "/v1/batch", batch, done))
-    bulk = keys.jobs(LANES[-1])
+    bulk = keys.jobs(LANES[-1], ANONYMOUS)  # the stack has no keys
     while await redis.xlen(bulk) < items // 2:
         await asyncio.sleep(0.01)
     latencies, backlog = [], []

@@ -47,9 +47,9 @@ class Consumer:
         self.worker_id = worker_id
         self.host = host
         self.started = time.time()
-        self.inflight: dict[str, asyncio.Task[None]] = {}
-        self._jobs: dict[str, wire.Job] = {}
-        self._executing: set[str] = set()  # entry ids of jobs not yet answered
+        self.inflight: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+        self._jobs: dict[tuple[str, str, str], wire.Job] = {}
+        self._executing: set[tuple[str, str, str]] = set()  # claim keys of jobs not yet answered
         self._cancelled: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._slot_free = asyncio.Event()
         pool.on_idle = self._slot_free.set
@@ -86,7 +86,7 @@ class Consumer:
         """Let running jobs finish within the grace period; hand the others back to the queue."""
         if self.inflight:
             await asyncio.wait(list(self.inflight.values()), timeout=grace_s)
-        unfinished = [self._jobs[entry_id] for entry_id in list(self.inflight)]
+        unfinished = [self._jobs[key] for key in list(self.inflight)]
         for task in list(self.inflight.values()):
             task.cancel()
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
@@ -122,21 +122,21 @@ class Consumer:
                 self._start(job)
 
     def _start(self, job: wire.Job) -> None:
-        if job.entry_id in self.inflight:  # reclaimed from ourselves (Redis was away a while)
+        if job.claim_key in self.inflight:  # reclaimed from ourselves (Redis was away a while)
             return
         task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
-        self.inflight[job.entry_id] = task
-        self._jobs[job.entry_id] = job
-        task.add_done_callback(lambda _: self._finished(job.entry_id))
+        self.inflight[job.claim_key] = task
+        self._jobs[job.claim_key] = job
+        task.add_done_callback(lambda _: self._finished(job.claim_key))
 
-    def _finished(self, entry_id: str) -> None:
-        del self.inflight[entry_id]
-        del self._jobs[entry_id]
+    def _finished(self, key: tuple[str, str, str]) -> None:
+        del self.inflight[key]
+        del self._jobs[key]
         self._slot_free.set()
 
     async def _handle(self, job: wire.Job) -> None:
         logs.bind_job(job.id, job.tenant)
-        self._executing.add(job.entry_id)
+        self._executing.add(job.claim_key)
         try:
             result = await self._execute(job)
         except asyncio.CancelledError:
@@ -146,7 +146,7 @@ class Consumer:
             log.info("running job cancelled", extra={"job_id": job.id})
             result = wire.cancelled(job.id, "cancelled while running")
         finally:
-            self._executing.discard(job.entry_id)
+            self._executing.discard(job.claim_key)
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A
         # cancelled job has its answer already: this only retires its entry.)
         if await self._retry(lambda: self.queue.complete(job, result)):
@@ -217,9 +217,9 @@ class Consumer:
         self._cancelled[job_id] = None
         while len(self._cancelled) > CANCELS_REMEMBERED:
             self._cancelled.popitem(last=False)
-        for entry_id, job in self._jobs.items():
-            if job.id == job_id and entry_id in self._executing:
-                self.inflight[entry_id].cancel()
+        for key, job in self._jobs.items():
+            if job.id == job_id and key in self._executing:
+                self.inflight[key].cancel()
 
     def _reclaim_interval(self) -> float:
         return self.settings.heartbeat_s * random.uniform(1, 2)

@@ -6,6 +6,7 @@ import orjson
 import redis
 
 from service.keys import Keys
+from service.tenants import ANONYMOUS
 from tests.support import QUEUE_DEPTH, queue_holding
 
 
@@ -113,7 +114,7 @@ def test_a_queue_without_room_for_every_item_queues_none(redis_url: str) -> None
             assert response.status_code == 429
             assert response.json()["error"] == "queue_full"
             assert int(response.headers["retry-after"]) >= 1
-            assert direct.xlen(Keys(service.prefix).jobs("bulk")) == QUEUE_DEPTH - 1  # none queued
+            assert direct.xlen(Keys(service.prefix).jobs("bulk", ANONYMOUS)) == QUEUE_DEPTH - 1  # none queued
 
 
 def test_a_batch_larger_than_the_queue_is_refused_for_good(redis_url: str) -> None:

@@ -203,11 +203,109 @@ def test_past_max_queued_a_tenant_is_refused_and_nothing_of_a_batch_is_queued(
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"] == "quota_exceeded"
         assert refused.headers["retry-after"] == "1"
-        assert db.xlen(keys.jobs("interactive")) == 2
-        assert db.xlen(keys.jobs("bulk")) == 0  # nothing of the refused batch
+        assert db.xlen(keys.jobs("interactive", "team-a")) == 2
+        assert db.xlen(keys.jobs("bulk", "team-a")) == 0  # nothing of the refused batch
         assert a.post("/v1/jobs", json={"code": "print(3)"}).status_code == 202
         single = a.post("/v1/jobs", json={"code": "print(4)"})
         assert single.status_code == 429 and single.json()["error"] == "quota_exceeded"
-        assert db.xlen(keys.jobs("interactive")) == 3
+        assert db.xlen(keys.jobs("interactive", "team-a")) == 3
         assert b.post("/v1/jobs", json={"code": "print(5)"}).status_code == 202  # not b's quota
         db.close()
+
+
+def wait_for_api(service: Service) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{service.base_url}/livez", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.1)
+
+
+def queue_jobs(client: httpx.Client, code: str, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        response = client.post("/v1/jobs", json={"code": code})
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def states(client: httpx.Client, ids: list[str]) -> list[str]:
+    return [client.get(f"/v1/jobs/{job_id}").json()["state"] for job_id in ids]
+
+
+@pytest.fixture
+def fresh_service(redis_url: str, docker_engine: None, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An API started alone (workers are added by the test) on its own tenants file."""
+    services: list[Service] = []
+
+    def start(toml: str, **env: str) -> Service:
+        path = tmp_path / "tenants.toml"
+        write(path, toml)
+        service = Service(redis_url, {"SANDBOX_TENANTS_FILE": str(path), **env})
+        services.append(service)
+        service.api = service._spawn("api")
+        wait_for_api(service)
+        return service
+
+    yield start
+    for service in services:
+        service.stop()
+
+
+def test_max_running_holds_across_two_workers(fresh_service) -> None:  # type: ignore[no-untyped-def]
+    service = fresh_service(tenants_toml(**{"team-a": "max_running = 2"}), SANDBOX_POOL_SIZE="3")
+    with as_tenant(service, "team-a") as a:
+        ids = queue_jobs(a, "import time; time.sleep(1)", 8)
+        service.add_worker()
+        service.add_worker()
+        seen_running, deadline = [], time.monotonic() + 120
+        while (now := states(a, ids)).count("done") < len(ids):
+            assert time.monotonic() < deadline, now
+            seen_running.append(now.count("running"))
+            time.sleep(0.05)
+    assert max(seen_running) <= 2, seen_running  # six containers free, two used
+    assert 2 in seen_running, seen_running
+
+
+def test_backlogged_tenants_share_the_workers_by_weight(fresh_service) -> None:  # type: ignore[no-untyped-def]
+    toml = tenants_toml(**{"team-a": "weight = 1", "team-b": "weight = 3"})
+    service = fresh_service(toml, SANDBOX_POOL_SIZE="2")
+    with as_tenant(service, "team-a") as a, as_tenant(service, "team-b") as b:
+        code = "import time; time.sleep(0.2)"  # slots, not CPU, bound the pace
+        light, heavy = queue_jobs(a, code, 40), queue_jobs(b, code, 40)
+        service.add_worker()
+        deadline = time.monotonic() + 120
+        while True:
+            done_a, done_b = states(a, light).count("done"), states(b, heavy).count("done")
+            if done_a + done_b >= 32:
+                break
+            assert time.monotonic() < deadline, (done_a, done_b)
+            time.sleep(0.1)
+    # Both stayed backlogged throughout (40 each): 1:3 of the jobs done, with a tolerance.
+    assert 2.0 <= done_b / max(done_a, 1) <= 4.5, (done_a, done_b)
+
+
+def test_nemo_skills_session_names_are_each_tenant_s_own(
+        clients: dict[str, httpx.Client]) -> None:
+    a, b = clients["team-a"], clients["team-b"]
+
+    def cell(client: httpx.Client, code: str) -> dict:
+        response = client.post("/execute", headers={"x-session-id": "rollout-1"},
+                               json={"generated_code": code, "timeout": 2, "language": "ipython"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    try:
+        assert cell(a, "secret = 41")["new_session_created"]
+        theirs = cell(b, "secret")  # the same name, another tenant: a session of its own
+        assert theirs["new_session_created"] and "NameError" in theirs["stdout"], theirs
+        assert cell(a, "secret + 1")["stdout"] == "42\n"
+        assert list(b.get("/sessions").json()["sessions"]) == ["rollout-1"]
+    finally:
+        a.delete("/sessions/rollout-1")
+        b.delete("/sessions/rollout-1")

@@ -15,6 +15,7 @@ import yaml
 from service.keys import WORKER_GROUP, Keys
 from service.queue import LANES
 from service.settings import Settings
+from service.tenants import DEFAULT
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -169,7 +170,7 @@ def test_keda_scales_the_workers_on_the_job_stream_lag() -> None:
     assert scaled["spec"]["minReplicaCount"] >= 1
     triggers = scaled["spec"]["triggers"]
     keys = Keys(config_data()["SANDBOX_KEY_PREFIX"])
-    assert [t["metadata"]["stream"] for t in triggers] == [keys.jobs(lane) for lane in LANES]
+    assert [t["metadata"]["stream"] for t in triggers] == [keys.jobs(lane, DEFAULT) for lane in LANES]
     url = urlparse(config_data()["SANDBOX_REDIS_URL"])
     for trigger in triggers:
         assert trigger["type"] == "redis-streams"
