@@ -65,6 +65,8 @@ def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
     }
     if spec.argv:
         message["argv"] = spec.argv
+    if spec.stream:
+        message["stream"] = True
     return message | return_fields(spec)
 
 

@@ -75,6 +75,22 @@ class Submitter:
         the jobs are cancelled and CallerGone raised.
         """
         ids, futures, wait_s = await self._admit(specs, lane)
+        return await self._collect(ids, futures, wait_s)
+
+    async def start(self, spec: JobSpec, lane: Priority = Priority.INTERACTIVE
+                    ) -> tuple[str, Awaitable[bytes]]:
+        """Queue one job now (a refusal is raised here): its id, and its result to await (as
+        run's: cancelled if the caller hangs up)."""
+        ids, futures, wait_s = await self._admit([spec], lane)
+
+        async def result() -> bytes:
+            (body,) = await self._collect(ids, futures, wait_s)
+            return body
+
+        return ids[0], result()
+
+    async def _collect(self, ids: list[str], futures: list[asyncio.Future[bytes]],
+                       wait_s: float) -> list[bytes]:
         why = CALLER_GONE
         try:
             await self._unless_hung_up(asyncio.wait(futures, timeout=wait_s))

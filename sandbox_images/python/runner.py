@@ -101,7 +101,7 @@ def main():
             write_frame(proto_out, {"op": "error", "error": "unknown op %r" % req.get("op")})
             continue
         try:
-            result = execute(child, req, oom, cgroup)
+            result = execute(child, req, oom, cgroup, proto_out)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         child.close()

@@ -1,6 +1,7 @@
 """Server-sent events for a streamed request (`Accept: text/event-stream`): `stdout` and
 `stderr` events carry output as it is produced ({"text": ...}), then one `result` event carries
-the answer the request would have had (or an `error` event, the refusal it would have had)."""
+the answer the request would have had (or an `error` event, the refusal it would have had). A
+queued run says so first (`queued`, {"id": ...}: its job id, for GET /v1/jobs/{id})."""
 
 import asyncio
 import codecs
@@ -26,10 +27,13 @@ def event(name: str, data: bytes) -> bytes:
 
 
 async def events(answer: Awaitable[bytes], output: OutputStream, request_id: str,
-                 refusal: Callable[[BaseException], bytes | None]) -> AsyncIterator[bytes]:
-    """The request's output pieces as they come, then its answer. `refusal` turns an exception
-    of the answer into an error event's body (None: not a refusal, raised on)."""
+                 refusal: Callable[[BaseException], bytes | None],
+                 first: bytes = b"") -> AsyncIterator[bytes]:
+    """`first`, then the request's output pieces as they come, then its answer. `refusal` turns
+    an exception of the answer into an error event's body (None: not a refusal, raised on)."""
     task = asyncio.ensure_future(answer)
+    if first:
+        yield first
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace")
                 for name in ("stdout", "stderr")}
     after = "0"

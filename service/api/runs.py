@@ -1,11 +1,13 @@
 """/v1/run (wait for the result) and /v1/jobs (queue now, collect later, or cancel)."""
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
 
 from service.api.auth import require_key
 from service.api.caller import watch_caller
 from service.api.errors import documented
+from service.api.event_stream import EVENT_STREAM, event, events, wants_events
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
 from service.models import (
@@ -18,6 +20,7 @@ from service.models import (
     RunRequest,
     RunResult,
 )
+from service.output_stream import OutputStream
 from service.priority import choose_lane
 
 CANCEL_MESSAGE = "cancelled: DELETE /v1/jobs/{id}"
@@ -41,14 +44,25 @@ def json_response(body: bytes, status: int = 200) -> Response:
 
 
 @router.post("/run", response_model=RunResult, responses=ERRORS)
-async def run(request: RunRequest, services: Services = Depends(get_services)) -> Response:
+async def run(request: RunRequest, http: Request,
+              services: Services = Depends(get_services)) -> Response:
     """Run one snippet and wait for its result.
 
     A failure of ours (no container, Docker down) is a 200 with outcome `sandbox_error`,
-    distinct from the code's own failure. A caller that hangs up cancels the run.
+    distinct from the code's own failure. A caller that hangs up cancels the run. With
+    `Accept: text/event-stream` the answer is a stream of server-sent events:
+    `queued` ({"id"}: the job's id) first, `stdout` and `stderr` ({"text"}) as the code prints,
+    then `result` (the answer above).
     """
     spec = build_job_spec(request, services.settings)
     lane = choose_lane(request.priority, Priority.INTERACTIVE, 1, services.settings)
+    if wants_events(http):
+        spec.stream = True
+        job_id, result = await services.submitter.start(spec, lane)
+        output = OutputStream(services.redis, services.queue.keys)
+        queued = event("queued", orjson.dumps({"id": job_id}))
+        return StreamingResponse(events(result, output, job_id, lambda _: None, queued),
+                                 media_type=EVENT_STREAM)
     return json_response(await services.submitter.run(spec, lane))
 
 

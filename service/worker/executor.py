@@ -16,9 +16,11 @@ from service import runner_protocol as rp
 from service import wire
 from service.jobspec import JobSpec
 from service.models import Outcome
+from service.output_stream import OutputStream
 from service.settings import Settings
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.outcome import ABNORMAL, classify, result_body
+from service.worker.output_relay import answer_relaying
 from service.worker.pool import ContainerPool, PoolUnavailable
 from service.worker.runner_channel import RunnerGone
 
@@ -43,9 +45,10 @@ LEASE_TIMEOUT_S = 30.0
 
 
 class Executor:
-    def __init__(self, pool: ContainerPool, settings: Settings):
+    def __init__(self, pool: ContainerPool, settings: Settings, output: OutputStream):
         self.pool = pool
         self.settings = settings
+        self.output = output  # where a streamed job's output goes as it comes
         self.executions = 0
 
     async def run(self, job: wire.Job) -> bytes:
@@ -74,7 +77,9 @@ class Executor:
             sandbox.executions += 1
             self.executions += 1
             try:
-                report = await asyncio.wait_for(sandbox.channel.receive(), spec.runner_wait_s())
+                answer = (answer_relaying(sandbox.channel, job.id, self.output) if spec.stream
+                          else sandbox.channel.receive())
+                report = await asyncio.wait_for(answer, spec.runner_wait_s())
             except TimeoutError as exc:
                 raise RunnerGone("runner did not answer in time") from exc
             if report.get("op") != rp.OP_RESULT or report.get("id") != job.id:

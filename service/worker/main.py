@@ -13,6 +13,7 @@ from pathlib import Path
 from redis import asyncio as aioredis
 
 from service.keys import Keys
+from service.output_stream import OutputStream
 from service.queue import JobQueue
 from service.settings import Settings
 from service.worker.consumer import Consumer
@@ -75,7 +76,8 @@ async def serve_worker(settings: Settings) -> None:
     queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
                      settings.max_queue_depth)
     sessions = SessionHost(queue, pool, settings, worker_id)
-    consumer = Consumer(queue, pool, RoutingExecutor(pool, settings, networked), settings,
+    executor = RoutingExecutor(pool, settings, OutputStream(redis, queue.keys), networked)
+    consumer = Consumer(queue, pool, executor, settings,
                         worker_id, host, sessions)
 
     loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from service import wire
 from service.jobspec import JobSpec
+from service.output_stream import OutputStream
 from service.settings import Settings
 from service.worker import firewall
 from service.worker.docker_engine import LABEL_HOST, LABEL_PID, DockerEngine, EngineUnavailable, Owner
@@ -98,9 +99,10 @@ class NetworkedPool(ContainerPool):
 class RoutingExecutor(Executor):
     """Runs jobs that asked for network access on the networked pool, the others as usual."""
 
-    def __init__(self, pool: ContainerPool, settings: Settings, networked: NetworkedPool | None):
-        super().__init__(pool, settings)
-        self.networked = Executor(networked, settings) if networked else None
+    def __init__(self, pool: ContainerPool, settings: Settings, output: OutputStream,
+                 networked: NetworkedPool | None):
+        super().__init__(pool, settings, output)
+        self.networked = Executor(networked, settings, output) if networked else None
 
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
         if not spec.network:

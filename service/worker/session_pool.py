@@ -23,6 +23,8 @@ from service.worker.runner_channel import RunnerGone
 log = logging.getLogger(__name__)
 
 CONCURRENT_STARTS = 2  # more only queue up in the engine, and slow the sessions being opened
+REFILL_QUIET_S = 0.5  # refill once claims pause: starting containers amid a burst of opens
+# takes the CPU the opens need
 
 
 class SessionPool:
@@ -37,6 +39,7 @@ class SessionPool:
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._discarding: set[asyncio.Task[None]] = set()
+        self._last_claim = 0.0
         self.room = lambda: settings.session_warm  # how many more sessions may open here
 
     @property
@@ -60,12 +63,38 @@ class SessionPool:
     def claimed(self, container_id: str) -> Sandbox | None:
         """The warm container an API process claimed, if its runner is still alive; its place
         is refilled."""
-        self._wanted.set()
+        self._last_claim = asyncio.get_running_loop().time()
+        self.nudge()
         sandbox = self._warm.pop(container_id, None)
         if sandbox is not None and not sandbox.channel.alive:
             self._discard(sandbox)
             return None
         return sandbox
+
+    async def take_back(self) -> Sandbox | None:
+        """A warm container withdrawn from offer before anyone claimed it, or None."""
+        for container_id in list(self._warm):
+            if await self._withdraw(container_id):
+                return self.claimed(container_id)
+        return None
+
+    async def _withdraw(self, container_id: str) -> bool:
+        """Take an offer back; False if it was claimed (its bind is on its way) or Redis failed."""
+        try:
+            return await self.claims.withdraw(self.worker_id, container_id)
+        except QueueUnavailable:
+            return False
+
+    async def _shrink(self) -> None:
+        """Withdraw warm containers beyond the target: sessions opened here without one left
+        less room for sessions than there are offers."""
+        for container_id in list(self._warm)[self._target():]:
+            if await self._withdraw(container_id) and container_id in self._warm:
+                await self.pool.discard(self._warm.pop(container_id))
+
+    def nudge(self) -> None:
+        """Sessions here changed: bring the warm containers back to the target soon."""
+        self._wanted.set()
 
     def _target(self) -> int:
         return max(0, min(self.settings.session_warm, self.room()))
@@ -77,6 +106,11 @@ class SessionPool:
             while True:
                 self._wanted.clear()
                 self._prune()
+                await self._shrink()
+                quiet = self._last_claim + REFILL_QUIET_S - asyncio.get_running_loop().time()
+                if quiet > 0:
+                    await asyncio.sleep(quiet)
+                    continue
                 while len(self._warm) + self._starting < self._target():
                     await starts.acquire()
                     self._starting += 1

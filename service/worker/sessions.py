@@ -30,8 +30,9 @@ from service.settings import Settings
 from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
 from service.worker.executor import returned_files
 from service.worker.outcome import classify, result_body
+from service.worker.output_relay import answer_relaying
 from service.worker.pool import ContainerPool, Sandbox
-from service.worker.runner_channel import RunnerChannel, RunnerGone
+from service.worker.runner_channel import RunnerGone
 from service.worker.session_pool import SessionPool
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class SessionHost:
 
     async def _open(self, call: wire.SessionCall) -> bytes:
         spec = SessionSpec.model_validate_json(call.payload)
-        if len(self.sessions) + self._opening >= self.settings.max_sessions_per_worker:
+        if self._held() >= self.settings.max_sessions_per_worker:
             return wire.refusal("session_limit", "this worker holds as many sessions as it may; "
                                 "retry")
         self._opening += 1
@@ -186,14 +187,16 @@ class SessionHost:
             self.sessions[call.session_id] = LiveSession(call.session_id, spec, sandbox)
         finally:
             self._opening -= 1
+            self.warm.nudge()
         log.info("session opened", extra={"session_id": call.session_id})
         return activated.model_dump_json().encode()
 
     async def _start(self, session_id: str, spec: SessionSpec) -> Sandbox | None:
-        """A new container whose runner's child has become the session's; None if none could
-        be."""
+        """A container whose runner's child has become the session's: a warm one no API process
+        claimed (taken back), else a new one; None if none could be."""
         try:
-            sandbox = await self.pool.start_dedicated(spec.memory_mb, {LABEL_SESSION: ""})
+            sandbox = await self.warm.take_back() or await self.pool.start_dedicated(
+                spec.memory_mb, {LABEL_SESSION: ""})
         except (EngineUnavailable, RunnerGone, TimeoutError, OSError) as exc:
             log.warning("no container for a session", extra={"error": str(exc)})
             return None
@@ -238,7 +241,7 @@ class SessionHost:
         try:
             await channel.send(rp.cell_message(call_id, spec, grace))
             wait_s = spec.runner_wait_s() + grace
-            report = await asyncio.wait_for(self._relay(channel, call_id), wait_s)
+            report = await asyncio.wait_for(answer_relaying(channel, call_id, self.output), wait_s)
             if report.get("op") != rp.OP_RESULT or report.get("id") != call_id:
                 raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
         except (RunnerGone, TimeoutError) as exc:
@@ -257,18 +260,6 @@ class SessionHost:
         body.update(returned_files(report), value=report.get("value"), session_id=live.id,
                     session_state=state)
         return orjson.dumps(body)
-
-    async def _relay(self, channel: RunnerChannel, call_id: str) -> dict[str, Any]:
-        """The runner's answer to a call; output it sends first (the call streams) is relayed
-        to the call's output stream. A piece Redis cannot take is dropped: the result still
-        carries the whole output."""
-        while True:
-            message = await channel.receive()
-            if message.get("op") != rp.OP_OUTPUT:
-                return message
-            with contextlib.suppress(QueueUnavailable):
-                await self.output.append(call_id, str(message.get("stream")),
-                                         str(message.get("data")))
 
     async def _touch(self, live: LiveSession) -> bool:
         """Push the session's idle expiry back; False if it has ended meanwhile. The cell has

@@ -76,3 +76,41 @@ def test_a_refusal_is_an_http_error_or_an_error_event(client: httpx.Client,
 def test_without_the_header_a_call_answers_as_before(client: httpx.Client,
                                                      session_id: str) -> None:
     assert call(client, session_id, "print('plain')\n1")["stdout"] == "plain\n"
+
+
+def test_a_run_streams_its_output_before_the_code_ends(client: httpx.Client) -> None:
+    code = ("import sys, time\nprint('first', flush=True)\ntime.sleep(3)\n"
+            "print('warned', file=sys.stderr)\nprint('second')")
+    seen: list[tuple[str, dict]] = []
+    state_at_first_chunk = None
+    with client.stream("POST", "/v1/run", json={"code": code}, headers=EVENTS) as response:
+        assert response.status_code == 200
+        for name, data in read_events(response):
+            if name == "stdout" and state_at_first_chunk is None:
+                job_id = seen[0][1]["id"]
+                state_at_first_chunk = client.get(f"/v1/jobs/{job_id}").json()["state"]
+            seen.append((name, data))
+    assert seen[0][0] == "queued"
+    assert seen[1] == ("stdout", {"text": "first\n"})
+    assert state_at_first_chunk == "running", "the first chunk came only once the run had ended"
+    streamed = {"stdout": "", "stderr": ""}
+    for name, data in seen[1:-1]:
+        streamed[name] += data["text"]
+    assert streamed == {"stdout": "first\nsecond\n", "stderr": "warned\n"}
+    name, result = seen[-1]
+    assert name == "result" and result["id"] == seen[0][1]["id"]
+    assert (result["outcome"], result["stdout"], result["stderr"]) == ("ok", "first\nsecond\n",
+                                                                      "warned\n")
+
+
+def test_a_streamed_run_is_bounded_by_its_caps(client: httpx.Client) -> None:
+    with client.stream("POST", "/v1/run", headers=EVENTS,
+                       json={"code": "print('y' * 5000)", "max_output_bytes": 1000}) as response:
+        seen = list(read_events(response))
+    assert "".join(data["text"] for name, data in seen if name == "stdout") == "y" * 1000
+    assert seen[-1][1]["outcome"] == "output_limit"
+
+
+def test_a_refused_run_is_an_http_error(client: httpx.Client) -> None:
+    response = client.post("/v1/run", json={"code": "1", "timeout": 99999}, headers=EVENTS)
+    assert (response.status_code, response.json()["error"]) == (422, "limit_exceeded")

@@ -9,6 +9,7 @@ import time
 
 from sandbox_runner.clock import ExecutionClock
 from sandbox_runner.config import DRAIN_AFTER_EXIT_S, MEMORY_EVENT_FILES, READ_CHUNK
+from sandbox_runner.stream import Forwarder
 from sandbox_runner.zygote import kill_group
 
 
@@ -73,9 +74,10 @@ class Capture:
 class Supervision:
     """Pumps stdin and output until the child ends, the deadline passes or output overflows."""
 
-    def __init__(self, child, clock, req, captures):
+    def __init__(self, child, clock, req, captures, forwarder=None):
         self.child = child
         self.clock = clock
+        self.forwarder = forwarder  # sends output on as it comes, if the request asked
         self.deadline = clock.next_check(time.monotonic())
         self.stdin_data = memoryview(base64.b64decode(req.get("stdin") or ""))
         self.captures = {c.fd: c for c in captures}
@@ -145,7 +147,10 @@ class Supervision:
                 self.close_stdin()
         else:
             capture = self.captures[fd]
-            if not capture.read():
+            more = capture.read()
+            if self.forwarder is not None:
+                self.forwarder.forward(capture)
+            if not more:
                 self.poller.unregister(fd)
                 del self.captures[fd]
             elif capture.truncated and not self.output_limited:
@@ -198,13 +203,14 @@ def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms,
     }
 
 
-def execute(child, req, oom, cgroup):
+def execute(child, req, oom, cgroup, proto_out):
     oom_before = oom.read()
     cap = req["max_output_bytes"]
     captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
     clock = ExecutionClock(req, child.pid, cgroup)
     child.hand_over(req)
-    supervision = Supervision(child, clock, req, captures)
+    forwarder = Forwarder(proto_out, req["id"], captures) if req.get("stream") else None
+    supervision = Supervision(child, clock, req, captures, forwarder)
     supervision.run()
     run_ms = (time.monotonic() - clock.started) * 1000
     clock.refresh()
