@@ -1,19 +1,42 @@
 #!/usr/bin/env bash
-# Build every sandbox image (sandbox-<language>:$SANDBOX_IMAGE_TAG, default latest), providing the
-# base image first.
+# Build the sandbox images (sandbox-<image>:$SANDBOX_IMAGE_TAG, default latest): every directory
+# here with a Dockerfile, or those named as arguments. The base image is provided first. The
+# build context is this directory, so every image takes the one runner in runner/. Images build
+# in parallel (most of the time goes to downloading packages); a build's log is shown only when
+# it fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 base="$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$here/python/Dockerfile" | head -n1)"
 "$here/bootstrap_base.sh" "$base"
 tag="${SANDBOX_IMAGE_TAG:-latest}"
-for dir in "$here"/*/; do
-  [ -f "$dir/Dockerfile" ] || continue
-  lang="$(basename "$dir")"
-  # The host's own CA certificates (a TLS-intercepting proxy's), for steps that fetch packages
-  # over HTTPS in a build stage; empty where the host has none.
-  rm -rf "$dir/certs" && mkdir -p "$dir/certs"
-  cp /usr/local/share/ca-certificates/*.crt "$dir/certs/" 2>/dev/null || true
-  echo "building sandbox-$lang:$tag" >&2
-  docker build -q -t "sandbox-$lang:$tag" "$dir" >/dev/null
+if [ "$#" -gt 0 ]; then
+  images=("$@")
+else
+  images=()
+  for dir in "$here"/*/; do
+    [ -f "$dir/Dockerfile" ] && images+=("$(basename "$dir")")
+  done
+fi
+# The host's own CA certificates (a TLS-intercepting proxy's), for the Python image's step that
+# fetches packages over HTTPS in a build stage; empty where the host has none.
+rm -rf "$here/python/certs" && mkdir -p "$here/python/certs"
+cp /usr/local/share/ca-certificates/*.crt "$here/python/certs/" 2>/dev/null || true
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+pids=()
+for image in "${images[@]}"; do
+  echo "building sandbox-$image:$tag" >&2
+  docker build -q -t "sandbox-$image:$tag" -f "$here/$image/Dockerfile" "$here" \
+    >"$logs/$image" 2>&1 &
+  pids+=("$!")
 done
+failed=0
+for i in "${!images[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "building sandbox-${images[$i]}:$tag failed:" >&2
+    cat "$logs/${images[$i]}" >&2
+    failed=1
+  fi
+done
+exit "$failed"

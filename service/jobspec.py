@@ -9,6 +9,7 @@ import posixpath
 
 from pydantic import BaseModel
 
+from service.languages import spec_of
 from service.models import BinaryFile, Language, RunRequest
 from service.settings import Settings, mib_ceil
 
@@ -49,6 +50,8 @@ class JobSpec(BaseModel):
     max_return_bytes: int = 0
     ipython: str | None = None  # a session cell shown as IPython shows it: its traceback mode
     stream: bool = False  # output sent on as it is produced (service/output_stream.py)
+    compile_timeout_s: float = 0.0
+    compile_memory_mb: int = 0
 
     def sandbox_memory_mb(self) -> int:
         """Memory of the container beyond the runner's own: the code's, or, if more, what the
@@ -76,6 +79,18 @@ def to_bytes(text: str, what: str, errors: str = "surrogateescape") -> bytes:
         return text.encode("utf-8", errors)
     except UnicodeEncodeError as exc:
         raise InvalidRequest("invalid_text", f"{what}: {exc.reason} at {exc.start}") from exc
+
+
+def check_reserved(names: set[str], language: Language, code: str) -> None:
+    """A compiled or interpreted language's source and program names are the runner's."""
+    spec = spec_of(language)
+    if spec.name == "python":
+        return
+    reserved = {spec.source_name(code), *spec.executables, *(
+        a for a in spec.artifacts if "*" not in a)}
+    for name in names & reserved:
+        raise InvalidRequest("invalid_file_name", f"file name {name!r} is reserved for the "
+                             f"{spec.name} program")
 
 
 def check_file_name(name: str) -> None:
@@ -148,6 +163,12 @@ def build_job_spec(req: RunRequest, settings: Settings, wall_clock: bool = False
         raise InvalidRequest("code_too_large", f"code exceeds {settings.max_code_bytes} bytes")
     if req.network and not settings.allow_network:
         raise InvalidRequest("network_not_allowed", "network access is not allowed here")
+    if req.network and req.language != Language.PYTHON:
+        raise InvalidRequest("network_not_allowed", "network access is for python code only")
+    if req.language not in settings.languages:
+        raise InvalidRequest("unsupported_language", f"{req.language} is not served here "
+                             f"(SANDBOX_LANGUAGES: {', '.join(settings.languages)})")
+    check_reserved(set(req.files), req.language, req.code)
     stdin = to_bytes(req.stdin, "stdin") if req.stdin else b""
     if len(stdin) > settings.max_files_bytes:
         raise InvalidRequest("stdin_too_large", f"stdin exceeds {settings.max_files_bytes} bytes")
@@ -173,4 +194,8 @@ def build_job_spec(req: RunRequest, settings: Settings, wall_clock: bool = False
         return_files=check_return_files(req.return_files),
         max_return_files=settings.max_return_files,
         max_return_bytes=settings.max_return_bytes,
+        compile_timeout_s=_bounded("compile_timeout", req.compile_timeout,
+                                   settings.default_compile_timeout_s, 0.001,
+                                   settings.max_compile_timeout_s),
+        compile_memory_mb=settings.compile_memory_mb,
     )

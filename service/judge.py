@@ -18,6 +18,7 @@ from service.models import (
     JudgeCase,
     JudgeRequest,
     JudgeResult,
+    Language,
     Outcome,
     RunRequest,
     RunResult,
@@ -33,6 +34,7 @@ SAME_AS_OUTCOME = {
     Outcome.KILLED: Verdict.KILLED,
     Outcome.SANDBOX_ERROR: Verdict.SANDBOX_ERROR,
     Outcome.CANCELLED: Verdict.CANCELLED,
+    Outcome.COMPILE_ERROR: Verdict.COMPILE_ERROR,
 }
 
 
@@ -63,6 +65,9 @@ def check_cases(request: JudgeRequest, max_cases: int, max_bytes: int) -> None:
         if case.expected_stdout is None and case.assertion is None:
             raise InvalidRequest("invalid_case",
                                  f"cases[{i}]: give expected_stdout, assertion, or both")
+        if case.assertion is not None and request.language != Language.PYTHON:
+            raise InvalidRequest("invalid_case", f"cases[{i}]: assertions are python code; "
+                                 f"judge {request.language} by expected_stdout")
     shared = len(request.code) + sum(
         len(content if isinstance(content, str) else content.base64)
         for content in request.files.values())
@@ -80,7 +85,8 @@ def case_requests(request: JudgeRequest, nonce: str) -> list[RunRequest]:
         RunRequest(code=case_code(request.code, case, nonce), language=request.language,
                    stdin=case.stdin, files=request.files, timeout=request.timeout,
                    memory_mb=request.memory_mb, max_output_bytes=request.max_output_bytes,
-                   fresh_interpreter=request.fresh_interpreter)
+                   fresh_interpreter=request.fresh_interpreter,
+                   compile_timeout=request.compile_timeout)
         for case in request.cases
     ]
 

@@ -4,7 +4,9 @@ import signal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from service.languages import REGISTRY, canonical
 
 
 class Outcome(StrEnum):
@@ -18,6 +20,7 @@ class Outcome(StrEnum):
     KILLED = "killed"  # ended by a signal not of our making; `signal` says which
     SANDBOX_ERROR = "sandbox_error"  # ours: no container, Docker or Redis down; safe to retry
     CANCELLED = "cancelled"  # its caller hung up or cancelled it: dropped, or killed running
+    COMPILE_ERROR = "compile_error"  # the compiler refused the program, or timed out; not run
 
 
 def signal_name(number: int) -> str:
@@ -51,8 +54,11 @@ class JobState(StrEnum):
     DONE = "done"
 
 
-class Language(StrEnum):
-    PYTHON = "python"
+Language = StrEnum("Language", {spec.name.upper(): spec.name for spec in REGISTRY})  # type: ignore[misc]
+Language.__doc__ = "A language's name (service/languages.py); its aliases are accepted too."
+LanguageName = Annotated[Language, BeforeValidator(canonical)]
+LANGUAGE_HELP = ("Language of the code: " + ", ".join(spec.name for spec in REGISTRY)
+                 + ", or an alias (c++17, nodejs, ts, golang, sh, ...; GET /api/v2/runtimes lists them).")
 
 
 class BinaryFile(BaseModel):
@@ -90,7 +96,7 @@ class RunRequest(BaseModel):
     )
 
     code: str = Field(description="The program's source.")
-    language: Language = Field(Language.PYTHON, description="Language of the code.")
+    language: LanguageName = Field(Language.PYTHON, description=LANGUAGE_HELP)
     stdin: str | None = Field(None, description="Text fed to the program's standard input.")
     files: dict[str, FileContent] = Field(
         default_factory=dict,
@@ -108,8 +114,11 @@ class RunRequest(BaseModel):
     fresh_interpreter: bool = Field(
         False,
         description="Run `python3 main.py` in a new interpreter (exact semantics, slower) instead "
-        "of a fork of the warm one.",
+        "of a fork of the warm one (python; other languages always start afresh).",
     )
+    compile_timeout: float | None = Field(
+        None, gt=0, description="Wall-clock limit of the compile step, seconds (compiled "
+        "languages: c, cpp, java, typescript, go, rust).")
     args: list[Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=list, max_length=256,
         description="Command-line arguments: sys.argv[1:] of the program.")
@@ -137,6 +146,18 @@ class ReturnedFile(BaseModel):
     media_type: str = Field(description="From the name's extension, e.g. image/png.")
 
 
+class CompileResult(BaseModel):
+    """The compile step of a compiled language: done once per distinct program and kept."""
+
+    stdout: str
+    stderr: str
+    exit_code: int | None = Field(description="The compiler's exit status; null when it was "
+                                  "killed (timeout, memory).")
+    duration_ms: float = Field(description="How long the compile took, when it was done.")
+    cached: bool = Field(description="True when the program was compiled before and the "
+                         "compiled files were reused (this run did not compile).")
+
+
 class RunResult(BaseModel):
     id: str
     outcome: Outcome
@@ -151,6 +172,8 @@ class RunResult(BaseModel):
     files: dict[str, ReturnedFile] = Field(
         default_factory=dict, description="The files asked for with return_files: name → content.")
     files_truncated: bool = Field(False, description="Some matching files were left out (caps).")
+    compile: CompileResult | None = Field(None, description="The compile step, for compiled "
+                                          "languages; outcome compile_error when it failed.")
 
 
 class JobAccepted(BaseModel):
@@ -225,6 +248,7 @@ class Verdict(StrEnum):
     OUTPUT_LIMIT = "output_limit"
     KILLED = "killed"
     SANDBOX_ERROR = "sandbox_error"  # ours: retry the judging
+    COMPILE_ERROR = "compile_error"  # the program did not compile
     SKIPPED = "skipped"  # after the first failure, when asked to stop there
     CANCELLED = "cancelled"  # its job was cancelled (DELETE /v1/jobs/{id}): not the code's fault
 
@@ -261,7 +285,7 @@ class JudgeRequest(BaseModel):
     )
 
     code: str = Field(description="The program's source.")
-    language: Language = Field(Language.PYTHON, description="Language of the code.")
+    language: LanguageName = Field(Language.PYTHON, description=LANGUAGE_HELP)
     cases: list[JudgeCase] = Field(min_length=1, description="At most SANDBOX_MAX_BATCH_ITEMS.")
     compare: CompareMode = Field(CompareMode.TRAILING_WHITESPACE,
                                  description="How stdout is compared with expected_stdout.")
@@ -277,6 +301,8 @@ class JudgeRequest(BaseModel):
     max_output_bytes: int | None = Field(None, gt=0, description="Cap of stdout and of stderr, each.")
     fresh_interpreter: bool = Field(False, description="As for POST /v1/run.")
     priority: PriorityField = None
+    compile_timeout: float | None = Field(None, gt=0, description="As for POST /v1/run; the "
+                                          "program is compiled once for all cases.")
 
 
 class CaseResult(BaseModel):

@@ -1,4 +1,4 @@
-"""The worker's copy of the runner's wire format (sandbox_images/python/sandbox_runner/frames.py).
+"""The worker's copy of the runner's wire format (sandbox_images/runner/sandbox_runner/frames.py).
 
 Frames in both directions: a 4-byte big-endian length, then a JSON object. The worker sends
 `run` requests; the runner answers `ready` (warm, clean, waiting), `result` or `error`. A

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.languages import BY_NAME, REGISTRY, canonical, spec_of
+
 MIB = 1024 * 1024
 
 
@@ -37,6 +39,11 @@ class Settings(BaseSettings):
                            "(as sandbox_images/build.sh tags them, from the same variable).")
     image_python: str | None = Field(None, description="Image of the python sandbox; default: "
                                      "sandbox-python:<image_tag>.")
+    languages: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [spec.name for spec in REGISTRY],
+        description="Comma-separated languages (names or aliases) the deployment serves, the "
+        "same for its API and workers: the API refuses others (422 unsupported_language), a "
+        "worker keeps warm containers for these. Python is always served. Default: all.")
 
     # Access
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
@@ -51,6 +58,10 @@ class Settings(BaseSettings):
         128, ge=1, le=256, description="Warm containers per worker = concurrent executions. "
         "Bounded by memory, not cores: an idle warm container holds about 21 MiB, and programs "
         "that wait (sleeps, endless loops waiting for their timeout) take no CPU from the others.")
+    language_warm: int = Field(1, ge=0, le=256, description="Warm containers kept per image "
+                               "other than Python's; more start on demand, up to pool_size.")
+    language_idle_s: float = Field(60.0, gt=0, description="A container past language_warm "
+                                   "idle this long is stopped.")
     executions_per_container: int = Field(1000, ge=1, description="Recycle a container after this many.")
     preload: str = Field("numpy", description="Modules the runner imports before forking (comma-separated).")
     container_cpus: float = Field(1.0, gt=0, le=64, description="CPU quota of one container.")
@@ -86,6 +97,15 @@ class Settings(BaseSettings):
     max_file_count: int = Field(256, ge=0)
     max_return_files: int = Field(32, ge=0, description="Most files returned by one run (return_files).")
     max_return_bytes: int = Field(8 * MIB, ge=0, description="All returned files of one run together.")
+
+    # Compiled languages
+    default_compile_timeout_s: float = Field(30.0, gt=0, description="Generous: a compile slowed "
+                                             "by a loaded host is not the program's fault.")
+    max_compile_timeout_s: float = Field(120.0, gt=0)
+    compile_memory_mb: int = Field(1024, ge=64, description="Memory of a compile step, MiB.")
+    max_artifact_bytes: int = Field(64 * MIB, ge=1, description="Largest compiled program kept.")
+    compile_cache_mb: int = Field(256, ge=0, description="Compiled programs a worker keeps, "
+                                  "least recently used first out.")
 
     # Sessions: a container kept per caller, state kept between calls
     max_sessions: int = Field(1024, ge=0, description="Open sessions across the cluster; past it: 429.")
@@ -130,6 +150,19 @@ class Settings(BaseSettings):
             raise ValueError("set SANDBOX_TENANTS_FILE or SANDBOX_API_KEYS, not both")
         return self
 
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            names = [canonical(v) for v in value]
+            unknown = [n for n in names if n not in BY_NAME]
+            if unknown:
+                raise ValueError(f"unknown languages {unknown}; known: {sorted(BY_NAME)}")
+            return list(dict.fromkeys(["python", *names]))  # sessions and tools need it
+        return value
+
     @property
     def batch_limit(self) -> int:
         """Most runs in one batch (or cases in one judging): a batch is queued whole or not at
@@ -137,7 +170,11 @@ class Settings(BaseSettings):
         return min(self.max_batch_items, self.max_queue_depth)
 
     def image_for(self, language: str) -> str:
-        return {"python": self.image_python}[language] or f"sandbox-{language}:{self.image_tag}"
+        """The image that runs a language (its registry entry's)."""
+        image = spec_of(language).image
+        if image == "python" and self.image_python:
+            return self.image_python
+        return f"sandbox-{image}:{self.image_tag}"
 
 
 @lru_cache(maxsize=1)

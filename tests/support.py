@@ -13,6 +13,7 @@ import docker
 import httpx
 
 from service.bench.stack import deployment_env, free_port
+from service.languages import REGISTRY
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +23,10 @@ LABEL_DEPLOYMENT = "sandbox.deployment"
 def ensure_docker() -> None:
     subprocess.run([ROOT / "deploy/local/ensure-docker.sh"], check=True)
     client = docker.from_env()
+    settings = Settings()
     try:
-        client.images.get(Settings().image_for("python"))
+        for spec in REGISTRY:
+            client.images.get(settings.image_for(spec.name))
     except docker.errors.ImageNotFound:
         subprocess.run([ROOT / "sandbox_images/build.sh"], check=True)
     finally:
@@ -66,6 +69,7 @@ class Service:
             "SANDBOX_HEARTBEAT_S": "0.5",
             "SANDBOX_RECLAIM_IDLE_S": "3",
             "SANDBOX_LOG_LEVEL": "INFO",
+            "SANDBOX_LANGUAGES": "python",  # tests of other languages ask for them
             **self.env_overrides,
         })
 

@@ -17,6 +17,7 @@ from service.api.auth import require_key
 from service.api.caller import watch_caller
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
+from service.languages import REGISTRY
 from service.models import RunRequest, SessionRequest, SessionRunRequest
 from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
 from service.sessions import SessionBroker, SessionRefused
@@ -47,6 +48,26 @@ TOOLS: list[dict[str, Any]] = [
                 "return_files": RETURN_FILES,
             },
             "required": ["code"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "name": "run_code",
+        "description": "Compile (where the language needs it) and run a program in a fresh, "
+                       "isolated sandbox (no network) and get what it printed and how it ended: "
+                       "outcome compile_error with the compiler's output when it did not "
+                       "compile. The program reads stdin and writes stdout.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "language": {"type": "string", "enum": [spec.name for spec in REGISTRY],
+                             "description": "The program's language."},
+                "code": {"type": "string", "description": "The program (Java: a public class "
+                         "with main; any name)."},
+                "stdin": {"type": "string", "description": "Standard input, if any."},
+                "timeout": TIMEOUT,
+            },
+            "required": ["language", "code"],
             "additionalProperties": False,
         },
     },
@@ -118,7 +139,7 @@ async def call_tool(name: str, arguments: dict[str, Any], services: Services,
                     broker: SessionBroker) -> ToolOutput:
     """Run one tool call; refusals become error outputs, never exceptions."""
     try:
-        if name == "run_python":
+        if name in ("run_python", "run_code"):
             spec = build_job_spec(RunRequest.model_validate(arguments), services.settings)
             return summary(await services.submitter.run(spec))
         if name == "open_session":
@@ -165,6 +186,8 @@ def summary(raw: bytes) -> ToolOutput:
     result = orjson.loads(raw)
     text = {k: result[k] for k in TEXT_KEYS if result.get(k) not in (None, False)}
     text["stdout"], text["stderr"] = result["stdout"], result["stderr"]
+    if result["outcome"] == "compile_error":
+        text["compile"] = {k: result["compile"][k] for k in ("stdout", "stderr", "exit_code")}
     files = result.get("files") or {}
     if files:
         text["files"] = sorted(files)

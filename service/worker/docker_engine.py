@@ -71,16 +71,20 @@ def container_memory_bytes(settings: Settings, memory_mb: int) -> int:
 
 
 def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
-                   network: str | None = None, socket_dir: str | None = None) -> dict[str, Any]:
+                   network: str | None = None, socket_dir: str | None = None,
+                   executable_tmpfs: bool = False) -> dict[str, Any]:
     """Arguments of the engine's container create call for one hardened, warm sandbox.
 
     Pure, so the flags are testable without Docker; `host_config` holds the limits. Without a
-    `network` (the Docker network to join) the container has only a loopback interface. With a
+    `network` (the Docker network to join) the container has only a loopback interface. With
+    `executable_tmpfs` files on the tmpfs may be executed (a compiled program). With a
     `socket_dir` (a fresh host directory) the runner listens on a unix socket there; without,
     it speaks on its attached stdin/stdout.
     """
     memory = container_memory_bytes(settings, memory_mb)
-    tmpfs_opts = f"rw,nosuid,nodev,size={settings.container_tmpfs_mb}m,mode=1777"
+    # noexec (the engine's default) but where compiled programs run from the working directory
+    tmpfs_opts = (f"rw,nosuid,nodev,{'exec' if executable_tmpfs else 'noexec'},"
+                  f"size={settings.container_tmpfs_mb}m,mode=1777")
     host_config = {
         "auto_remove": True,  # once its runner exits, the stopped container goes
         "network_mode": network or "none",

@@ -15,13 +15,16 @@ from pydantic import ValidationError
 from service import runner_protocol as rp
 from service import wire
 from service.jobspec import JobSpec
-from service.models import Outcome
+from service.languages import spec_of
+from service.models import Language, Outcome
 from service.output_stream import OutputStream
 from service.settings import Settings
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.outcome import ABNORMAL, classify, result_body
 from service.worker.output_relay import answer_relaying
 from service.worker.pool import ContainerPool, PoolUnavailable
+from service.worker.pools import LanguagePools
+from service.worker.programs import Compiled, Compiler, program_fields, ready_again
 from service.worker.runner_channel import RunnerGone
 
 log = logging.getLogger(__name__)
@@ -44,11 +47,25 @@ def media_type(name: str) -> str:
 LEASE_TIMEOUT_S = 30.0
 
 
+def compile_error(job: wire.Job, compiled: Compiled) -> bytes:
+    """The result of a program that did not compile: nothing ran."""
+    total_ms = max(0.0, wire.now_ms() - job.enqueued_ms)
+    return orjson.dumps({
+        "id": job.id, "outcome": Outcome.COMPILE_ERROR, "exit_code": None, "signal": None,
+        "stdout": "", "stderr": "", "stdout_truncated": False, "stderr_truncated": False,
+        "timing": {"queue_ms": round(total_ms, 3), "run_ms": 0.0, "total_ms": round(total_ms, 3)},
+        "message": compiled.message, "compile": compiled.block,
+    })
+
+
 class Executor:
-    def __init__(self, pool: ContainerPool, settings: Settings, output: OutputStream):
+    def __init__(self, pool: ContainerPool, settings: Settings, output: OutputStream,
+                 pools: LanguagePools | None = None):
         self.pool = pool
+        self.pools = pools  # by language; without, every job runs on `pool`
         self.settings = settings
         self.output = output  # where a streamed job's output goes as it comes
+        self.compiler = Compiler(settings)
         self.executions = 0
 
     async def run(self, job: wire.Job) -> bytes:
@@ -66,13 +83,33 @@ class Executor:
         log.warning("sandbox error", extra={"job_id": job.id, "reason": why})
         return wire.sandbox_error(job.id, why, job.enqueued_ms)
 
+    def _pool_for(self, spec: JobSpec) -> ContainerPool:
+        if self.pools is None:
+            return self.pool
+        pool = self.pools.for_language(spec.language)
+        if pool is None:
+            raise PoolUnavailable(f"this worker does not serve {spec.language} "
+                                  "(SANDBOX_LANGUAGES)")
+        return pool
+
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
-        sandbox = await self.pool.lease(LEASE_TIMEOUT_S)
+        pool = self._pool_for(spec)
+        sandbox = await pool.lease(LEASE_TIMEOUT_S)
         reusable = False
+        compiled = None
+        started_ms = wire.now_ms()
         try:
-            await self.pool.set_memory(sandbox, spec.sandbox_memory_mb())
-            started_ms = wire.now_ms()
+            if spec_of(spec.language).compile:
+                compiled, reusable = await self.compiler.compiled(job.id, spec, pool, sandbox)
+                if compiled.files is None:
+                    return compile_error(job, compiled)
+                if not compiled.block["cached"]:
+                    await ready_again(sandbox)
+                reusable = False
+            await pool.set_memory(sandbox, spec.sandbox_memory_mb())
             message = rp.run_message(job.id, spec)
+            if spec.language != Language.PYTHON:
+                message.update(program_fields(spec, compiled))
             await sandbox.channel.send(message)
             sandbox.executions += 1
             self.executions += 1
@@ -87,11 +124,13 @@ class Executor:
             outcome, why = classify(report)
             reusable = outcome not in ABNORMAL
         finally:
-            self.pool.release(sandbox, reusable)
+            pool.release(sandbox, reusable)
         done_ms = wire.now_ms()
         queue_ms = max(0.0, started_ms - job.enqueued_ms)
         body = result_body(job.id, report, outcome, why, queue_ms, done_ms - job.enqueued_ms)
         body.update(returned_files(report))
+        if compiled is not None:
+            body["compile"] = compiled.block
         if outcome is not Outcome.OK:
             log.info("execution ended", extra={"job_id": job.id, "outcome": outcome})
         return orjson.dumps(body)

@@ -25,7 +25,7 @@ from service.worker.docker_engine import (
     Owner,
 )
 from service.worker.networked import NetworkedPool, RoutingExecutor
-from service.worker.pool import ContainerPool
+from service.worker.pools import LanguagePools
 from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ async def serve_worker(settings: Settings) -> None:
     removed = await asyncio.to_thread(sweep_orphans, engine, owner)
     if removed:
         log.info("removed orphaned sandboxes", extra={"count": removed})
-    pool = ContainerPool(engine, settings, owner, settings.image_for("python"))
+    pools = LanguagePools.build(engine, settings, owner)
+    pool = pools.python
     networked = (NetworkedPool(engine, settings, owner, settings.image_for("python"), pid_alive)
                  if settings.allow_network else None)
     redis = aioredis.from_url(settings.redis_url, socket_keepalive=True, socket_timeout=30,
@@ -76,17 +77,18 @@ async def serve_worker(settings: Settings) -> None:
     queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
                      settings.max_queue_depth)
     sessions = SessionHost(queue, pool, settings, worker_id)
-    executor = RoutingExecutor(pool, settings, OutputStream(redis, queue.keys), networked)
-    consumer = Consumer(queue, pool, executor, settings,
+    executor = RoutingExecutor(pools, settings, OutputStream(redis, queue.keys), networked)
+    consumer = Consumer(queue, pools, executor, settings,  # type: ignore[arg-type]
                         worker_id, host, sessions)
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, consumer.stop)
-    pool.start()
+    pools.start()
     if networked:
         networked.start()
-    log.info("worker started", extra={"worker_id": worker_id, "pool_size": pool.size})
+    log.info("worker started", extra={"worker_id": worker_id, "pool_size": pools.size,
+                                      "languages": settings.languages})
     serving_sessions = asyncio.create_task(sessions.serve(), name="sessions")
     try:
         await consumer.run(grace_s=settings.shutdown_grace_s)
@@ -94,7 +96,7 @@ async def serve_worker(settings: Settings) -> None:
         serving_sessions.cancel()
         await asyncio.gather(serving_sessions, return_exceptions=True)
         await sessions.close()
-        await pool.close()
+        await pools.close()
         if networked:
             await networked.close()
         with contextlib.suppress(Exception):

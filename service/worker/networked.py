@@ -22,6 +22,7 @@ from service.worker import firewall
 from service.worker.docker_engine import LABEL_HOST, LABEL_PID, DockerEngine, EngineUnavailable, Owner
 from service.worker.executor import Executor
 from service.worker.pool import ContainerPool, PoolUnavailable
+from service.worker.pools import LanguagePools
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,9 @@ class NetworkedPool(ContainerPool):
 class RoutingExecutor(Executor):
     """Runs jobs that asked for network access on the networked pool, the others as usual."""
 
-    def __init__(self, pool: ContainerPool, settings: Settings, output: OutputStream,
+    def __init__(self, pools: LanguagePools, settings: Settings, output: OutputStream,
                  networked: NetworkedPool | None):
-        super().__init__(pool, settings, output)
+        super().__init__(pools.python, settings, output, pools)
         self.networked = Executor(networked, settings, output) if networked else None
 
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:

@@ -1,5 +1,6 @@
 """From what the runner saw to what the caller is told."""
 
+import re
 import signal
 from typing import Any
 
@@ -22,10 +23,17 @@ TIME_LIMITS = {
 ABNORMAL = frozenset({Outcome.MEMORY_LIMIT, Outcome.OUTPUT_LIMIT, Outcome.KILLED})
 
 
+# The last words of runtimes whose own heap limit (below the container's) refused an allocation.
+RUNTIME_OUT_OF_MEMORY = re.compile(
+    r'^(?:Exception in thread "[^"]*" java\.lang\.OutOfMemoryError'  # Java
+    r"|FATAL ERROR: .*JavaScript heap out of memory)", re.MULTILINE)  # Node.js
+
+
 def _raised_memory_error(stderr: str) -> bool:
-    """Python's last words when an allocation beyond the limit was refused outright."""
+    """Python's last words when an allocation beyond the limit was refused outright, or
+    another runtime's."""
     lines = stderr.rstrip().rsplit("\n", 1)
-    return lines[-1].startswith("MemoryError")
+    return lines[-1].startswith("MemoryError") or bool(RUNTIME_OUT_OF_MEMORY.search(stderr))
 
 
 def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:

@@ -53,6 +53,7 @@ class ContainerPool:
         self.owner = owner
         self.image = image
         self.network = network  # the Docker network its containers join; None: no network
+        self.executable_tmpfs = False  # compiled programs run from the tmpfs (see pools.py)
         self.size = settings.pool_size
         self._idle: collections.deque[Sandbox] = collections.deque()
         self._idle_event = asyncio.Event()
@@ -153,7 +154,8 @@ class ContainerPool:
         """A warm container like the pool's, for a caller that keeps it: the pool's own capacity
         is unchanged. Raises EngineUnavailable, RunnerGone or TimeoutError."""
         spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
-                              self.engine.new_socket_dir(self.owner.deployment))
+                              self.engine.new_socket_dir(self.owner.deployment),
+                              self.executable_tmpfs)
         spec["labels"].update(labels)
         container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)
         sandbox = Sandbox(container_id, await RunnerChannel.open(sock, multiplexed), memory_mb)
@@ -206,7 +208,8 @@ class ContainerPool:
         memory_mb = self.settings.default_memory_mb
         while not self._closing:
             spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
-                                  self.engine.new_socket_dir(self.owner.deployment))
+                                  self.engine.new_socket_dir(self.owner.deployment),
+                                  self.executable_tmpfs)
             container_id = None
             try:
                 container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)

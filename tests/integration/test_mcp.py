@@ -36,7 +36,8 @@ async def test_list_tools_and_run_code(service: Service) -> None:
     async with mcp_session(service) as session:
         listed = await session.list_tools()
         names = {t.name for t in listed.tools}
-        assert names == {"run_python", "open_session", "run_in_session", "close_session"}
+        assert names == {"run_python", "run_code", "open_session", "run_in_session",
+                         "close_session"}
         run_python = next(t for t in listed.tools if t.name == "run_python")
         assert run_python.inputSchema["required"] == ["code"]
         result = await session.call_tool("run_python", {"code": "print(sum(range(10)))"})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import httpx
 from jsonschema import Draft202012Validator
 
-EXPECTED = {"run_python", "open_session", "run_in_session", "close_session"}
+EXPECTED = {"run_python", "run_code", "open_session", "run_in_session", "close_session"}
 
 
 def tool(client: httpx.Client, name: str, **arguments) -> dict:

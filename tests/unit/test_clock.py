@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "python"
+RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "runner"
 S = 1_000_000_000  # ns
 
 

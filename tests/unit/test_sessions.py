@@ -15,7 +15,7 @@ from service.models import SessionInfo, SessionRequest, SessionState
 from service.sessions import SessionRefused, build_session_spec, refused, require_open
 from service.settings import Settings
 
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "python"
+RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "runner"
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
 """Piston's API v2 (engineer-man/piston): `POST /api/v2/execute` and `GET /api/v2/runtimes`.
 
-Differences a Piston client may notice: the program runs as `main.py` whatever its file's name;
-`args` become sys.argv[1:]; `run.output` is stdout
-followed by stderr, not interleaved (the streams are captured apart); an omitted `run_timeout`
-or `run_memory_limit` means the service's defaults. Refusals are 400 with `message`, as Piston
-answers them, plus this service's `error` reason.
+Every language of service/languages.py is a runtime, under its Piston name and aliases. A
+compiled language's answer has a `compile` stage, and no `run` when the compile failed, as
+Piston answers. Differences a Piston client may notice: the program is written under the
+language's own name (`main.py`, `main.cpp`, Java's public class) whatever its file's name;
+`args` become the program's arguments; `output` is stdout followed by stderr, not interleaved
+(the streams are captured apart); an omitted `run_timeout` or `run_memory_limit` means the
+service's defaults; `compile_memory_limit` is not per request (SANDBOX_COMPILE_MEMORY_MB).
+Refusals are 400 with `message`, as Piston answers them, plus this service's `error` reason.
 """
 
 import base64
@@ -18,10 +21,11 @@ from service.api.caller import watch_caller
 from service.api.errors import error_response
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
+from service.languages import BY_NAME, REGISTRY, LanguageSpec, canonical
 from service.models import (
     BinaryFile,
+    CompileResult,
     ErrorBody,
-    Language,
     Outcome,
     RunRequest,
     RunResult,
@@ -32,9 +36,6 @@ from service.settings import mib_ceil
 router = APIRouter(prefix="/api/v2", tags=["compat: Piston"],
                    dependencies=[Depends(require_key), Depends(watch_caller)])
 
-PYTHON_VERSION = "3.11.2"  # Debian 12's python3, in the sandbox image
-PYTHON_ALIASES = ("py", "py3", "python3", "python3.11")
-PROGRAM_NAME = "main.py"  # the name the sandbox gives the program
 
 
 class PistonFile(BaseModel):
@@ -54,6 +55,7 @@ class ExecuteRequest(BaseModel):
     stdin: str | None = None
     args: list[str] = Field(default_factory=list)
     run_timeout: float | None = Field(None, ge=0, description="Milliseconds.")
+    compile_timeout: float | None = Field(None, ge=0, description="Milliseconds.")
     run_memory_limit: int | None = Field(None, description="Bytes; -1: the service's default.")
 
 
@@ -71,18 +73,42 @@ class Stage(BaseModel):
 
 
 class ExecuteResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"description": "`compile` for compiled "
+                                                 "languages; no `run` when the compile failed."})
+
     language: str
     version: str
-    run: Stage
+    compile: Stage | None = None
+    run: Stage | None = None
 
 
 class Runtime(BaseModel):
     language: str
     version: str
     aliases: list[str]
+    runtime: str | None = None
 
 
-def version_matches(selector: str, version: str = PYTHON_VERSION) -> bool:
+def runtime_of(spec: LanguageSpec) -> Runtime:
+    aliases = [a for a in (spec.name, *spec.aliases) if a != spec.display]
+    return Runtime(language=spec.display, version=spec.version, aliases=aliases,
+                   runtime=RUNTIME_NAMES.get(spec.image))
+
+
+RUNTIME_NAMES = {"cpp": "gcc", "node": "node"}  # as Piston names the runtime behind a language
+
+
+def find_runtime(language: str, version: str) -> LanguageSpec | None:
+    spec = BY_NAME.get(str(canonical(language)))
+    if spec is None and language in DISPLAY_NAMES:
+        spec = DISPLAY_NAMES[language]
+    return spec if spec is not None and version_matches(version, spec.version) else None
+
+
+DISPLAY_NAMES = {spec.display: spec for spec in REGISTRY}
+
+
+def version_matches(selector: str, version: str) -> bool:
     """SemVer selectors of the forms `*`, `3`, `3.11`, `3.x`, `3.11.2`."""
     parts = selector.strip().split(".")
     have = version.split(".")
@@ -115,22 +141,26 @@ def memory_mb(limit: int | None) -> int | None:
     return None if limit is None or limit <= 0 else mib_ceil(limit)
 
 
-def to_run_request(request: ExecuteRequest) -> RunRequest:
-    known = request.language in (Language.PYTHON, *PYTHON_ALIASES)
-    if not (known and version_matches(request.version)):
+def to_run_request(request: ExecuteRequest) -> tuple[RunRequest, LanguageSpec]:
+    spec = find_runtime(request.language, request.version)
+    if spec is None:
         raise InvalidRequest("unsupported_language",
                              f"{request.language}-{request.version} runtime is unknown")
     program = next((i for i, f in enumerate(request.files) if is_text(f)), None)
     if program is None:
         raise InvalidRequest("invalid_request", "files must include at least one utf8 encoded file")
+    code = request.files[program].content
     others = {(f.name or f"file{i}.code"): f for i, f in enumerate(request.files) if i != program}
-    if PROGRAM_NAME in others:
-        raise InvalidRequest("invalid_file_name", f"only the program may be named {PROGRAM_NAME}")
-    return RunRequest(
-        code=request.files[program].content, stdin=request.stdin,
+    if spec.source_name(code) in others:
+        raise InvalidRequest("invalid_file_name",
+                             f"only the program may be named {spec.source_name(code)}")
+    run = RunRequest(
+        code=code, language=spec.name, stdin=request.stdin,
         files={name: file_content(f) for name, f in others.items()}, args=request.args,
         timeout=request.run_timeout / 1000 if request.run_timeout else None,
+        compile_timeout=request.compile_timeout / 1000 if request.compile_timeout else None,
         memory_mb=memory_mb(request.run_memory_limit))
+    return run, spec
 
 
 def status_of(result: RunResult) -> str | None:
@@ -160,17 +190,37 @@ def to_stage(result: RunResult) -> Stage:
         memory=None)
 
 
+def compile_stage(block: CompileResult, result: RunResult) -> Stage:
+    """The compile as Piston reports it: a stage like the run's."""
+    timed_out = block.exit_code is None
+    message = result.message if result.outcome is Outcome.COMPILE_ERROR else None
+    return Stage(stdout=block.stdout, stderr=block.stderr, output=block.stdout + block.stderr,
+                 code=block.exit_code, signal="SIGKILL" if timed_out else None, message=message,
+                 status=("TO" if "timed out" in (message or "") else "SG" if timed_out else
+                         "RE" if block.exit_code else None),
+                 cpu_time=None, wall_time=block.duration_ms, memory=None)
+
+
+def execute_response(spec: LanguageSpec, result: RunResult) -> ExecuteResponse:
+    stages = {}  # as Piston: a stage that did not happen is left out
+    if result.compile is not None:
+        stages["compile"] = compile_stage(result.compile, result)
+    if result.outcome is not Outcome.COMPILE_ERROR:
+        stages["run"] = to_stage(result)
+    return ExecuteResponse(language=spec.display, version=spec.version, **stages)
+
+
 def refusal(reason: str, message: str) -> Response:
     return error_response(400, reason, message)
 
 
 @router.get("/runtimes", response_model=list[Runtime])
-async def runtimes() -> list[Runtime]:
+async def runtimes(services: Services = Depends(get_services)) -> list[Runtime]:
     """The languages this service runs, as Piston lists its runtimes."""
-    return [Runtime(language=Language.PYTHON.value, version=PYTHON_VERSION, aliases=list(PYTHON_ALIASES))]
+    return [runtime_of(spec) for spec in REGISTRY if spec.name in services.settings.languages]
 
 
-@router.post("/execute", response_model=ExecuteResponse,
+@router.post("/execute", response_model=ExecuteResponse, response_model_exclude_unset=True,
              responses={400: {"model": ErrorBody, "description": "Invalid request."},
                         429: {"model": ErrorBody, "description": "Queue full; retry later."}})
 async def execute(body: dict[str, Any] = Body(examples=[{
@@ -181,7 +231,8 @@ async def execute(body: dict[str, Any] = Body(examples=[{
     """Run a program as Piston would, and answer as Piston does."""
     try:
         request = ExecuteRequest.model_validate(body)
-        spec = build_job_spec(to_run_request(request), services.settings, wall_clock=True)
+        run, language = to_run_request(request)
+        spec = build_job_spec(run, services.settings, wall_clock=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -189,4 +240,4 @@ async def execute(body: dict[str, Any] = Body(examples=[{
     except InvalidRequest as exc:
         return refusal(exc.reason, str(exc))
     result = RunResult.model_validate_json(await services.submitter.run(spec))
-    return ExecuteResponse(language=Language.PYTHON.value, version=PYTHON_VERSION, run=to_stage(result))
+    return execute_response(language, result)

@@ -1,6 +1,10 @@
 """SandboxFusion's API (bytedance/SandboxFusion): `POST /run_code` and `GET /v1/ping`.
 
-Its clients (verl's and SkyRL's reward code, the `sandbox-fusion` package) work unchanged. The
+Its clients (verl's and SkyRL's reward code, the `sandbox-fusion` package) work unchanged. Its
+language names are this service's names or aliases (`cpp`, `java`, `nodejs`, `ts`, `go`, `rust`,
+`bash`, `python`, `pytest`); a compiled language's answer carries `compile_result` as
+SandboxFusion fills it (a program that does not compile: status Failed, `compile_result` Finished
+with the compiler's non-zero return code, or TimeLimitExceeded, and `run_result` null). The
 request's unknown fields are ignored, as SandboxFusion does. A full or unreachable queue is
 answered 504, the one status verl's client retries.
 """
@@ -16,7 +20,16 @@ from service.api.caller import watch_caller
 from service.api.errors import RETRY_AFTER_DOWN_S, RETRY_AFTER_FULL_S, error_response
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
-from service.models import BinaryFile, ErrorBody, Language, Outcome, RunRequest, RunResult
+from service.models import (
+    BinaryFile,
+    CompileResult,
+    ErrorBody,
+    Language,
+    LanguageName,
+    Outcome,
+    RunRequest,
+    RunResult,
+)
 from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
 
 router = APIRouter(tags=["compat: SandboxFusion"])
@@ -31,8 +44,8 @@ class RunCodeRequest(BaseModel):
     )
 
     code: str
-    language: Language = Language.PYTHON
-    compile_timeout: float = Field(10, description="Accepted; python has no compile step.")
+    language: LanguageName = Language.PYTHON
+    compile_timeout: float = Field(10, gt=0, description="Seconds, for compiled languages.")
     run_timeout: float = Field(10, gt=0, description="Seconds.")
     memory_limit_MB: int = Field(-1, description="MiB; 0 or less: the service's default.")
     stdin: str | None = None
@@ -77,6 +90,7 @@ def to_run_request(request: RunCodeRequest) -> RunRequest:
     memory = request.memory_limit_MB if request.memory_limit_MB > 0 else None
     return RunRequest(code=request.code, language=request.language, stdin=request.stdin,
                       files=files, timeout=request.run_timeout, memory_mb=memory,
+                      compile_timeout=request.compile_timeout,
                       return_files=[glob.escape(name) for name in request.fetch_files])
 
 
@@ -110,14 +124,28 @@ def run_status(outcome: Outcome) -> RunStatus:
     return RunStatus.FAILED
 
 
+def compile_result(block: CompileResult | None) -> CommandRunResult | None:
+    """As SandboxFusion reports its compile command: Finished with the compiler's exit code, or
+    TimeLimitExceeded without one."""
+    if block is None:
+        return None
+    status = (CommandRunStatus.FINISHED if block.exit_code is not None
+              else CommandRunStatus.TIME_LIMIT_EXCEEDED)
+    return CommandRunResult(status=status, execution_time=block.duration_ms / 1000,
+                            return_code=block.exit_code, stdout=block.stdout, stderr=block.stderr)
+
+
 def to_response(result: RunResult) -> RunCodeResponse:
+    compiled = compile_result(result.compile)
+    if result.outcome is Outcome.COMPILE_ERROR:  # nothing ran: SandboxFusion's run_result null
+        return RunCodeResponse(status=RunStatus.FAILED, message="", compile_result=compiled)
     status = command_status(result.outcome)
     run = CommandRunResult(
         status=status,
         execution_time=None if status is CommandRunStatus.ERROR else result.timing.run_ms / 1000,
         return_code=return_code(result), stdout=result.stdout, stderr=result.stderr)
     return RunCodeResponse(status=run_status(result.outcome), message=result.message or "",
-                           run_result=run,
+                           compile_result=compiled, run_result=run,
                            files={name: f.base64 for name, f in result.files.items()})
 
 

@@ -66,8 +66,8 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
         os._exit(126)
     if req is None:  # discarded by the runner
         os._exit(0)
-    if not req.get("fresh_interpreter"):  # a fresh one sets its own up, from the defaults
-        python_signals()
+    if not (req.get("fresh_interpreter") or req.get("command")):  # an exec'd program starts
+        python_signals()  # from the defaults (an ignored SIGPIPE would outlive the exec)
     if req.get("op") == "session":
         serve_cells(req, ctl_r, main, status_w)
     # A one-shot run's exit status is taken from the kernel alone: the code could write
@@ -76,10 +76,12 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
     os.close(status_w)
     try:
         apply_limits(req)
-        write_files(WORKDIR, req.get("files") or {})
+        write_files(WORKDIR, req.get("files") or {}, executable=req.get("executable") or ())
+        argv = [str(a) for a in req.get("argv") or []]
+        if req.get("command"):  # another language: its compiler, or its program
+            exec_command(req, argv)
         with open(MAIN_PATH, "x", encoding="utf-8", errors="surrogateescape") as f:
             f.write(req["code"])
-        argv = [str(a) for a in req.get("argv") or []]
         if req.get("fresh_interpreter"):
             os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], CHILD_ENV)
         sys.argv = [MAIN_PATH, *argv]
@@ -89,6 +91,17 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
             os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
         finally:
             os._exit(127)
+
+
+def exec_command(req, argv):
+    """Write the source (if the request has one) where the command expects it, and become the
+    command: a compiler, or the program (an interpreter, or the compiled file)."""
+    if req.get("source"):
+        with open(os.path.join(WORKDIR, req["source"]), "x", encoding="utf-8",
+                  errors="surrogateescape") as f:
+            f.write(req["code"])
+    command = [str(a) for a in req["command"]]
+    os.execvpe(command[0], [*command, *argv], CHILD_ENV)
 
 
 class Zygote:

@@ -38,11 +38,14 @@ def open_beneath(root, parts, flags, make_dirs=False):
         os.close(dir_fd)
 
 
-def write_files(workdir, files, replace=False):
-    """Write the request's files as the sandbox uid, never following a symlink."""
+def write_files(workdir, files, replace=False, executable=()):
+    """Write the request's files as the sandbox uid, never following a symlink; those named in
+    `executable` (a compiled program) may be executed."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
     for name, b64 in files.items():
         fd = open_beneath(workdir, name_parts(name), flags, make_dirs=True)
+        if name in executable:
+            os.fchmod(fd, 0o755)
         with os.fdopen(fd, "wb") as f:
             f.write(base64.b64decode(b64))
 
