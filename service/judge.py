@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from service.jobspec import InvalidRequest
 from service.models import (
     CaseResult,
+    Checker,
     CompareMode,
     JudgeCase,
     JudgeRequest,
@@ -62,9 +63,10 @@ def check_cases(request: JudgeRequest, max_cases: int, max_bytes: int) -> None:
     if len(request.cases) > max_cases:
         raise InvalidRequest("too_many_cases", f"at most {max_cases} cases in one request")
     for i, case in enumerate(request.cases):
-        if case.expected_stdout is None and case.assertion is None:
+        if case.expected_stdout is None and case.assertion is None and request.checker is None:
             raise InvalidRequest("invalid_case",
-                                 f"cases[{i}]: give expected_stdout, assertion, or both")
+                                 f"cases[{i}]: give expected_stdout, assertion, or both "
+                                 "(or a checker)")
         if case.assertion is not None and request.language != Language.PYTHON:
             raise InvalidRequest("invalid_case", f"cases[{i}]: assertions are python code; "
                                  f"judge {request.language} by expected_stdout")
@@ -210,3 +212,37 @@ class FirstFailure:
         """Every case: judged up to the first failure, skipped after it."""
         failed = self.passed_prefix
         return [self.done[i] if i <= failed else skipped(i, failed) for i in range(self.total)]
+
+
+# --- a checker program ---------------------------------------------------------------------------
+
+CHECKER_ARGS = ["input.txt", "output.txt", "answer.txt"]  # testlib's order
+CHECKER_VERDICTS = {0: Verdict.PASSED, 1: Verdict.WRONG_ANSWER, 2: Verdict.PRESENTATION_ERROR}
+
+
+def checker_requests(request: JudgeRequest, checker: Checker,
+                     judged: Sequence[CaseResult]) -> dict[int, RunRequest]:
+    """A checker run for every case whose program ran to its end (the others keep their
+    verdict): its input, the program's output and the expected output as files."""
+    runs = {}
+    for case, verdict in zip(request.cases, judged, strict=True):
+        if verdict.result is None or verdict.result.outcome is not Outcome.OK:
+            continue
+        files = {**checker.files, "input.txt": case.stdin or "",
+                 "output.txt": verdict.result.stdout, "answer.txt": case.expected_stdout or ""}
+        runs[verdict.index] = RunRequest(code=checker.code, language=checker.language,
+                                         files=files, args=CHECKER_ARGS,
+                                         compile_timeout=request.compile_timeout)
+    return runs
+
+
+def checked_case(judged: CaseResult, checked: RunResult) -> CaseResult:
+    """The verdict the checker gave a case; a checker that failed is our failure."""
+    said = (checked.stdout + checked.stderr).strip().split("\n", 1)[0][:200] or None
+    verdict = CHECKER_VERDICTS.get(checked.exit_code) if checked.outcome in (
+        Outcome.OK, Outcome.ERROR) else None
+    if verdict is None:
+        why = checked.message or f"exit code {checked.exit_code}"
+        verdict, said = Verdict.SANDBOX_ERROR, f"the checker failed ({checked.outcome}): {why}"
+    return judged.model_copy(update={"verdict": verdict,
+                                     "message": None if verdict is Verdict.PASSED else said})

@@ -251,6 +251,7 @@ class Verdict(StrEnum):
     COMPILE_ERROR = "compile_error"  # the program did not compile
     SKIPPED = "skipped"  # after the first failure, when asked to stop there
     CANCELLED = "cancelled"  # its job was cancelled (DELETE /v1/jobs/{id}): not the code's fault
+    PRESENTATION_ERROR = "presentation_error"  # the checker's exit code 2
 
 
 class JudgeCase(BaseModel):
@@ -264,6 +265,20 @@ class JudgeCase(BaseModel):
     assertion: str | None = Field(
         None, description="Code appended to the program (e.g. `assert add(2, 2) == 4`); the case "
         "passes only if it runs to its end.")
+
+
+class Checker(BaseModel):
+    """A program that decides each case (testlib's convention): run as `checker input.txt
+    output.txt answer.txt` (the case's stdin, the program's stdout, the expected stdout), it
+    exits 0 (accepted), 1 (wrong answer) or 2 (presentation error); anything else is a failure
+    of the checker, reported as sandbox_error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(description="The checker's source (e.g. C++ with testlib.h given in files).")
+    language: LanguageName = Field(Language.PYTHON, description=LANGUAGE_HELP)
+    files: dict[str, FileContent] = Field(default_factory=dict,
+                                          description="Files beside it (testlib.h, say).")
 
 
 class JudgeRequest(BaseModel):
@@ -303,6 +318,8 @@ class JudgeRequest(BaseModel):
     priority: PriorityField = None
     compile_timeout: float | None = Field(None, gt=0, description="As for POST /v1/run; the "
                                           "program is compiled once for all cases.")
+    checker: Checker | None = Field(None, description="Decides each case that ran to its end "
+                                    "instead of `compare`; compiled once too.")
 
 
 class CaseResult(BaseModel):

@@ -12,7 +12,7 @@ from service.api.caller import watch_caller
 from service.api.runs import ERRORS
 from service.api.services import Services, get_services
 from service.jobspec import JobSpec
-from service.models import CaseResult, JudgeRequest, JudgeResult, Priority, RunResult
+from service.models import CaseResult, Checker, JudgeRequest, JudgeResult, Priority, RunResult
 from service.priority import choose_lane
 from service.submit import Submitter
 
@@ -63,5 +63,31 @@ async def judge_program(request: JudgeRequest,
     except InvalidItem as exc:
         return exc.response()
     lane = choose_lane(request.priority, Priority.BULK, len(specs), services.settings)
+    if request.checker is not None:
+        return await judge_with_checker(services, specs, request, request.checker, nonce, lane)
     run = run_to_first_failure if request.stop_on_first_failure else run_all
     return judge.summarize(await run(services.submitter, specs, request, nonce, lane))
+
+
+async def judge_with_checker(services: Services, specs: Sequence[JobSpec], request: JudgeRequest,
+                             checker: Checker, nonce: str,
+                             lane: Priority) -> JudgeResult | Response:
+    """Every case runs; then the checker decides those that ran to their end (one job each,
+    compiled once); with stop_on_first_failure the cases after the first failure are skipped."""
+    cases = await run_all(services.submitter, specs, request, nonce, lane)
+    runs = judge.checker_requests(request, checker, cases)
+    try:
+        checker_specs = item_specs(list(runs.values()), services.settings, "checker")
+    except InvalidItem as exc:
+        return exc.response()
+    answers = await services.submitter.run_many(checker_specs, lane) if checker_specs else []
+    results = dict(zip(runs, answers, strict=True))
+    cases = [judge.checked_case(case, RunResult.model_validate_json(results[case.index]))
+             if case.index in results else case for case in cases]
+    if not request.stop_on_first_failure:
+        return judge.summarize(cases)
+    first_failure = judge.FirstFailure(len(cases))
+    for case in cases:
+        if first_failure.add(case):
+            break
+    return judge.summarize(first_failure.cases())

@@ -195,7 +195,8 @@ class Compiler:
                  "exit_code": report["exit_code"], "duration_ms": report["run_ms"],
                  "cached": False}
         files = None if message else report["files"]
-        return Compiled(block, files, message, deterministic=reusable), reusable
+        killed = outcome in (Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.KILLED)
+        return Compiled(block, files, message, deterministic=not killed), reusable
 
 
 async def ready_again(sandbox: Sandbox) -> None:

@@ -331,3 +331,42 @@ def test_piston_runtimes_one_per_language(languages: httpx.Client) -> None:
     refused = languages.post("/api/v2/execute", json={"language": "c++", "version": "9",
                                                       "files": [{"content": CPP_SUM}]})
     assert refused.status_code == 400 and refused.json()["error"] == "unsupported_language"
+
+
+# --- a checker ------------------------------------------------------------------------------------
+
+PY_CHECKER = """import sys
+_, output, answer = (open(name).read() for name in sys.argv[1:4])
+if output.strip() == "boom":
+    sys.exit(7)  # a checker that fails: ours to report
+if output.split() != answer.split():
+    print("expected", answer.split(), "got", output.split())
+    sys.exit(1)
+sys.exit(0 if output == answer else 2)
+"""
+
+
+def test_checker_decides_each_case(languages: httpx.Client) -> None:
+    cases = [{"stdin": "1 2\n", "expected_stdout": "1 2\n"},  # accepted
+             {"stdin": "3\n", "expected_stdout": "4\n"},  # wrong answer
+             {"stdin": "5   6\n", "expected_stdout": "5 6\n"},  # presentation error
+             {"stdin": "boom\n", "expected_stdout": "x\n"}]  # the checker fails
+    body = languages.post("/v1/judge", json={
+        "code": "cat", "language": "bash", "cases": cases,
+        "checker": {"code": PY_CHECKER, "language": "python"}}).json()
+    verdicts = [c["verdict"] for c in body["cases"]]
+    assert verdicts == ["passed", "wrong_answer", "presentation_error", "sandbox_error"], body
+    assert "expected ['4'] got ['3']" in body["cases"][1]["message"]
+    assert "checker failed" in body["cases"][3]["message"]
+    assert body["passed"] == 1
+
+
+def test_checker_in_cpp_compiled_once(languages: httpx.Client) -> None:
+    checker = fresh("#include <fstream>\nint main(int c, char** v){std::ifstream o(v[2]), a(v[3]);"
+                    "double x, y; o >> x; a >> y; return (x - y < 1e-3 && y - x < 1e-3) ? 0 : 1;}",
+                    "cpp")
+    cases = [{"stdin": str(i), "expected_stdout": f"{i / 3:.6f}"} for i in range(6)]
+    body = languages.post("/v1/judge", json={
+        "code": "n = int(input())\nprint(round(n / 3, 4))", "cases": cases,
+        "checker": {"code": checker, "language": "cpp"}}).json()
+    assert [c["verdict"] for c in body["cases"]] == ["passed"] * 6, body
