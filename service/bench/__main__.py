@@ -4,7 +4,8 @@ Starts its own Redis, API and worker, runs the workloads (L1, L2, T1-T4; then, o
 stack, the caller scenes S2 and S3 and the Redis commands per job) and the baselines in
 the same run (R1: a container per snippet; F1: the runner alone, with its CPU and page faults
 per execution; the bare fork of the sandbox's interpreter), then the scenes S1 and S4
-(service/bench/storm.py) on a stack of their own at the defaults of `make serve`; prints a
+(service/bench/storm.py) on a stack of their own at the defaults of `make serve`, and P1 per
+language (service/bench/languages.py) on one serving every language; prints a
 table with the ratios and writes the figures as JSON.
 
     python -m service.bench [--short] [--json PATH] [--workers N] [--pool-size N]
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bench import callers, storm
+from service.bench import callers, languages, storm
 from service.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
 from service.bench.cpu import CpuMeter
 from service.bench.stack import LocalStack
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     figures["fork_floor"] = fork_floor(settings.image_for("python"), ["", settings.preload],
                                        sizes["fork"])
     figures["scenes"] = storm.measure()
+    figures["P1"] = languages.measure()
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
               "mode": "short" if args.short else "full", "workers": args.workers,
               "pool_size": args.pool_size, "command": " ".join(["python -m service.bench",
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     args.json.write_text(json.dumps(result, indent=2))
     print(table(result))
     print(f"scenes at the defaults of `make serve`:\n{storm.table(figures['scenes'])}")
+    print(f"P1 per language:\n{languages.table(figures['P1'])}")
     print(f"figures written to {args.json}")
 
 
