@@ -65,8 +65,7 @@ def check_cases(request: JudgeRequest, max_cases: int, max_bytes: int) -> None:
     for i, case in enumerate(request.cases):
         if case.expected_stdout is None and case.assertion is None and request.checker is None:
             raise InvalidRequest("invalid_case",
-                                 f"cases[{i}]: give expected_stdout, assertion, or both "
-                                 "(or a checker)")
+                                 f"cases[{i}]: give expected_stdout, assertion, or both")
         if case.assertion is not None and request.language != Language.PYTHON:
             raise InvalidRequest("invalid_case", f"cases[{i}]: assertions are python code; "
                                  f"judge {request.language} by expected_stdout")
