@@ -74,6 +74,9 @@ def test_dashboard_follows_the_jobs(page: Page, service: Service, client: httpx.
     assert "ms" in page.inner_text("#latency tbody")
     assert page.inner_text("#queue-depth") == "0 / 0"  # interactive / bulk
     assert page.inner_text("#cancelled").isdigit()
+    tenant = page.locator("#tenant-anonymous td")  # no keys: everyone is the anonymous admin
+    assert tenant.first.inner_text() == "anonymous (admin)"
+    assert int(tenant.nth(4).inner_text()) >= len(codes)  # answered in the last minute
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

@@ -1,7 +1,10 @@
 """Tenants through HTTP → Redis → worker → container: isolation, admins, quotas, reloading."""
 
+import asyncio
 import hashlib
+import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from mcp import ClientSession, types
+from mcp.client.streamable_http import streamablehttp_client
 
 from service.keys import Keys
 from tests.support import Service, api_only
@@ -309,3 +314,52 @@ def test_nemo_skills_session_names_are_each_tenant_s_own(
     finally:
         a.delete("/sessions/rollout-1")
         b.delete("/sessions/rollout-1")
+
+
+async def mcp_call(service: Service, tenant: str, tool: str, arguments: dict) -> dict:
+    headers = {"authorization": f"Bearer {KEYS[tenant]}"}
+    async with (streamablehttp_client(f"{service.base_url}/mcp", headers=headers,
+                                      timeout=120) as (read, write, _),
+                ClientSession(read, write) as session):
+        await session.initialize()
+        result = await session.call_tool(tool, arguments)
+    first = result.content[0]
+    assert isinstance(first, types.TextContent)
+    return json.loads(first.text)
+
+
+@pytest.mark.filterwarnings("ignore:Use `streamable_http_client`:DeprecationWarning")
+def test_mcp_acts_as_the_key_s_tenant(tenanted: Service) -> None:
+    opened = asyncio.run(mcp_call(tenanted, "team-a", "open_session", {}))
+    sid = opened["session_id"]
+    try:
+        mine = asyncio.run(mcp_call(tenanted, "team-a", "run_in_session",
+                                    {"session_id": sid, "code": "6 * 7"}))
+        assert mine["value"] == "42", mine
+        theirs = asyncio.run(mcp_call(tenanted, "team-b", "run_in_session",
+                                      {"session_id": sid, "code": "6 * 7"}))
+        assert theirs["error"] == "not_found", theirs
+    finally:
+        asyncio.run(mcp_call(tenanted, "team-a", "close_session", {"session_id": sid}))
+
+
+def test_sighup_reads_the_file_even_when_its_stamp_did_not_move(
+        tenanted: Service, tenants_file: Path, clients: dict[str, httpx.Client]) -> None:
+    good = tenants_file.read_text()
+    before = tenants_file.stat()
+    digest = hashlib.sha256(KEYS["team-a"].encode()).hexdigest()
+    try:
+        with tenants_file.open("r+") as f:  # the same inode, size and mtime: a poll sees nothing
+            f.write(good.replace(digest, "0" * 64))
+        os.utime(tenants_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert clients["team-a"].post("/v1/run", json={"code": "print(1)"}).status_code == 200
+        assert tenanted.api is not None
+        tenanted.api.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while clients["team-a"].post("/v1/run", json={"code": "print(1)"}).status_code != 401:
+            assert time.monotonic() < deadline, "SIGHUP did not reload the tenants"
+            time.sleep(0.2)
+        assert clients["team-b"].post("/v1/run", json={"code": "print(1)"}).status_code == 200
+    finally:
+        write(tenants_file, good)
+    assert clients["team-a"].post("/v1/run", json={"code": "print(1)"}).status_code == 200
