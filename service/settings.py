@@ -64,6 +64,10 @@ class Settings(BaseSettings):
                                    "idle this long is stopped.")
     executions_per_container: int = Field(1000, ge=1, description="Recycle a container after this many.")
     preload: str = Field("numpy", description="Modules the runner imports before forking (comma-separated).")
+    cpu_slots: int = Field(
+        0, ge=0, le=1024, description="Runs of a worker whose timeout forgives waits for a CPU "
+        "(the native routes) start only while fewer than this many of them are busy on the CPU; "
+        "sleepers hold none. 0: twice the host's cores.")
     container_cpus: float = Field(1.0, gt=0, le=64, description="CPU quota of one container.")
     container_pids: int = Field(128, ge=16, le=4096, description="Processes in one container.")
     container_tmpfs_mb: int = Field(64, ge=1, le=4096, description="Size of the working tmpfs.")

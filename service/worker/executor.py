@@ -7,6 +7,7 @@ unreusable: the pool replaces it, and removing the container is what kills the c
 import asyncio
 import logging
 import mimetypes
+import os
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from service.languages import spec_of
 from service.models import Language, Outcome
 from service.output_stream import OutputStream
 from service.settings import Settings
+from service.worker.admission import CpuAdmission, Ticket
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.outcome import ABNORMAL, classify, result_body
 from service.worker.output_relay import answer_relaying
@@ -67,6 +69,7 @@ class Executor:
         self.output = output  # where a streamed job's output goes as it comes
         self.compiler = Compiler(settings)
         self.executions = 0
+        self.admission = CpuAdmission(settings.cpu_slots or 2 * (os.cpu_count() or 1))
 
     async def run(self, job: wire.Job) -> bytes:
         """The result of a job, as JSON: always a result, never an exception."""
@@ -93,8 +96,16 @@ class Executor:
         return pool
 
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
+        if spec.cpu_wait_allowance_s <= 0:  # a plain wall-clock timeout: no admission
+            return await self._execute(job, spec, None)
+        async with self.admission.admitted() as ticket:
+            return await self._execute(job, spec, ticket)
+
+    async def _execute(self, job: wire.Job, spec: JobSpec, ticket: Ticket | None) -> bytes:
         pool = self._pool_for(spec)
         sandbox = await pool.lease(LEASE_TIMEOUT_S)
+        if ticket is not None:
+            self.admission.attach(ticket, sandbox.container_id)
         reusable = False
         compiled = None
         started_ms = wire.now_ms()

@@ -1,0 +1,108 @@
+"""Admission of runs whose timeout forgives the waits for a CPU: a few busy ones at a time.
+
+Such a run (`/v1/run` and the other native routes) is charged only for the time it ran or could
+have run, within a wall-clock cap. Sixteen of them needing a second of CPU each, all started at
+once on two cores, would each wait fifteen seconds for its turns and reach that cap. So a
+worker starts one only while fewer than `slots` of its admitted runs are busy on the CPU; the
+others wait in the worker, where waiting is queue time, never charged. Busy is measured, not
+guessed: a run's container has spent at least BUSY_CPUS of the last SAMPLE_S running or ready
+to run (its threads, listed in the engine's cgroup, and their /proc/<tid>/schedstat, read from
+the host; waiting for a CPU counts, so that a busy run stays busy on a loaded host), so
+sleepers and programs blocked on input hold no slot.
+A run just started counts as busy until its first sample. Where the worker cannot see the
+engine's cgroups (a remote engine, a pod), a run counts as busy for its first sample only.
+
+Runs with plain wall-clock timeouts (the compatibility routes, whose peers run every request at
+once) are not admitted here: they only wait for a free container.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SAMPLE_S = 0.1
+BUSY_CPUS = 0.5  # of a core, running or ready to run
+CGROUP_THREADS = (  # where the engine keeps a container's threads (host ids)
+    "/sys/fs/cgroup/cpu/docker/{id}/tasks",  # v1, cgroupfs driver
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.threads",  # v2, systemd driver
+    "/sys/fs/cgroup/docker/{id}/cgroup.threads",  # v2, cgroupfs driver
+)
+
+
+def read_runnable_ns(container_id: str) -> int | None:
+    """The time a container's threads have run or waited to run, summed (each thread's
+    /proc/<tid>/schedstat); None if this host does not show the container."""
+    for pattern in CGROUP_THREADS:
+        try:
+            threads = Path(pattern.format(id=container_id)).read_text().split()
+        except OSError:
+            continue
+        total = 0
+        for tid in threads:
+            try:
+                fields = Path(f"/proc/{tid}/schedstat").read_text().split()
+            except OSError:
+                continue  # it ended meanwhile
+            total += int(fields[0]) + int(fields[1])
+        return total
+    return None
+
+
+@dataclass
+class Ticket:
+    """One admitted run: busy until a sample of its container says otherwise."""
+
+    number: int
+    container_id: str | None = None
+    runnable_ns: int | None = None
+    sampled: float = field(default_factory=time.monotonic)
+    busy: bool = True
+
+    def sample(self, now: float) -> None:
+        if self.container_id is None or now - self.sampled < SAMPLE_S:
+            return
+        runnable = read_runnable_ns(self.container_id)
+        if runnable is not None and self.runnable_ns is not None:
+            self.busy = (runnable - self.runnable_ns) / 1e9 / (now - self.sampled) >= BUSY_CPUS
+        else:
+            self.busy = False  # not seen from here: busy for its first sample only
+        self.runnable_ns, self.sampled = runnable, now
+
+
+class CpuAdmission:
+    def __init__(self, slots: int):
+        self.slots = slots
+        self._tickets: dict[int, Ticket] = {}
+        self._numbers = itertools.count()
+        self._left = asyncio.Event()  # a run ended: its slot may be free
+
+    def busy(self) -> int:
+        now = time.monotonic()
+        for ticket in self._tickets.values():
+            ticket.sample(now)
+        return sum(ticket.busy for ticket in self._tickets.values())
+
+    @contextlib.asynccontextmanager
+    async def admitted(self) -> AsyncIterator[Ticket]:
+        """Once fewer than `slots` admitted runs are busy; `attach` the run's container."""
+        while self.busy() >= self.slots:  # until a run ends, or the next sample
+            self._left.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._left.wait(), SAMPLE_S)
+        ticket = Ticket(next(self._numbers))
+        self._tickets[ticket.number] = ticket
+        try:
+            yield ticket
+        finally:
+            del self._tickets[ticket.number]
+            self._left.set()
+
+    @staticmethod
+    def attach(ticket: Ticket, container_id: str) -> None:
+        ticket.container_id = container_id
+        ticket.runnable_ns = read_runnable_ns(container_id)
+        ticket.sampled = time.monotonic()
