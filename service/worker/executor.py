@@ -104,8 +104,6 @@ class Executor:
     async def _execute(self, job: wire.Job, spec: JobSpec, ticket: Ticket | None) -> bytes:
         pool = self._pool_for(spec)
         sandbox = await pool.lease(LEASE_TIMEOUT_S)
-        if ticket is not None:
-            self.admission.attach(ticket, sandbox.container_id)
         reusable = False
         compiled = None
         started_ms = wire.now_ms()
@@ -122,6 +120,8 @@ class Executor:
             if spec.language != Language.PYTHON:
                 message.update(program_fields(spec, compiled))
             await sandbox.channel.send(message)
+            if ticket is not None:  # measured from here: the code has its request
+                self.admission.attach(ticket, sandbox.container_id)
             sandbox.executions += 1
             self.executions += 1
             try:
