@@ -5,10 +5,11 @@ have run, within a wall-clock cap. Sixteen of them needing a second of CPU each,
 once on two cores, would each wait fifteen seconds for its turns and reach that cap. So a
 worker starts one only while fewer than `slots` of its admitted runs are busy on the CPU; the
 others wait in the worker, where waiting is queue time, never charged. Busy is measured, not
-guessed: a run's container has spent at least BUSY_CPUS of the last SAMPLE_S running or ready
-to run (its threads, listed in the engine's cgroup, and their /proc/<tid>/schedstat, read from
-the host; waiting for a CPU counts, so that a busy run stays busy on a loaded host), so
-sleepers and programs blocked on input hold no slot.
+guessed: a thread of the run's container is running or ready to run (state R) when sampled,
+or its threads spent at least BUSY_CPUS of the last SAMPLE_S so (their /proc/<tid>/schedstat;
+the threads are listed in the engine's cgroup, read from the host). Waiting for a CPU counts,
+so that a busy run stays busy on a loaded host; sleepers and programs blocked on input hold
+no slot.
 A run just started counts as busy until its first sample. Where the worker cannot see the
 engine's cgroups (a remote engine, a pod), a run counts as busy for its first sample only.
 
@@ -33,22 +34,25 @@ CGROUP_THREADS = (  # where the engine keeps a container's threads (host ids)
 )
 
 
-def read_runnable_ns(container_id: str) -> int | None:
-    """The time a container's threads have run or waited to run, summed (each thread's
-    /proc/<tid>/schedstat); None if this host does not show the container."""
+def read_threads(container_id: str) -> tuple[int, bool] | None:
+    """Of a container's threads: the time they have run or waited to run, summed (each one's
+    /proc/<tid>/schedstat, which counts a wait once it has ended), and whether one of them is
+    running or ready to run now; None if this host does not show the container."""
     for pattern in CGROUP_THREADS:
         try:
             threads = Path(pattern.format(id=container_id)).read_text().split()
         except OSError:
             continue
-        total = 0
+        total, ready = 0, False
         for tid in threads:
             try:
                 fields = Path(f"/proc/{tid}/schedstat").read_text().split()
-            except OSError:
+                state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
                 continue  # it ended meanwhile
             total += int(fields[0]) + int(fields[1])
-        return total
+            ready = ready or state == "R"
+        return total, ready
     return None
 
 
@@ -65,11 +69,13 @@ class Ticket:
     def sample(self, now: float) -> None:
         if self.container_id is None or now - self.sampled < SAMPLE_S:
             return
-        runnable = read_runnable_ns(self.container_id)
-        if runnable is not None and self.runnable_ns is not None:
-            self.busy = (runnable - self.runnable_ns) / 1e9 / (now - self.sampled) >= BUSY_CPUS
-        else:
+        seen = read_threads(self.container_id)
+        if seen is None or self.runnable_ns is None:
             self.busy = False  # not seen from here: busy for its first sample only
+            return
+        runnable, ready = seen
+        rate = (runnable - self.runnable_ns) / 1e9 / (now - self.sampled)
+        self.busy = ready or rate >= BUSY_CPUS
         self.runnable_ns, self.sampled = runnable, now
 
 
@@ -104,5 +110,6 @@ class CpuAdmission:
     @staticmethod
     def attach(ticket: Ticket, container_id: str) -> None:
         ticket.container_id = container_id
-        ticket.runnable_ns = read_runnable_ns(container_id)
+        seen = read_threads(container_id)
+        ticket.runnable_ns = None if seen is None else seen[0]
         ticket.sampled = time.monotonic()
