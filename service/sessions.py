@@ -23,6 +23,7 @@ from redis import asyncio as aioredis
 from service import wire
 from service.jobspec import TRANSIT_GRACE_S, JobSpec, _bounded, build_job_spec
 from service.keys import Keys
+from service.live_workers import LiveWorkers
 from service.models import (
     RunRequest,
     SessionInfo,
@@ -38,7 +39,6 @@ from service.settings import Settings
 from service.tenants import Tenant
 
 HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
-WORKERS_FRESH_S = 0.5  # how long an API process uses the live workers it read
 OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
 CLOSE_WAIT_S = 15.0
 RECORD_GRACE_S = 60.0  # an open session's record outlives its idle TTL by this much
@@ -299,8 +299,7 @@ class SessionBroker:
         self.claims = WarmClaims(queue.redis, queue.keys)
         self.output = OutputStream(queue.redis, queue.keys)
         self.silence_s = settings.heartbeat_s * HEARTBEATS_OF_SILENCE
-        self._workers_read: asyncio.Future[list[dict[str, str]]] | None = None
-        self._workers_at = 0.0
+        self.workers = LiveWorkers(queue, self.silence_s)
 
     async def open(self, req: SessionRequest, tenant: Tenant, limits: Settings) -> bytes:
         """Open a session for the tenant, its limits checked against `limits` (its caps): a warm
@@ -308,7 +307,7 @@ class SessionBroker:
         first call), else one the worker with most room starts for it."""
         spec = build_session_spec(req, limits, tenant.name)
         session_id = new_id()
-        workers = await self._live_workers()
+        workers = await self.workers.read()
         claimed = await self._claim(session_id, spec, workers, tenant)
         if claimed is not None:
             return claimed.model_dump_json().encode()
@@ -427,21 +426,6 @@ class SessionBroker:
         for info in lost:
             await self.registry.end(info.id, info.tenant, SessionState.LOST, "its worker stopped")
         return [i for i in infos if i.worker in live]
-
-    async def _live_workers(self) -> list[dict[str, str]]:
-        """The live workers' descriptions, read again at most every WORKERS_FRESH_S: a burst
-        of opens reads them once, all waiting on the same read."""
-        loop = asyncio.get_running_loop()
-        if self._workers_read is None or (self._workers_read.done()
-                                          and loop.time() - self._workers_at >= WORKERS_FRESH_S):
-            self._workers_at = loop.time()
-            self._workers_read = asyncio.ensure_future(self.queue.live_workers(self.silence_s))
-        try:
-            return await asyncio.shield(self._workers_read)
-        except BaseException:
-            if self._workers_read.done():
-                self._workers_read = None  # a failed read is not kept
-            raise
 
     async def _call(self, worker_id: str, op: str, session_id: str, payload: bytes,
                     wait_s: float, call_id: str | None = None) -> bytes:

@@ -7,6 +7,7 @@ import asyncio
 import codecs
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
 from fastapi import Request
@@ -15,6 +16,7 @@ from service.output_stream import OutputStream
 
 EVENT_STREAM = "text/event-stream"
 POLL_MS = 250  # the longest a read of the output waits before looking at the answer again
+RESULT = "result"
 
 
 def wants_events(request: Request) -> bool:
@@ -31,9 +33,23 @@ async def events(answer: Awaitable[bytes], output: OutputStream, request_id: str
                  first: bytes = b"") -> AsyncIterator[bytes]:
     """`first`, then the request's output pieces as they come, then its answer. `refusal` turns
     an exception of the answer into an error event's body (None: not a refusal, raised on)."""
-    task = asyncio.ensure_future(answer)
     if first:
         yield first
+    try:
+        async for name, data in output_then_answer(answer, output, request_id):
+            yield event(name, orjson.dumps({"text": data}) if name != RESULT else data)
+    except Exception as exc:
+        body = refusal(exc)
+        if body is None:
+            raise
+        yield event("error", body)
+
+
+async def output_then_answer(answer: Awaitable[bytes], output: OutputStream, request_id: str
+                             ) -> AsyncIterator[tuple[str, Any]]:
+    """("stdout" or "stderr", text) as the request's output comes, then (RESULT, its answer);
+    the answer's exception is raised. The output stream is deleted at the end."""
+    task = asyncio.ensure_future(answer)
     decoders = {name: codecs.getincrementaldecoder("utf-8")("replace")
                 for name in ("stdout", "stderr")}
     after = "0"
@@ -45,18 +61,10 @@ async def events(answer: Awaitable[bytes], output: OutputStream, request_id: str
                 after = piece.entry_id
                 text = decoders[piece.stream].decode(piece.data)
                 if text:
-                    yield event(piece.stream, orjson.dumps({"text": text}))
+                    yield piece.stream, text
             if done and not pieces:
                 break
-        try:
-            body = task.result()
-        except Exception as exc:
-            body_of_refusal = refusal(exc)
-            if body_of_refusal is None:
-                raise
-            yield event("error", body_of_refusal)
-            return
-        yield event("result", body)
+        yield RESULT, task.result()
     finally:
         task.cancel()
         with contextlib.suppress(Exception):

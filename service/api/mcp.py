@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.auth import bearer
 from service.api.errors import error_response
-from service.api.tools import TOOLS, call_tool
+from service.api.tools import TOOLS, Progress, call_tool
 from service.tenants import Tenant, TenantDirectory
 
 PATH = "/mcp"
@@ -38,13 +38,32 @@ def mcp_server(app: FastAPI) -> Server:
         # The HTTP request the call came in, whose tenant MCPEndpoint found from its key.
         tenant: Tenant = server.request_context.request.state.tenant  # type: ignore[union-attr]
         services = app.state.services.for_tenant(tenant, app.state.tenants.limits(tenant))
-        output = await call_tool(name, arguments, services, app.state.sessions)
+        output = await call_tool(name, arguments, services, app.state.sessions,
+                                 progress_reporter(server))
         content: list[types.ContentBlock] = [types.TextContent(type="text", text=output.text)]
         content += [types.ImageContent(type="image", data=image["base64"],
                                        mimeType=image["media_type"]) for image in output.images]
         return types.CallToolResult(content=content, isError=output.is_error)
 
     return server
+
+
+def progress_reporter(server: Server) -> Progress | None:
+    """Where the call's output goes as it is printed: progress notifications, one per piece
+    (their message the text), if the client asked for progress (a progressToken)."""
+    context = server.request_context
+    token = context.meta.progressToken if context.meta else None
+    if token is None:
+        return None
+    sent = 0
+
+    async def report(text: str) -> None:
+        nonlocal sent
+        sent += 1
+        await context.session.send_progress_notification(
+            token, sent, message=text, related_request_id=str(context.request_id))
+
+    return report
 
 
 class MCPEndpoint:
@@ -70,7 +89,8 @@ class MCPEndpoint:
 def mount(app: FastAPI, tenants: TenantDirectory) -> StreamableHTTPSessionManager:
     """Serve MCP at /mcp; the returned manager must run (`async with manager.run()`) while the
     application does."""
+    # Answers as event streams (not bare JSON): a call's progress notifications go ahead of it.
     manager = StreamableHTTPSessionManager(app=mcp_server(app), stateless=True,
-                                           json_response=True)
+                                           json_response=False)
     app.add_route(PATH, MCPEndpoint(manager, tenants), include_in_schema=False)
     return manager

@@ -6,6 +6,7 @@ arguments go to `POST /v1/tools/{name}` unchanged; the answer's `content` is the
 model (JSON: outcome, stdout, stderr, value, file names) and `images` the pictures it made.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +16,14 @@ from pydantic import ValidationError
 
 from service.api.auth import require_key
 from service.api.caller import watch_caller
+from service.api.event_stream import RESULT, output_then_answer
 from service.api.services import Services, get_services
 from service.jobspec import InvalidRequest, build_job_spec
 from service.languages import REGISTRY
 from service.models import RunRequest, SessionRequest, SessionRunRequest
+from service.output_stream import OutputStream
 from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
-from service.sessions import SessionBroker, SessionRefused
+from service.sessions import SessionBroker, SessionRefused, new_id
 
 RETURN_FILES = {
     "type": "array", "items": {"type": "string"},
@@ -135,13 +138,34 @@ class ToolOutput:
     result: dict[str, Any] | None = None
 
 
+Progress = Callable[[str], Awaitable[None]]
+
+
+async def relayed(answer: Awaitable[bytes], output: OutputStream, request_id: str,
+                  progress: Progress) -> bytes:
+    """The answer, the output handed to `progress` as it comes meanwhile."""
+    body = b""
+    async for name, data in output_then_answer(answer, output, request_id):
+        if name == RESULT:
+            body = data
+        else:
+            await progress(data)
+    return body
+
+
 async def call_tool(name: str, arguments: dict[str, Any], services: Services,
-                    broker: SessionBroker) -> ToolOutput:
-    """Run one tool call; refusals become error outputs, never exceptions."""
+                    broker: SessionBroker, progress: Progress | None = None) -> ToolOutput:
+    """Run one tool call; refusals become error outputs, never exceptions. With `progress`, the
+    code's output is handed to it as it is printed (run_python, run_in_session)."""
     try:
         if name in ("run_python", "run_code"):
             spec = build_job_spec(RunRequest.model_validate(arguments), services.settings)
-            return summary(await services.submitter.run(spec))
+            if progress is None:
+                return summary(await services.submitter.run(spec))
+            spec.stream = True
+            job_id, result = await services.submitter.start(spec)
+            output = OutputStream(services.redis, services.queue.keys)
+            return summary(await relayed(result, output, job_id, progress))
         if name == "open_session":
             info = orjson.loads(await broker.open(SessionRequest.model_validate(arguments),
                                                   services.tenant, services.settings))
@@ -151,8 +175,15 @@ async def call_tool(name: str, arguments: dict[str, Any], services: Services,
         if name == "run_in_session":
             args = dict(arguments)
             session_id = str(args.pop("session_id", ""))
-            return summary(await broker.run(session_id, SessionRunRequest.model_validate(args),
-                                            services.tenant, services.settings))
+            request = SessionRunRequest.model_validate(args)
+            if progress is None:
+                return summary(await broker.run(session_id, request, services.tenant,
+                                                services.settings))
+            cell = await broker.prepare(session_id, request, services.tenant, services.settings,
+                                        stream=True)
+            call_id = new_id()
+            return summary(await relayed(broker.run_prepared(cell, call_id), broker.output,
+                                         call_id, progress))
         if name == "close_session":
             info = await broker.close(str(arguments.get("session_id", "")), services.tenant)
             return ToolOutput(orjson.dumps({"session_id": info.id, "state": info.state}).decode(),

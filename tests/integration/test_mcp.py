@@ -46,6 +46,31 @@ async def test_list_tools_and_run_code(service: Service) -> None:
         assert (out["outcome"], out["stdout"]) == ("ok", "45\n")
 
 
+async def test_output_comes_as_progress_when_the_client_asks(service: Service) -> None:
+    code = "import time\nprint('first', flush=True)\ntime.sleep(1)\nprint('second')"
+    async with mcp_session(service) as session:
+        seen: list[tuple[float, str | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, message))
+
+        result = await session.call_tool("run_python", {"code": code},
+                                         progress_callback=on_progress)
+        assert text_of(result)["stdout"] == "first\nsecond\n"
+        assert [p for p, _ in seen] == list(range(1, len(seen) + 1))
+        assert "".join(m or "" for _, m in seen) == "first\nsecond\n"
+        assert seen[0][1] == "first\n"
+        sid = text_of(await session.call_tool("open_session", {}))["session_id"]
+        seen.clear()
+        cell = await session.call_tool("run_in_session", {"session_id": sid, "code": code},
+                                       progress_callback=on_progress)
+        assert text_of(cell)["stdout"] == "first\nsecond\n"
+        assert "".join(m or "" for _, m in seen) == "first\nsecond\n"
+        await session.call_tool("close_session", {"session_id": sid})
+        plain = await session.call_tool("run_python", {"code": "print(1)"})
+        assert text_of(plain)["stdout"] == "1\n"
+
+
 async def test_state_kept_across_calls_and_a_plot(service: Service) -> None:
     async with mcp_session(service) as session:
         opened = await session.call_tool("open_session", {"idle_ttl_s": 60})
