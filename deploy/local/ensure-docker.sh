@@ -10,8 +10,11 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 if ! docker info >/dev/null 2>&1; then
   echo "starting dockerd" >&2
+  # A dockerd that died without cleaning up leaves its pid file, and a new one refuses to start.
+  pidfile=/var/run/docker.pid
+  if [ -f "$pidfile" ] && ! pgrep -x dockerd >/dev/null; then rm -f "$pidfile"; fi
   log="${DOCKERD_LOG:-/var/log/dockerd.log}"
-  nohup dockerd >"$log" 2>&1 &
+  nohup dockerd >>"$log" 2>&1 &
   for _ in $(seq 1 100); do
     docker info >/dev/null 2>&1 && break
     sleep 0.2
