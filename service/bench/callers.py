@@ -2,8 +2,12 @@
 run on), and S3, a single run sent while a 10,000-item batch waits (it must not queue behind
 it). Also the Redis commands one job costs, from INFO commandstats around a batch."""
 
+import argparse
 import asyncio
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -78,14 +82,19 @@ async def behind_a_batch(stack: LocalStack, items: int = 10_000,
     the batch's caller then hangs up (its remaining jobs are cancelled)."""
     redis, keys = redis_of(stack), Keys(stack.prefix)
     load = Load("127.0.0.1", stack.port)
-    for _ in range(20):
+    for _ in range(10):  # warm-up
         await load.run_one(PRINT_ONE)
+    idle = []  # the same runs with nothing queued, side by side
+    for _ in range(samples):
+        idle.append((await load.run_one(PRINT_ONE))[0])
+        await asyncio.sleep(0.05)
     done = asyncio.Event()
     batch = {"items": [{"code": f"print({i})"} for i in range(items)]}
-    holding = asyncio.create_task(send_and_hold(stack, "/v1/batch", batch, done))
     bulk = keys.jobs(LANES[-1], ANONYMOUS)  # the stack has no keys
-    while await redis.xlen(bulk) < items // 2:
-        await asyncio.sleep(0.01)
+    added = (await redis.xinfo_stream(bulk))["entries-added"]
+    holding = asyncio.create_task(send_and_hold(stack, "/v1/batch", batch, done))
+    while (await redis.xinfo_stream(bulk))["entries-added"] < added + items:
+        await asyncio.sleep(0.01)  # until wholly queued (the API done queuing it)
     latencies, backlog = [], []
     for _ in range(samples):
         backlog.append(await redis.xlen(bulk))
@@ -99,7 +108,8 @@ async def behind_a_batch(stack: LocalStack, items: int = 10_000,
     progress("S3 single runs behind a batch", samples, samples)
     figures = percentiles(latencies)
     return {**figures, "max_ms": round(max(latencies), 3), "batch_items": items,
-            "bulk_backlog_min": min(backlog), "bulk_backlog_max": max(backlog)}
+            "bulk_backlog_min": min(backlog), "bulk_backlog_max": max(backlog),
+            "idle_p50_ms": percentiles(idle)["p50_ms"], "idle_max_ms": round(max(idle), 3)}
 
 
 async def commands_per_job(stack: LocalStack, jobs: int = 1000) -> dict[str, Any]:
@@ -126,10 +136,11 @@ async def commands_per_job(stack: LocalStack, jobs: int = 1000) -> dict[str, Any
 
 
 async def measure_callers(stack: LocalStack, s3_samples: int) -> dict[str, Any]:
-    """S2, S3 and the commands per job, on a stack of their own (nothing else queued)."""
+    """The commands per job, S2 and S3, on a stack of their own (nothing else queued)."""
+    commands = await commands_per_job(stack)
     return {"S2": await hung_up_callers(stack),
             "S3": await behind_a_batch(stack, samples=s3_samples),
-            "redis_commands": await commands_per_job(stack)}
+            "redis_commands": commands}
 
 
 def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
@@ -140,6 +151,27 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
          + ", ".join(f"{name} {n}" for name, n in sorted(s2["states"].items()))),
         (f"S3 print(1) behind a {s3['batch_items']}-item batch",
          f"p50 {s3['p50_ms']} ms · p95 {s3['p95_ms']} · max {s3['max_ms']} ms (bulk backlog "
-         f"{s3['bulk_backlog_min']}-{s3['bulk_backlog_max']})"),
+         f"{s3['bulk_backlog_min']}-{s3['bulk_backlog_max']}); nothing queued: p50 "
+         f"{s3['idle_p50_ms']} ms · max {s3['idle_max_ms']} ms"),
         (f"Redis commands per job ({commands['jobs']}-item batch)", f"{commands['per_job']}"),
     ]
+
+
+def main() -> None:
+    """`python -m service.bench.callers`: these scenes alone, on a stack of their own."""
+    parser = argparse.ArgumentParser(prog="python -m service.bench.callers", description=__doc__)
+    parser.add_argument("--samples", type=int, default=50, help="S3's single runs")
+    parser.add_argument("--json", type=Path, default=Path(".run/bench-callers.json"))
+    args = parser.parse_args()
+    with LocalStack(workers=1, pool_size=4) as stack:
+        figures = asyncio.run(measure_callers(stack, args.samples))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} cores, pool 4 x 1 worker; load average after: {load}")
+    for name, value in rows(figures):
+        print(f"  {name}: {value}")
+
+
+if __name__ == "__main__":
+    main()
