@@ -172,9 +172,6 @@ class JobQueue:
         with translate_errors():
             return sorted(t.decode() for t in await self.redis.hkeys(self.keys.queues))
 
-    async def depth(self, lane: Priority) -> int:
-        return (await self.depths())[lane.value]
-
     async def depths(self) -> dict[str, int]:
         """Jobs in each lane (waiting or running), every tenant's."""
         tenants = await self.queued_tenants()
