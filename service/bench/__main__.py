@@ -164,8 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     print("measuring; progress on stderr", file=sys.stderr)
     with LocalStack(workers=args.workers, pool_size=args.pool_size) as stack:
         figures = asyncio.run(measure_service(stack, sizes, settings))
-    with LocalStack(workers=args.workers, pool_size=args.pool_size) as stack:
-        figures.update(asyncio.run(callers.measure_callers(stack, sizes["s3"])))
+    figures.update(callers.measure(sizes["s3"]))
     figures["R1"] = docker_run_baseline(settings.image_for("python"), PRINT_ONE, sizes["r1"])
     figures["fork_floor"] = fork_floor(settings.image_for("python"), ["", settings.preload],
                                        sizes["fork"])

@@ -14,9 +14,11 @@ import orjson
 from redis import asyncio as aioredis
 
 from service.bench.stack import LocalStack
+from service.bench.storm import READY_TIMEOUT_S
 from service.bench.workloads import PRINT_ONE, Load, percentiles, progress
 from service.keys import Keys
 from service.queue import LANES
+from service.settings import Settings
 from service.tenants import ANONYMOUS
 
 
@@ -157,18 +159,25 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def measure(s3_samples: int) -> dict[str, Any]:
+    """These scenes on a stack of their own at the defaults of `make serve`."""
+    with LocalStack(pool_size=Settings().pool_size, ready_timeout=READY_TIMEOUT_S) as stack:
+        figures = asyncio.run(measure_callers(stack, s3_samples))
+    return {**figures, "load_average_after": os.getloadavg()}
+
+
 def main() -> None:
-    """`python -m service.bench.callers`: these scenes alone, on a stack of their own."""
+    """`python -m service.bench.callers`: these scenes alone."""
     parser = argparse.ArgumentParser(prog="python -m service.bench.callers", description=__doc__)
     parser.add_argument("--samples", type=int, default=50, help="S3's single runs")
     parser.add_argument("--json", type=Path, default=Path(".run/bench-callers.json"))
     args = parser.parse_args()
-    with LocalStack(workers=1, pool_size=4) as stack:
-        figures = asyncio.run(measure_callers(stack, args.samples))
+    figures = measure(args.samples)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2))
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"{os.cpu_count()} cores, pool 4 x 1 worker; load average after: {load}")
+    load = ", ".join(f"{x:.1f}" for x in figures["load_average_after"])
+    print(f"{os.cpu_count()} cores, pool {Settings().pool_size} x 1 worker; load average after: "
+          f"{load}")
     for name, value in rows(figures):
         print(f"  {name}: {value}")
 

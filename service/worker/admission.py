@@ -85,6 +85,7 @@ class CpuAdmission:
         self._tickets: dict[int, Ticket] = {}
         self._numbers = itertools.count()
         self._left = asyncio.Event()  # a run ended: its slot may be free
+        self._urgent_waiting = 0  # interactive runs waiting: the next free slot is theirs
 
     def busy(self) -> int:
         now = time.monotonic()
@@ -93,12 +94,18 @@ class CpuAdmission:
         return sum(ticket.busy for ticket in self._tickets.values())
 
     @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[Ticket]:
-        """Once fewer than `slots` admitted runs are busy; `attach` the run's container."""
-        while self.busy() >= self.slots:  # until a run ends, or the next sample
-            self._left.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._left.wait(), SAMPLE_S)
+    async def admitted(self, urgent: bool = False) -> AsyncIterator[Ticket]:
+        """Once fewer than `slots` admitted runs are busy; `attach` the run's container. An
+        `urgent` run (of the interactive lane) goes before every other waiting one, as it was
+        claimed before them: a bulk run enters only while no urgent one waits."""
+        self._urgent_waiting += urgent
+        try:
+            while self.busy() >= self.slots or (not urgent and self._urgent_waiting):
+                self._left.clear()  # until a run ends, or the next sample
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._left.wait(), SAMPLE_S)
+        finally:
+            self._urgent_waiting -= urgent
         ticket = Ticket(next(self._numbers))
         self._tickets[ticket.number] = ticket
         try:

@@ -17,7 +17,7 @@ from service import runner_protocol as rp
 from service import wire
 from service.jobspec import JobSpec
 from service.languages import spec_of
-from service.models import Language, Outcome
+from service.models import Language, Outcome, Priority
 from service.output_stream import OutputStream
 from service.settings import Settings
 from service.worker.admission import CpuAdmission, Ticket
@@ -98,7 +98,7 @@ class Executor:
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
         if spec.cpu_wait_allowance_s <= 0:  # a plain wall-clock timeout: no admission
             return await self._execute(job, spec, None)
-        async with self.admission.admitted() as ticket:
+        async with self.admission.admitted(job.lane is Priority.INTERACTIVE) as ticket:
             return await self._execute(job, spec, ticket)
 
     async def _execute(self, job: wire.Job, spec: JobSpec, ticket: Ticket | None) -> bytes:
