@@ -16,7 +16,7 @@ import orjson
 
 from service.jobspec import JobSpec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct(">I")
 
 OP_RUN = "run"

@@ -76,34 +76,28 @@ class Job:
 
 def sandbox_error(job_id: str, message: str, enqueued_ms: float | None = None) -> bytes:
     """The result of a job we failed to run: the code is not to blame, a retry is safe."""
-    now = now_ms()
-    waited = max(0.0, now - enqueued_ms) if enqueued_ms else 0.0
-    return orjson.dumps({
-        "id": job_id,
-        "outcome": Outcome.SANDBOX_ERROR,
-        "exit_code": None,
-        "signal": None,
-        "stdout": "",
-        "stderr": "",
-        "stdout_truncated": False,
-        "stderr_truncated": False,
-        "timing": {"queue_ms": round(waited, 3), "run_ms": 0.0, "total_ms": round(waited, 3)},
-        "message": message,
-    })
+    waited = max(0.0, now_ms() - enqueued_ms) if enqueued_ms else 0.0
+    return _not_run(job_id, Outcome.SANDBOX_ERROR, message, waited)
 
 
 def cancelled(job_id: str, message: str) -> bytes:
     """The result of a job cancelled before it ended: dropped unstarted, or killed running."""
+    return _not_run(job_id, Outcome.CANCELLED, message, 0.0)
+
+
+def _not_run(job_id: str, outcome: Outcome, message: str, waited_ms: float) -> bytes:
+    """A result without a run to report: no output, no exit status."""
     return orjson.dumps({
         "id": job_id,
-        "outcome": Outcome.CANCELLED,
+        "outcome": outcome,
         "exit_code": None,
         "signal": None,
         "stdout": "",
         "stderr": "",
         "stdout_truncated": False,
         "stderr_truncated": False,
-        "timing": {"queue_ms": 0.0, "run_ms": 0.0, "total_ms": 0.0},
+        "timing": {"queue_ms": round(waited_ms, 3), "run_ms": 0.0, "cpu_ms": None,
+                   "cpu_wait_ms": None, "total_ms": round(waited_ms, 3)},
         "message": message,
     })
 

@@ -80,6 +80,8 @@ def deployment() -> Iterator[Deployment]:
         "SANDBOX_KEY_PREFIX": f"compose-{tag}",
         "SANDBOX_PUBLISH_PORT": str(port),
         "SANDBOX_POOL_SIZE": "2",
+        "SANDBOX_SESSION_WARM": "1",
+        "SANDBOX_LANGUAGES": "python",
         "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
     })
     dep = Deployment(command, env, f"sbxtest{tag}", f"compose-{tag}", key,

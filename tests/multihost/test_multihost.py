@@ -33,6 +33,8 @@ def cluster() -> Iterator[Cluster]:
     build_images()
     cluster = Cluster({
         "SANDBOX_POOL_SIZE": str(POOL_SIZE),
+        "SANDBOX_SESSION_WARM": "1",
+        "SANDBOX_LANGUAGES": "python",
         "SANDBOX_PRELOAD": "",
         "SANDBOX_HEARTBEAT_S": "0.5",
         "SANDBOX_RECLAIM_IDLE_S": "2",
