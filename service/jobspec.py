@@ -70,6 +70,7 @@ class JobSpec(BaseModel):
 
 RESERVED_FILE_NAMES = frozenset({"main.py"})  # the runner writes the code there
 MAX_RETURN_PATTERNS = 16
+ABSOLUTE_ROOTS = ("/tmp/", "/mnt/")  # writable tmpfs: a pattern may name a file there absolutely
 
 
 def to_bytes(text: str, what: str, errors: str = "surrogateescape") -> bytes:
@@ -137,16 +138,20 @@ def encode_files(files: dict[str, str | BinaryFile], settings: Settings) -> dict
 
 
 def check_return_files(patterns: list[str]) -> list[str]:
-    """Glob patterns of files to send back: relative, without '..', '.' or '//'."""
+    """Glob patterns of files to send back: relative (or absolute under /tmp/ or /mnt/), without
+    '..', '.' or '//'."""
     if len(patterns) > MAX_RETURN_PATTERNS:
         raise InvalidRequest("invalid_return_files", f"at most {MAX_RETURN_PATTERNS} patterns")
     for pattern in patterns:
-        parts = pattern.split("/")
-        if (not pattern or pattern.startswith("/") or "\\" in pattern or len(pattern) > 255
+        relative = next((pattern[len(r):] for r in ABSOLUTE_ROOTS if pattern.startswith(r)),
+                        pattern)
+        parts = relative.split("/")
+        if (not relative or relative.startswith("/") or "\\" in pattern or len(pattern) > 255
                 or any(p in ("", ".", "..") for p in parts) or not pattern.isprintable()
                 or any(0xD800 <= ord(c) <= 0xDFFF for c in pattern)):
             raise InvalidRequest("invalid_return_files", f"pattern {pattern!r} must be relative "
-                                 "and printable, without '..', '.' or '//'")
+                                 "(or under /tmp/ or /mnt/) and printable, without '..', '.' or "
+                                 "'//'")
     return patterns
 
 

@@ -89,7 +89,7 @@ def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
         "auto_remove": True,  # once its runner exits, the stopped container goes
         "network_mode": network or "none",
         "read_only": True,
-        "tmpfs": {"/tmp": tmpfs_opts},
+        "tmpfs": {"/tmp": tmpfs_opts, "/mnt": tmpfs_opts},  # /mnt: where SandboxFusion's programs write
         "shm_size": f"{min(settings.container_tmpfs_mb, 64)}m",
         "cap_drop": ["ALL"],
         "cap_add": list(RUNNER_CAPABILITIES),

@@ -281,7 +281,7 @@ def test_metadata_changes_outside_fail(warm: Warm) -> None:
     code = ("import errno, os\n"
             "for call in (lambda: os.chmod('/tmp', 0o777), lambda: os.chown('/tmp', 10001, 10001),\n"
             "             lambda: os.rename('/opt/runner', '/opt/r2'), lambda: os.unlink('/bin/sh'),\n"
-            "             lambda: os.symlink('/etc', '/usr/evil'), lambda: os.mkdir('/mnt/x')):\n"
+            "             lambda: os.symlink('/etc', '/usr/evil'), lambda: os.mkdir('/srv/x')):\n"
             "    try:\n"
             "        call()\n"
             "        print('DONE')\n"

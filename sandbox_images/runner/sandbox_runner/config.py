@@ -1,7 +1,8 @@
 """Fixed ids, paths and limits of the sandbox."""
 
 SANDBOX_UID = SANDBOX_GID = 10001
-SCRATCH_DIRS = ("/tmp", "/dev/shm", "/dev/mqueue")
+SCRATCH_DIRS = ("/tmp", "/mnt", "/dev/shm", "/dev/mqueue")
+ABSOLUTE_ROOTS = ("/tmp", "/mnt")  # the writable places a return_files pattern may name absolutely
 WORK_ROOT = "/tmp"
 WORKDIR = "/tmp/work"
 MAIN_PATH = WORKDIR + "/main.py"

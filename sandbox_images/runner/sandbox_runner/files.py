@@ -8,7 +8,7 @@ import select
 import stat
 import time
 
-from sandbox_runner.config import MAX_WALK_ENTRIES, WORKDIR
+from sandbox_runner.config import ABSOLUTE_ROOTS, MAX_WALK_ENTRIES, WORKDIR
 from sandbox_runner.frames import write_frame
 from sandbox_runner.scrub import kill_everything
 
@@ -70,19 +70,35 @@ def send_collected(fd, req):
 
 def collect_files(root, req, since_ns=0):
     """{"files": {name: base64}, "files_truncated": bool}: regular files under root matching the
-    request's patterns (and written since since_ns), within its count and size caps."""
-    names, truncated = matching_files(root, req.get("return_files") or ())
-    files, room = {}, req["max_return_bytes"]
-    for name in names:
-        data = read_regular(root, name.split("/"), room, since_ns)
-        if data is None:
-            continue
-        if data is TOO_BIG or len(files) >= req["max_return_files"]:
-            truncated = True
-            continue
-        files[name] = base64.b64encode(data).decode()
-        room -= len(data)
+    request's patterns (and written since since_ns), within its count and size caps. A pattern
+    may also name a file absolutely under /tmp or /mnt; it comes back under that name."""
+    files, room, truncated = {}, req["max_return_bytes"], False
+    for base, patterns in pattern_roots(root, req.get("return_files") or ()):
+        names, cut = matching_files(base, patterns)
+        truncated = truncated or cut
+        for name in names:
+            data = read_regular(base, name.split("/"), room, since_ns)
+            if data is None:
+                continue
+            if data is TOO_BIG or len(files) >= req["max_return_files"]:
+                truncated = True
+                continue
+            files[name if base == root else base + "/" + name] = base64.b64encode(data).decode()
+            room -= len(data)
     return {"files": files, "files_truncated": truncated}
+
+
+def pattern_roots(root, patterns):
+    """[(directory, patterns relative to it)]: relative patterns under root, absolute ones under
+    the place they name (only /tmp and /mnt)."""
+    groups = {root: []}
+    for pattern in patterns:
+        base = next((b for b in ABSOLUTE_ROOTS if pattern.startswith(b + "/")), None)
+        if base is None:
+            groups[root].append(pattern)
+        else:
+            groups.setdefault(base, []).append(pattern[len(base) + 1:])
+    return [(base, found) for base, found in groups.items() if found]
 
 
 def matching_files(root, patterns):
