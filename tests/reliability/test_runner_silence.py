@@ -8,7 +8,9 @@ from tests.support import Service, sandbox_containers
 
 
 def test_a_frozen_runner_answers_sandbox_error(redis_url: str, docker_engine: None) -> None:
-    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "1"}).start(workers=1, wait_idle=1)
+    # One container in all: the pool's, and no warm session container beside it.
+    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "1", "SANDBOX_SESSION_WARM": "0"}).start(
+        workers=1, wait_idle=1)
     try:
         (frozen,) = sandbox_containers(svc.prefix)
         with httpx.Client(base_url=svc.base_url, timeout=30) as client:
