@@ -143,7 +143,6 @@ class Compiler:
         self.settings = settings
         self.cache = CompileCache(settings.compile_cache_mb * MIB)
         self._pending: dict[str, asyncio.Future[Compiled | None]] = {}
-        self.compiles = 0
 
     async def compiled(self, job_id: str, spec: JobSpec, pool: ContainerPool,
                        sandbox: Sandbox) -> tuple[Compiled, bool]:
@@ -180,7 +179,6 @@ class Compiler:
         await pool.set_memory(sandbox, spec.compile_memory_mb)
         await sandbox.channel.send(compile_message(job_id, spec, language, self.settings))
         sandbox.executions += 1
-        self.compiles += 1
         try:
             report = await asyncio.wait_for(sandbox.channel.receive(),
                                             spec.compile_timeout_s + COMPILE_GRACE_S)
