@@ -15,7 +15,7 @@ from redis import asyncio as aioredis
 
 from service.bench.stack import LocalStack
 from service.bench.storm import READY_TIMEOUT_S
-from service.bench.workloads import PRINT_ONE, Load, percentiles, progress
+from service.bench.workloads import PRINT_ONE, Load, median_stages, percentiles, progress, stages_of
 from service.keys import Keys
 from service.queue import LANES
 from service.settings import Settings
@@ -97,11 +97,12 @@ async def behind_a_batch(stack: LocalStack, items: int = 10_000,
     holding = asyncio.create_task(send_and_hold(stack, "/v1/batch", batch, done))
     while (await redis.xinfo_stream(bulk))["entries-added"] < added + items:
         await asyncio.sleep(0.01)  # until wholly queued (the API done queuing it)
-    latencies, backlog = [], []
+    latencies, backlog, stages = [], [], []
     for _ in range(samples):
         backlog.append(await redis.xlen(bulk))
-        elapsed, _ = await load.run_one(PRINT_ONE)
+        elapsed, body = await load.run_one(PRINT_ONE)
         latencies.append(elapsed)
+        stages.append(stages_of(elapsed, body))
         await asyncio.sleep(0.05)
     done.set()
     await holding
@@ -110,6 +111,7 @@ async def behind_a_batch(stack: LocalStack, items: int = 10_000,
     progress("S3 single runs behind a batch", samples, samples)
     figures = percentiles(latencies)
     return {**figures, "max_ms": round(max(latencies), 3), "batch_items": items,
+            "median_stages_ms": median_stages(stages),
             "bulk_backlog_min": min(backlog), "bulk_backlog_max": max(backlog),
             "idle_p50_ms": percentiles(idle)["p50_ms"], "idle_max_ms": round(max(idle), 3)}
 
@@ -154,7 +156,8 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
         (f"S3 print(1) behind a {s3['batch_items']}-item batch",
          f"p50 {s3['p50_ms']} ms · p95 {s3['p95_ms']} · max {s3['max_ms']} ms (bulk backlog "
          f"{s3['bulk_backlog_min']}-{s3['bulk_backlog_max']}); nothing queued: p50 "
-         f"{s3['idle_p50_ms']} ms · max {s3['idle_max_ms']} ms"),
+         f"{s3['idle_p50_ms']} ms · max {s3['idle_max_ms']} ms; median stages "
+         + ", ".join(f"{stage.split(' (')[0]} {ms:g}" for stage, ms in s3["median_stages_ms"].items())),
         (f"Redis commands per job ({commands['jobs']}-item batch)", f"{commands['per_job']}"),
     ]
 

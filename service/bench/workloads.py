@@ -27,6 +27,22 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered), 3), "n": len(ordered)}
 
 
+def stages_of(elapsed_ms: float, body: dict) -> dict[str, float]:
+    """Where one answered run's time went, from the result's own timing."""
+    timing = body["timing"]
+    return {
+        "http + api (client round trip minus total_ms)": elapsed_ms - timing["total_ms"],
+        "enqueue -> execution starts (queue_ms)": timing["queue_ms"],
+        "execution in the runner (run_ms)": timing["run_ms"],
+        "result -> api (total - queue - run)":
+            timing["total_ms"] - timing["queue_ms"] - timing["run_ms"],
+    }
+
+
+def median_stages(stages: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(statistics.median(s[k] for s in stages), 3) for k in stages[0]}
+
+
 def progress(label: str, done: int, total: int) -> None:
     if done == total or done % max(1, total // 20) == 0:
         print(f"\r  {label}: {done}/{total}", end="\n" if done == total else "", file=sys.stderr,
@@ -60,18 +76,10 @@ class Load:
             samples.append(elapsed)
             if beside is not None:
                 beside_ms.append(await beside())
-            timing = body["timing"]
-            stages.append({
-                "http + api (client round trip minus total_ms)": elapsed - timing["total_ms"],
-                "enqueue -> execution starts (queue_ms)": timing["queue_ms"],
-                "execution in the runner (run_ms)": timing["run_ms"],
-                "result -> api (total - queue - run)":
-                    timing["total_ms"] - timing["queue_ms"] - timing["run_ms"],
-            })
+            stages.append(stages_of(elapsed, body))
             progress(label, i + 1, count)
         figures = percentiles(samples)
-        figures["median_stages_ms"] = {k: round(statistics.median(s[k] for s in stages), 3)
-                                       for k in stages[0]}
+        figures["median_stages_ms"] = median_stages(stages)
         if beside is not None:
             figures["beside_ms"] = beside_ms
         return figures
