@@ -21,6 +21,7 @@ from service.models import Language, Outcome, Priority
 from service.output_stream import OutputStream
 from service.settings import Settings
 from service.worker.admission import CpuAdmission, Ticket
+from service.worker.cpu_weight import DEMOTE_AFTER_S
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.outcome import ABNORMAL, classify, result_body
 from service.worker.output_relay import answer_relaying
@@ -107,6 +108,7 @@ class Executor:
         reusable = False
         compiled = None
         started_ms = wire.now_ms()
+        sandbox.weigh(job.lane is Priority.BULK)
         try:
             if spec_of(spec.language).compile:
                 compiled, reusable = await self.compiler.compiled(job.id, spec, pool, sandbox)
@@ -124,12 +126,15 @@ class Executor:
                 self.admission.attach(ticket, sandbox.container_id)
             sandbox.executions += 1
             self.executions += 1
+            demotion = asyncio.get_running_loop().call_later(DEMOTE_AFTER_S, sandbox.weigh, True)
             try:
                 answer = (answer_relaying(sandbox.channel, job.id, self.output) if spec.stream
                           else sandbox.channel.receive())
                 report = await asyncio.wait_for(answer, spec.runner_wait_s())
             except TimeoutError as exc:
                 raise RunnerGone("runner did not answer in time") from exc
+            finally:
+                demotion.cancel()
             if report.get("op") != rp.OP_RESULT or report.get("id") != job.id:
                 raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
             outcome, why = classify(report)

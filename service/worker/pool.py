@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from service import runner_protocol as rp
 from service.backoff import Backoff
 from service.settings import Settings
+from service.worker.cpu_weight import write_weight
 from service.worker.docker_engine import (
     DockerEngine,
     EngineUnavailable,
@@ -39,6 +40,11 @@ class Sandbox:
     memory_mb: int
     executions: int = 0
     born: float = field(default_factory=time.monotonic)
+    cpu_low: bool = False  # at the lowest CPU weight (see cpu_weight.py)
+
+    def weigh(self, low: bool) -> None:
+        if low != self.cpu_low and write_weight(self.container_id, low):
+            self.cpu_low = low
 
 
 class PoolUnavailable(Exception):

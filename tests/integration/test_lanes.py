@@ -141,3 +141,25 @@ def test_priority_within_what_the_operator_allows(one_container: httpx.Client) -
     assert (bad.status_code, bad.json()["error"]) == (422, "invalid_request")
     single = client.post("/v1/run", json={"code": "print(2)", "priority": "bulk"})
     assert single.json()["stdout"] == "2\n"
+
+
+OWN_CPU_WEIGHT = (  # the run's container's CPU weight, as its own cgroup shows it (v1 or v2)
+    "import os, time; time.sleep({sleep}); p = '/sys/fs/cgroup/cpu/cpu.shares'; "
+    "p = p if os.path.exists(p) else '/sys/fs/cgroup/cpu.weight'; print(open(p).read().strip())")
+
+
+def test_bulk_runs_and_long_runs_yield_the_cpu_to_fresh_interactive_ones(
+        one_container: httpx.Client) -> None:
+    def weight(sleep: float = 0, **fields: str) -> str:
+        answer = one_container.post("/v1/run", json={"code": OWN_CPU_WEIGHT.format(sleep=sleep),
+                                                     **fields}).json()
+        assert answer["outcome"] == "ok", answer
+        return answer["stdout"].strip()
+
+    default = weight()
+    assert default in ("1024", "100")  # the engine's default, v1 or v2
+    lowest = {"1024": "2", "100": "1"}[default]
+    assert weight(priority="bulk") == lowest
+    assert weight() == default  # the same container (a pool of one), weighed again
+    assert weight(sleep=1.5) == lowest  # still running DEMOTE_AFTER_S after it started
+    assert weight() == default
