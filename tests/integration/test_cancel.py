@@ -53,9 +53,12 @@ def hang_up_after(svc: Service, path: str, body: dict, seconds: float,
     """Send a request, wait (`seconds`, or until `until` is set), and close the connection
     without reading the answer."""
     payload = json.dumps(body).encode()
+    # /mcp answers only callers that take both forms of its answers
+    accept = b"Accept: application/json, text/event-stream\r\n" if path == "/mcp" else b""
     with socket.create_connection(("127.0.0.1", svc.port)) as sock:
         sock.sendall(b"POST %s HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(payload), payload))
+                     b"%sContent-Length: %d\r\n\r\n%s"
+                     % (path.encode(), accept, len(payload), payload))
         if until is None:
             time.sleep(seconds)
         else:
@@ -109,6 +112,8 @@ def test_a_caller_hanging_up_cancels_its_jobs_and_no_other(
     ("/api/v2/execute", {"language": "python", "version": "*", "run_timeout": 60000,
                          "files": [{"content": LOOP}]}),
     ("/v1/tools/run_python", {"code": LOOP}),
+    ("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+              "params": {"name": "run_python", "arguments": {"code": LOOP, "timeout": 60}}}),
 ])
 def test_a_single_run_whose_caller_hangs_up_is_killed(
         svc: Service, client: httpx.Client, redis_url: str, path: str, body: dict) -> None:
