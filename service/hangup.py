@@ -4,8 +4,8 @@ The API marks each synchronous request with `watch` (a router dependency); the S
 while it waits for that request's results, races the wait against `hung_up()` and cancels the
 request's jobs when the caller goes first. A request not marked (a test calling the
 Submitter) never hangs up. An MCP call is not marked: the SDK cancels the call's task when its
-caller goes, and the Submitter cancels the jobs of a wait that is itself cancelled. The mark is a context variable, so it belongs to the
-request's own task.
+caller goes, and the Submitter cancels the jobs of a wait that is itself cancelled. The mark is
+a context variable, so it belongs to the request's own task.
 """
 
 import asyncio

@@ -2,6 +2,7 @@
 
 Frames in both directions: a 4-byte big-endian length, then a JSON object. The worker sends
 `run` requests; the runner answers `ready` (warm, clean, waiting), `result` or `error`. A
+`cancel` sent while a run goes kills it (its result then says `cancelled`). A
 `session` request (answered `session_ready`) turns the container into one session's: then each
 `cell` request is answered by a `result`, until the worker closes the stream.
 A run ends at `timeout_s` of its time (wall clock less its waits for a CPU), at `wall_limit_s`
@@ -16,7 +17,7 @@ import orjson
 
 from service.jobspec import JobSpec
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 HEADER = struct.Struct(">I")
 
 OP_RUN = "run"
@@ -27,12 +28,13 @@ OP_SESSION = "session"
 OP_SESSION_READY = "session_ready"
 OP_CELL = "cell"
 OP_OUTPUT = "output"  # a piece of output, sent before the result when a request streams
+OP_CANCEL = "cancel"  # kill the run of this id; ignored when it has ended
 
 # Keys of a `result` message.
 RESULT_KEYS = frozenset({
     "op", "id", "exit_code", "signal", "stdout", "stderr", "stdout_truncated",
     "stderr_truncated", "timed_out", "output_limited", "oom_killed", "memory_limit_hit",
-    "run_ms", "cpu_ms", "cpu_wait_ms", "time_limit",
+    "run_ms", "cpu_ms", "cpu_wait_ms", "time_limit", "cancelled",
 })
 # A result's `time_limit`: which limit ended the run, when one did.
 LIMIT_TIMEOUT = "timeout"  # its time, less its waits for a CPU (a cell's: wall clock)
@@ -76,6 +78,10 @@ def return_fields(spec: JobSpec) -> dict[str, Any]:
         return {}
     return {"return_files": spec.return_files, "max_return_files": spec.max_return_files,
             "max_return_bytes": spec.max_return_bytes}
+
+
+def cancel_message(job_id: str) -> dict[str, Any]:
+    return {"op": OP_CANCEL, "id": job_id}
 
 
 def session_message(session_id: str, max_file_bytes: int) -> dict[str, Any]:

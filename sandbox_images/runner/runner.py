@@ -10,9 +10,10 @@ and a fresh environment, and runs the code (in the forked interpreter, where the
 stack is already imported, or in a freshly exec'd one). Children are forked by a template
 process that has never held a request or an output, so nothing of an earlier execution is in
 their memory. The runner reads the child's output up to the cap, kills the process group at the
-timeout or the cap, and answers. The next child, forked ahead of time, cleans up as the sandbox
-uid (every process killed, every file removed); then the runner announces that it is ready
-again. Files the request asked back are read first by a child of their own, as the sandbox uid.
+timeout, the cap or the worker's `cancel`, and answers. The next child, forked ahead of time,
+cleans up as the sandbox uid (every process killed, every file removed); then the runner
+announces that it is ready again. Files the request asked back are read first by a child of
+their own, as the sandbox uid.
 
 A `session` request instead makes the child keep its namespace and run one cell per `cell`
 request until the worker closes the stream; such a container serves that session alone.
@@ -97,11 +98,13 @@ def main():
             return 0
         if req.get("op") == "session":
             return serve_session(child, req, oom, cgroup, proto_in, proto_out)
+        if req.get("op") == "cancel":
+            continue  # of a run that had ended when it came
         if req.get("op") != "run":
             write_frame(proto_out, {"op": "error", "error": "unknown op %r" % req.get("op")})
             continue
         try:
-            result = execute(child, req, oom, cgroup, proto_out)
+            result = execute(child, req, oom, cgroup, proto_in, proto_out)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         child.close()

@@ -3,9 +3,10 @@ Every few heartbeats the same loop also takes over jobs of silent workers (and d
 those delivered too often), so that the two never take more jobs than there are containers.
 
 Alongside it: a heartbeat (keeps this worker's running jobs claimed and tells the dashboard it
-lives), and a reader of this worker's cancel stream: a cancelled job running here has its task
-cancelled, which kills its execution (its container is replaced, see executor.py). A job
-cancelled before it started never gets here: claiming drops it.
+lives), and a reader of this worker's cancel stream: a cancelled job running here is killed by
+its runner, the container kept (or, if the runner does not end it, its task is cancelled and
+the container replaced, see executor.py). A job cancelled before it started never gets here:
+claiming drops it.
 """
 
 import asyncio
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
 CANCEL_BLOCK_MS = 1000
+CANCEL_GRACE_S = 5.0  # for a runner to end a cancelled run before its container is replaced
 CANCELS_REMEMBERED = 1024  # ids of cancelled jobs kept, should one arrive before its task
 
 
@@ -219,7 +221,19 @@ class Consumer:
             self._cancelled.popitem(last=False)
         for key, job in self._jobs.items():
             if job.id == job_id and key in self._executing:
-                self.inflight[key].cancel()
+                self._kill(self.inflight[key], job_id)
+
+    def _kill(self, task: asyncio.Task[None], job_id: str) -> None:
+        """Its runner kills the run and the container stays; failing that within
+        CANCEL_GRACE_S (or if the run has not reached its runner), its task is cancelled,
+        which kills the run by replacing the container."""
+        if not self.executor.cancel(job_id):
+            log.info("DBG cancel: not with a runner", extra={"job_id": job_id})
+            task.cancel()
+            return
+        log.info("DBG cancel sent", extra={"job_id": job_id})
+        asyncio.get_running_loop().call_later(
+            CANCEL_GRACE_S, lambda: None if task.done() else task.cancel())
 
     def _reclaim_interval(self) -> float:
         return self.settings.heartbeat_s * random.uniform(1, 2)

@@ -1,7 +1,8 @@
 """Runs one job in a leased container and turns the runner's report into a result.
 
-A job cancelled while it runs (its task cancelled, see consumer.py) leaves its container
-unreusable: the pool replaces it, and removing the container is what kills the code.
+A job cancelled while it runs is killed by its runner (`cancel`) and its container kept. If
+its task is cancelled instead (the runner did not end it in time, see consumer.py), the
+container is unreusable: the pool replaces it, and removing the container kills the code.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ from service.worker.cpu_weight import DEMOTE_AFTER_S
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.outcome import ABNORMAL, classify, result_body
 from service.worker.output_relay import answer_relaying
-from service.worker.pool import ContainerPool, PoolUnavailable
+from service.worker.pool import ContainerPool, PoolUnavailable, Sandbox
 from service.worker.pools import LanguagePools
 from service.worker.programs import Compiled, Compiler, program_fields, ready_again
 from service.worker.runner_channel import RunnerGone
@@ -71,6 +72,17 @@ class Executor:
         self.compiler = Compiler(settings)
         self.executions = 0
         self.admission = CpuAdmission(settings.cpu_slots or 2 * (os.cpu_count() or 1))
+        self._running: dict[str, Sandbox] = {}  # job id -> its container, its request sent
+
+    def cancel(self, job_id: str) -> bool:
+        """Have the runner of a job running here kill it: the run ends with outcome cancelled
+        and its container is kept, proved clean as after a timeout. False if the job's request
+        is not with a runner (not yet, or no longer)."""
+        sandbox = self._running.get(job_id)
+        if sandbox is None:
+            return False
+        sandbox.channel.post(rp.cancel_message(job_id))
+        return True
 
     async def run(self, job: wire.Job) -> bytes:
         """The result of a job, as JSON: always a result, never an exception."""
@@ -122,6 +134,7 @@ class Executor:
             if spec.language != Language.PYTHON:
                 message.update(program_fields(spec, compiled))
             await sandbox.channel.send(message)
+            self._running[job.id] = sandbox
             if ticket is not None:  # measured from here: the code has its request
                 self.admission.attach(ticket, sandbox.container_id)
             sandbox.executions += 1
@@ -140,6 +153,7 @@ class Executor:
             outcome, why = classify(report)
             reusable = outcome not in ABNORMAL
         finally:
+            self._running.pop(job.id, None)
             pool.release(sandbox, reusable)
         done_ms = wire.now_ms()
         queue_ms = max(0.0, started_ms - job.enqueued_ms)

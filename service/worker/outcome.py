@@ -15,6 +15,8 @@ TIME_LIMITS = {
     rp.LIMIT_CPU: "CPU time limit reached (cpu_timeout); the process group was killed",
 }
 
+CANCELLED_WHILE_RUNNING = "cancelled while running"
+
 # Outcomes after which a container is destroyed rather than reused. A timeout is not one: the
 # runner killed the process group at the limit, and the next child proves the container clean
 # (every process of the sandbox uid killed, every scratch file gone) before the runner says
@@ -38,6 +40,8 @@ def _raised_memory_error(stderr: str) -> bool:
 
 def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
     """The outcome of one execution and, where useful, why."""
+    if report.get("cancelled"):
+        return Outcome.CANCELLED, CANCELLED_WHILE_RUNNING
     if report["timed_out"]:
         if report.get("memory_limit_hit"):
             return Outcome.MEMORY_LIMIT, ("memory limit reached: the program stalled there "

@@ -49,6 +49,12 @@ class RunnerChannel:
         except (ConnectionError, OSError) as exc:
             raise RunnerGone(f"cannot write to runner: {exc}") from exc
 
+    def post(self, message: dict[str, Any]) -> None:
+        """Send a small message without waiting for the stream to take it (from code that
+        cannot wait); a runner gone is found by whoever receives next."""
+        if not self._writer.is_closing():
+            self._writer.write(rp.encode_frame(message))
+
     async def receive(self) -> dict[str, Any]:
         """The runner's next message."""
         header = await self._take(rp.HEADER.size)

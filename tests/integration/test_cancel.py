@@ -16,7 +16,7 @@ import redis
 from service.keys import Keys
 from tests.integration.test_jobs import wait_done
 from tests.reliability.helpers import eventually
-from tests.support import Service, sandbox_uid_processes
+from tests.support import Service, sandbox_containers, sandbox_uid_processes
 
 # Runs until killed, with a child of its own: a process the host sees (sandbox_uid_processes)
 # for as long as the execution lives.
@@ -28,7 +28,9 @@ LOOP = ("import subprocess, sys, time\n"
 @pytest.fixture(scope="module")
 def svc(redis_url: str, docker_engine: None) -> Iterator[Service]:
     """One worker with two containers: one for the caller who hangs up, one for another."""
-    service = Service(redis_url, {"SANDBOX_POOL_SIZE": "2"}).start(workers=1, wait_idle=2)
+    # No warm session container: the deployment's containers are the pool's alone.
+    service = Service(redis_url, {"SANDBOX_POOL_SIZE": "2", "SANDBOX_SESSION_WARM": "0"}
+                      ).start(workers=1, wait_idle=2)
     yield service
     service.stop()
 
@@ -69,6 +71,11 @@ def cancelled(fields: dict[str, str]) -> bool:
     return fields.get("state") == "done" and json.loads(fields["result"])["outcome"] == "cancelled"
 
 
+def container_ids(svc: Service) -> set[str]:
+    """The deployment's sandbox containers: a run killed by its runner keeps its own."""
+    return {c.id for c in sandbox_containers(svc.prefix)}
+
+
 def outcome(client: httpx.Client, job_id: str) -> str:
     return client.get(f"/v1/jobs/{job_id}").json()["result"]["outcome"]
 
@@ -101,7 +108,7 @@ def test_a_caller_hanging_up_cancels_its_jobs_and_no_other(
     eventually(lambda: all(cancelled(jobs_of(svc, redis_url)[j]) for j in mine), 30,
                "the running job killed, the two waiting ones dropped")
     assert wait_done(client, other_id)["result"]["stdout"] == "mine\n"
-    # The killed loop left no process behind (its container was replaced).
+    # The killed loop left no process behind.
     eventually(lambda: not sandbox_uid_processes(svc.prefix), 30, "no process of the loop left")
     assert client.post("/v1/run", json={"code": "print('next')"}).json()["stdout"] == "next\n"
 
@@ -117,11 +124,12 @@ def test_a_caller_hanging_up_cancels_its_jobs_and_no_other(
 ])
 def test_a_single_run_whose_caller_hangs_up_is_killed(
         svc: Service, client: httpx.Client, redis_url: str, path: str, body: dict) -> None:
-    before = set(jobs_of(svc, redis_url))
+    before, containers = set(jobs_of(svc, redis_url)), container_ids(svc)
     hang_up_after(svc, path, body, 1.5)
     (mine,) = set(jobs_of(svc, redis_url)) - before
     eventually(lambda: cancelled(jobs_of(svc, redis_url)[mine]), 30, "the run cancelled")
     eventually(lambda: not sandbox_uid_processes(svc.prefix), 30, "no process of the loop left")
+    assert container_ids(svc) == containers  # its runner killed it; the container stays
 
 
 def test_delete_a_queued_and_a_running_job(svc: Service, client: httpx.Client,
@@ -132,6 +140,7 @@ def test_delete_a_queued_and_a_running_job(svc: Service, client: httpx.Client,
                30, "both containers busy")
     queued = client.post("/v1/jobs", json={"code": "print('never')"}).json()["id"]
     assert client.get(f"/v1/jobs/{queued}").json()["state"] == "queued"
+    containers = container_ids(svc)
 
     for job_id in (queued, *running):
         answer = client.delete(f"/v1/jobs/{job_id}")
@@ -141,6 +150,7 @@ def test_delete_a_queued_and_a_running_job(svc: Service, client: httpx.Client,
         assert body["result"]["outcome"] == "cancelled"
     eventually(lambda: not sandbox_uid_processes(svc.prefix), 30, "both loops killed")
     assert client.post("/v1/run", json={"code": "print(1)"}).json()["stdout"] == "1\n"
+    assert container_ids(svc) == containers
     assert outcome(client, queued) == "cancelled"  # it never ran
 
     again = client.delete(f"/v1/jobs/{queued}").json()

@@ -6,7 +6,7 @@ import json
 import os
 import struct
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_FRAME = 512 * 1024 * 1024
 FRAME = struct.Struct(">I")
 

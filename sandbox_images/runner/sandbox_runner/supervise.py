@@ -1,6 +1,6 @@
 """One execution watched from the runner: stdin fed, output read up to its cap, the process
-group killed at a time limit (see clock) or the cap, the exit status from the kernel, the cgroup's OOM
-counters read before and after."""
+group killed at a time limit (see clock), the cap or the worker's `cancel`, the exit status from
+the kernel, the cgroup's OOM counters read before and after."""
 
 import base64
 import os
@@ -9,6 +9,7 @@ import time
 
 from sandbox_runner.clock import ExecutionClock
 from sandbox_runner.config import DRAIN_AFTER_EXIT_S, MEMORY_EVENT_FILES, READ_CHUNK
+from sandbox_runner.frames import read_frame
 from sandbox_runner.stream import Forwarder
 from sandbox_runner.zygote import kill_group
 
@@ -72,10 +73,14 @@ class Capture:
 
 
 class Supervision:
-    """Pumps stdin and output until the child ends, the deadline passes or output overflows."""
+    """Pumps stdin and output until the child ends, the deadline passes, output overflows or
+    the worker cancels the run (a `cancel` frame on `proto_in`, or the stream closed)."""
 
-    def __init__(self, child, clock, req, captures, forwarder=None):
+    def __init__(self, child, clock, req, captures, forwarder=None, proto_in=None):
         self.child = child
+        self.job_id = req.get("id")
+        self.proto_in = proto_in
+        self.cancelled = False
         self.clock = clock
         self.forwarder = forwarder  # sends output on as it comes, if the request asked
         self.deadline = clock.next_check(time.monotonic())
@@ -91,6 +96,8 @@ class Supervision:
         for fd in self.captures:
             self.poller.register(fd, select.POLLIN)
         self.poller.register(child.exit_fd, select.POLLIN)
+        if self.proto_in is not None:
+            self.poller.register(self.proto_in, select.POLLIN)
         if self.stdin_data:
             self.poller.register(child.stdin_w, select.POLLOUT)
         else:
@@ -106,7 +113,7 @@ class Supervision:
             for fd, _ in self.poller.poll(timeout_ms):
                 self.on_ready(fd)
         self.close_stdin()
-        if not self.timed_out and not self.output_limited:
+        if not (self.timed_out or self.output_limited or self.cancelled):
             self.await_exit()
 
     def await_exit(self):
@@ -137,6 +144,8 @@ class Supervision:
             if child.exited():
                 self.poller.unregister(fd)
                 self.ended()
+        elif fd == self.proto_in:
+            self.on_worker()
         elif fd == child.stdin_w:
             try:
                 sent = os.write(fd, self.stdin_data[:READ_CHUNK])
@@ -156,6 +165,22 @@ class Supervision:
             elif capture.truncated and not self.output_limited:
                 self.output_limited = True
                 kill_group(child.pid)
+
+    def on_worker(self):
+        """The worker spoke during the run: a `cancel` of it, or the stream closed (nobody
+        waits for it any more). A late cancel of an earlier run is let pass."""
+        try:
+            message = read_frame(self.proto_in)
+        except (ValueError, OSError):
+            message = None
+        if message is not None and (message.get("op") != "cancel"
+                                    or message.get("id") != self.job_id):
+            return
+        self.poller.unregister(self.proto_in)
+        self.proto_in = None
+        self.cancelled = True
+        kill_group(self.child.pid)
+        self.deadline = float("inf")
 
     def ended(self):
         """The main process is done: read what is left, but not for a daemon holding the pipes."""
@@ -203,14 +228,14 @@ def result_message(job_id, exit_code, signum, captures, oom, oom_before, run_ms,
     }
 
 
-def execute(child, req, oom, cgroup, proto_out):
+def execute(child, req, oom, cgroup, proto_in, proto_out):
     oom_before = oom.read()
     cap = req["max_output_bytes"]
     captures = (Capture(child.out_r, cap), Capture(child.err_r, cap))
     clock = ExecutionClock(req, child.pid, cgroup)
     child.hand_over(req)
     forwarder = Forwarder(proto_out, req["id"], captures) if req.get("stream") else None
-    supervision = Supervision(child, clock, req, captures, forwarder)
+    supervision = Supervision(child, clock, req, captures, forwarder, proto_in)
     supervision.run()
     run_ms = (time.monotonic() - clock.started) * 1000
     clock.refresh()
@@ -223,4 +248,5 @@ def execute(child, req, oom, cgroup, proto_out):
         "timed_out": supervision.timed_out,
         "time_limit": supervision.limit,
         "output_limited": supervision.output_limited,
+        "cancelled": supervision.cancelled,
     }
