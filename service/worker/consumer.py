@@ -228,10 +228,8 @@ class Consumer:
         CANCEL_GRACE_S (or if the run has not reached its runner), its task is cancelled,
         which kills the run by replacing the container."""
         if not self.executor.cancel(job_id):
-            log.info("DBG cancel: not with a runner", extra={"job_id": job_id})
             task.cancel()
             return
-        log.info("DBG cancel sent", extra={"job_id": job_id})
         asyncio.get_running_loop().call_later(
             CANCEL_GRACE_S, lambda: None if task.done() else task.cancel())
 

@@ -22,7 +22,7 @@ from service.models import Language, Outcome, Priority
 from service.output_stream import OutputStream
 from service.settings import Settings
 from service.worker.admission import CpuAdmission, Ticket
-from service.worker.cpu_weight import DEMOTE_AFTER_S
+from service.worker.cpu_weight import Demotion
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.outcome import ABNORMAL, classify, result_body
 from service.worker.output_relay import answer_relaying
@@ -139,7 +139,7 @@ class Executor:
                 self.admission.attach(ticket, sandbox.container_id)
             sandbox.executions += 1
             self.executions += 1
-            demotion = asyncio.get_running_loop().call_later(DEMOTE_AFTER_S, sandbox.weigh, True)
+            demotion = Demotion(sandbox.container_id, lambda: sandbox.weigh(True))
             try:
                 answer = (answer_relaying(sandbox.channel, job.id, self.output) if spec.stream
                           else sandbox.channel.receive())

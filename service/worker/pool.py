@@ -40,7 +40,7 @@ class Sandbox:
     memory_mb: int
     executions: int = 0
     born: float = field(default_factory=time.monotonic)
-    cpu_low: bool = False  # at the lowest CPU weight (see cpu_weight.py)
+    cpu_low: bool = False  # at the low CPU weight (see cpu_weight.py)
 
     def weigh(self, low: bool) -> None:
         if low != self.cpu_low and write_weight(self.container_id, low):

@@ -144,22 +144,28 @@ def test_priority_within_what_the_operator_allows(one_container: httpx.Client) -
 
 
 OWN_CPU_WEIGHT = (  # the run's container's CPU weight, as its own cgroup shows it (v1 or v2)
-    "import os, time; time.sleep({sleep}); p = '/sys/fs/cgroup/cpu/cpu.shares'; "
-    "p = p if os.path.exists(p) else '/sys/fs/cgroup/cpu.weight'; print(open(p).read().strip())")
+    "import os, time\n"
+    "p = '/sys/fs/cgroup/cpu/cpu.shares'\n"
+    "p = p if os.path.exists(p) else '/sys/fs/cgroup/cpu.weight'\n"
+    "def weight():\n    return open(p).read().strip()\n"
+    "first = weight()\n"
+    "while {busy} and weight() == first and time.process_time() < 20:\n    pass\n"
+    "print(weight())")
 
 
 def test_bulk_runs_and_long_runs_yield_the_cpu_to_fresh_interactive_ones(
         one_container: httpx.Client) -> None:
-    def weight(sleep: float = 0, **fields: str) -> str:
-        answer = one_container.post("/v1/run", json={"code": OWN_CPU_WEIGHT.format(sleep=sleep),
-                                                     **fields}).json()
+    def weight(busy: bool = False, **fields: str) -> str:
+        """The weight the run sees (`busy`: once it changes while the run computes)."""
+        answer = one_container.post("/v1/run", json={"code": OWN_CPU_WEIGHT.format(busy=busy),
+                                                     "timeout": 30, **fields}).json()
         assert answer["outcome"] == "ok", answer
         return answer["stdout"].strip()
 
     default = weight()
     assert default in ("1024", "100")  # the engine's default, v1 or v2
-    lowest = {"1024": "2", "100": "1"}[default]
-    assert weight(priority="bulk") == lowest
+    low = {"1024": "64", "100": "6"}[default]
+    assert weight(priority="bulk") == low
     assert weight() == default  # the same container (a pool of one), weighed again
-    assert weight(sleep=1.5) == lowest  # still running DEMOTE_AFTER_S after it started
+    assert weight(busy=True) == low  # lowered once it has used DEMOTE_AFTER_CPU_S of CPU
     assert weight() == default
