@@ -1,54 +1,24 @@
 """/v1/batch: many runs in one call, answered in order, or streamed as NDJSON as they end."""
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from service.api.auth import require_key
+from service.api.batching import InvalidItem, item_specs
 from service.api.caller import watch_caller
-from service.api.errors import error_response
-from service.api.runs import ERRORS, json_response
+from service.api.errors import SUBMIT_ERRORS, error_response
+from service.api.responses import json_response
 from service.api.services import Services, get_services
-from service.jobspec import InvalidRequest, JobSpec, build_job_spec
-from service.models import BatchLine, BatchRequest, BatchResult, Priority, RunRequest
+from service.models import BatchLine, BatchRequest, BatchResult, Priority
 from service.priority import choose_lane
-from service.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["batch"],
                    dependencies=[Depends(require_key), Depends(watch_caller)])
 
 NDJSON = "application/x-ndjson"
-
-
-class InvalidItem(Exception):
-    """One item of a list refused: the whole request is, with the item's place in the details."""
-
-    def __init__(self, field: str, index: int, cause: InvalidRequest):
-        super().__init__(f"{field}[{index}]: {cause}")
-        self.field = field
-        self.index = index
-        self.cause = cause
-
-    def response(self) -> Response:
-        detail = {"loc": ["body", self.field, self.index], "msg": str(self.cause),
-                  "type": self.cause.reason}
-        return error_response(422, self.cause.reason, str(self), [detail])
-
-
-def item_specs(requests: Sequence[RunRequest], settings: Settings, field: str,
-               wall_clock: bool = False) -> list[JobSpec]:
-    specs = []
-    for index, request in enumerate(requests):
-        try:
-            if request.priority is not None:
-                raise InvalidRequest("priority_per_item",
-                                     "set priority on the request, not on its items")
-            specs.append(build_job_spec(request, settings, wall_clock))
-        except InvalidRequest as exc:
-            raise InvalidItem(field, index, exc) from exc
-    return specs
 
 
 def wants_ndjson(request: Request, stream: bool) -> bool:
@@ -69,7 +39,7 @@ STREAM_DOC = {
 }
 
 
-@router.post("/batch", response_model=BatchResult, responses={200: STREAM_DOC, **ERRORS})
+@router.post("/batch", response_model=BatchResult, responses={200: STREAM_DOC, **SUBMIT_ERRORS})
 async def batch(body: BatchRequest, request: Request, stream: bool = False,
                 services: Services = Depends(get_services)) -> Response:
     """Run many snippets in one call: queued in one round trip, all or none.

@@ -29,6 +29,17 @@ def documented(errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": text} for status, text in errors.items()}
 
 
+SUBMIT_ERRORS = documented({  # of every route that queues runs
+    400: "Malformed JSON.",
+    401: "Missing or wrong API key.",
+    413: "Request body over the cap.",
+    422: "Invalid request: a field's type, a limit above its maximum, an unknown language.",
+    429: "`queue_full`, or `quota_exceeded` (your tenant's max_queued): retry after "
+         "Retry-After seconds.",
+    503: "The queue (Redis) is unreachable; retry after Retry-After seconds.",
+})
+
+
 def error_response(status: int, reason: str, message: str,
                    details: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None) -> JsonResponse:

@@ -2,18 +2,12 @@
 
 from fastapi import APIRouter, Depends
 
+from service.api.fleet import live_workers
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
 from service.queue import QueueUnavailable
 
 router = APIRouter(tags=["health"])
-
-HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
-
-
-async def live_workers(services: Services) -> list[dict[str, str]]:
-    """Heartbeat descriptions of the workers that are alive now."""
-    return await services.queue.live_workers(services.settings.heartbeat_s * HEARTBEATS_OF_SILENCE)
 
 
 @router.get("/livez")

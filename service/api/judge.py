@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends, Response
 
 from service import judge
 from service.api.auth import require_key
-from service.api.batch import InvalidItem, item_specs
+from service.api.batching import InvalidItem, item_specs
 from service.api.caller import watch_caller
-from service.api.runs import ERRORS
+from service.api.errors import SUBMIT_ERRORS
 from service.api.services import Services, get_services
 from service.jobspec import JobSpec
 from service.models import CaseResult, Checker, JudgeRequest, JudgeResult, Priority, RunResult
@@ -44,7 +44,7 @@ async def run_to_first_failure(submitter: Submitter, specs: Sequence[JobSpec],
     return first_failure.cases()
 
 
-@router.post("/judge", response_model=JudgeResult, responses=ERRORS)
+@router.post("/judge", response_model=JudgeResult, responses=SUBMIT_ERRORS)
 async def judge_program(request: JudgeRequest,
                         services: Services = Depends(get_services)) -> JudgeResult | Response:
     """Run one program once per test case and give each case a verdict, and the pass rate.

@@ -14,9 +14,9 @@ from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import Receive, Scope, Send
 
+from service.api.agent_tools import TOOLS, Progress, call_tool
 from service.api.auth import bearer
 from service.api.errors import error_response
-from service.api.tools import TOOLS, Progress, call_tool
 from service.tenants import Tenant, TenantDirectory
 
 PATH = "/mcp"

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from service import metrics
 from service.api.auth import require_admin
-from service.api.health import live_workers
+from service.api.fleet import live_workers
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
 from service.stats import StatsReader, last_minute_by_tenant

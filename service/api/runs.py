@@ -6,8 +6,9 @@ from fastapi.responses import StreamingResponse
 
 from service.api.auth import require_key
 from service.api.caller import watch_caller
-from service.api.errors import documented
+from service.api.errors import SUBMIT_ERRORS
 from service.api.event_stream import EVENT_STREAM, event, events, wants_events
+from service.api.responses import json_response
 from service.api.services import Services, get_services
 from service.jobspec import build_job_spec
 from service.models import (
@@ -28,22 +29,7 @@ CANCEL_MESSAGE = "cancelled: DELETE /v1/jobs/{id}"
 router = APIRouter(prefix="/v1", tags=["run"],
                    dependencies=[Depends(require_key), Depends(watch_caller)])
 
-ERRORS = documented({
-    400: "Malformed JSON.",
-    401: "Missing or wrong API key.",
-    413: "Request body over the cap.",
-    422: "Invalid request: a field's type, a limit above its maximum, an unknown language.",
-    429: "`queue_full`, or `quota_exceeded` (your tenant's max_queued): retry after "
-         "Retry-After seconds.",
-    503: "The queue (Redis) is unreachable; retry after Retry-After seconds.",
-})
-
-
-def json_response(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="application/json")
-
-
-@router.post("/run", response_model=RunResult, responses=ERRORS)
+@router.post("/run", response_model=RunResult, responses=SUBMIT_ERRORS)
 async def run(request: RunRequest, http: Request,
               services: Services = Depends(get_services)) -> Response:
     """Run one snippet and wait for its result.
@@ -66,7 +52,7 @@ async def run(request: RunRequest, http: Request,
     return json_response(await services.submitter.run(spec, lane))
 
 
-@router.post("/jobs", status_code=202, response_model=JobAccepted, responses=ERRORS)
+@router.post("/jobs", status_code=202, response_model=JobAccepted, responses=SUBMIT_ERRORS)
 async def submit_job(request: RunRequest,
                      services: Services = Depends(get_services)) -> JobAccepted:
     """Queue one snippet and return its id at once; poll `GET /v1/jobs/{id}` for the result."""

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from service.api.auth import require_key
-from service.api.batch import InvalidItem, item_specs
+from service.api.batching import InvalidItem, item_specs
 from service.api.caller import watch_caller
 from service.api.compat.e2b_program import program
 from service.api.errors import error_response

@@ -19,7 +19,7 @@ from service.api.auth import require_key
 from service.api.caller import watch_caller
 from service.api.compat import nemo_answers as answers
 from service.api.errors import RETRY_AFTER_FULL_S
-from service.api.health import live_workers
+from service.api.fleet import live_workers
 from service.api.responses import JsonResponse
 from service.api.services import Services, get_services, shared_services
 from service.jobspec import InvalidRequest, build_job_spec
