@@ -37,17 +37,17 @@ test: install images lint browser
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: install images
-	$(BIN)/python -m service.bench $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 bench-short: install images
-	$(BIN)/python -m service.bench --short $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench --short $(BENCH_ARGS)
 
 bench-sessions: install images
-	$(BIN)/python -m service.bench.sessions $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.sessions $(BENCH_ARGS)
 
 DURATION ?= 600
 soak: install images
-	$(BIN)/python -m service.bench.soak --duration $(DURATION) $(SOAK_ARGS)
+	$(BIN)/python -m tests.bench.soak --duration $(DURATION) $(SOAK_ARGS)
 
 clean:
 	rm -rf .run .pytest_cache .ruff_cache

@@ -7,6 +7,8 @@ import pytest
 
 from tests.support import Service, ensure_docker, redis_server
 
+collect_ignore = ["bench"]  # the benchmark (python -m tests.bench) holds no tests
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import docker
 import httpx
 
-from service.bench.stack import deployment_env, free_port
 from service.languages import REGISTRY
 from service.settings import Settings
+from tests.bench.stack import deployment_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LABEL_DEPLOYMENT = "sandbox.deployment"

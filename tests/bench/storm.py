@@ -10,7 +10,7 @@ on this machine from its own `cpu_ms`), `timeout` 3, 16 at once. Also what a war
 costs: memory when idle, and the CPU of starting one (the engine's and its own), which is what
 replacing a container after each timeout would cost.
 
-    python -m service.bench.storm [--json PATH]
+    python -m tests.bench.storm [--json PATH]
 """
 
 import argparse
@@ -25,10 +25,10 @@ from typing import Any
 
 import httpx
 
-from service.bench.cpu import containers_cpu_s, pids_named, process_cpu_s
-from service.bench.stack import LocalStack
-from service.bench.workloads import percentiles
 from service.settings import Settings
+from tests.bench.cpu import containers_cpu_s, pids_named, process_cpu_s
+from tests.bench.stack import LocalStack
+from tests.bench.workloads import percentiles
 
 STORM_LOOPS, STORM_PRINTS, STORM_TIMEOUT_S, CALLER_GIVES_UP_S = 100, 20, 10, 30.0
 VERDICT_RUNS, VERDICT_TIMEOUT_S, VERDICT_CPU_S = 16, 3, 1.0
@@ -198,7 +198,7 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.bench.storm", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.storm", description=__doc__)
     parser.add_argument("--json", type=Path, default=Path(".run/bench-storm.json"))
     args = parser.parse_args(argv)
     figures = measure()

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from service import runner_protocol as rp
-from service.bench.cpu import process_usage
-from service.bench.workloads import percentiles, progress
 from service.jobspec import JobSpec
 from service.models import Language
 from service.settings import Settings
 from service.worker.docker_engine import DockerEngine, Owner, container_spec
 from service.worker.runner_channel import RunnerChannel
+from tests.bench.cpu import process_usage
+from tests.bench.workloads import percentiles, progress
 
 
 def docker_run_baseline(image: str, code: str, count: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Besides jobs per second it measures the CPU each part spends per job (unlike thr
 changed by whatever else runs on the machine): what one core of a worker host, of an API process
 and of Redis (one serves every host) can serve, and the Redis commands per job.
 
-    python -m service.bench.scaling [--workers 1 2 3] [--jobs 3000] [--in-flight 32] [--pool-size 4]
+    python -m tests.bench.scaling [--workers 1 2 3] [--jobs 3000] [--in-flight 32] [--pool-size 4]
 """
 
 import argparse
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import redis
 
-from service.bench.cpu import CpuMeter
-from service.bench.stack import LocalStack
-from service.bench.workloads import Load
+from tests.bench.cpu import CpuMeter
+from tests.bench.stack import LocalStack
+from tests.bench.workloads import Load
 
 SCRIPT_CALLS = ("evalsha", "eval")
 READ_CALLS = ("xreadgroup", "xread")
@@ -142,7 +142,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.bench.scaling", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.scaling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=3000)

@@ -1,14 +1,14 @@
 """What another OCI runtime (gVisor's runsc) costs: L1 and L2, one request at a time, on the
 engine's default runtime and on the one named, side by side in one run.
 
-    python -m service.bench.runtimes [--runtime runsc] [--count 200]
+    python -m tests.bench.runtimes [--runtime runsc] [--count 200]
 """
 
 import argparse
 import asyncio
 
-from service.bench.stack import LocalStack
-from service.bench.workloads import NUMPY, PRINT_ONE, Load
+from tests.bench.stack import LocalStack
+from tests.bench.workloads import NUMPY, PRINT_ONE, Load
 
 
 async def latencies(stack: LocalStack, count: int) -> tuple[dict, dict]:
@@ -22,7 +22,7 @@ async def latencies(stack: LocalStack, count: int) -> tuple[dict, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.bench.runtimes", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.runtimes", description=__doc__)
     parser.add_argument("--runtime", default="runsc")
     parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args(argv)

@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 from redis import asyncio as aioredis
 
-from service.bench.stack import LocalStack
-from service.bench.storm import READY_TIMEOUT_S
-from service.bench.workloads import PRINT_ONE, Load, median_stages, percentiles, progress, stages_of
 from service.keys import Keys
 from service.queue import LANES
 from service.settings import Settings
 from service.tenants import ANONYMOUS
+from tests.bench.stack import LocalStack
+from tests.bench.storm import READY_TIMEOUT_S
+from tests.bench.workloads import PRINT_ONE, Load, median_stages, percentiles, progress, stages_of
 
 
 def redis_of(stack: LocalStack) -> aioredis.Redis:
@@ -170,8 +170,8 @@ def measure(s3_samples: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    """`python -m service.bench.callers`: these scenes alone."""
-    parser = argparse.ArgumentParser(prog="python -m service.bench.callers", description=__doc__)
+    """`python -m tests.bench.callers`: these scenes alone."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.callers", description=__doc__)
     parser.add_argument("--samples", type=int, default=50, help="S3's single runs")
     parser.add_argument("--json", type=Path, default=Path(".run/bench-callers.json"))
     args = parser.parse_args()

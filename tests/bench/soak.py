@@ -2,7 +2,7 @@
 dockerd restarted along the way; then the checks: every accepted job answered exactly once, no
 container or sandbox process left behind, memory within 10 % of where it started.
 
-    python -m service.bench.soak --duration 600 [--rate 20] [--json PATH]
+    python -m tests.bench.soak --duration 600 [--rate 20] [--json PATH]
 """
 
 import argparse
@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from service.bench.__main__ import rss_bytes
-from service.bench.stack import ChaosStack
+from tests.bench.__main__ import rss_bytes
+from tests.bench.stack import ChaosStack
 
 MIX = [  # (weight, code, timeout, expected outcome)
     (70, "print({i})", 2, "ok"),
@@ -111,7 +111,7 @@ async def soak(stack: ChaosStack, seconds: float, rate: float) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.bench.soak", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.soak", description=__doc__)
     parser.add_argument("--duration", type=float, default=600)
     parser.add_argument("--rate", type=float, default=20, help="requests per second offered")
     parser.add_argument("--json", type=Path, default=Path(".run/soak.json"))

@@ -1,6 +1,6 @@
 """Tenants under load: the fair share, and what queuing by tenant costs Redis.
 
-    python -m service.bench.tenants [--big 2000] [--small 100] [--delay 1] [--cost 1000]
+    python -m tests.bench.tenants [--big 2000] [--small 100] [--delay 1] [--cost 1000]
                                     [--workers 1] [--pool-size 4] [--json PATH]
 
 Fair share: two tenants of equal weight; one sends a `--big` batch of print(i), the other a
@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import redis
 
-from service.bench.cpu import process_cpu_s
-from service.bench.stack import LocalStack
+from tests.bench.cpu import process_cpu_s
+from tests.bench.stack import LocalStack
 
 BIG_KEY, SMALL_KEY = "bench-key-of-the-big-tenant", "bench-key-of-the-small-tenant"
 TENANTS = f"""

@@ -2,7 +2,7 @@
 opened at once (as a trainer opens one per rollout), each is used twice, and then, while they
 sit idle, the memory each one's container holds is read from the engine.
 
-    python -m service.bench.sessions [--sessions 64] [--warm 64] [--json PATH]
+    python -m tests.bench.sessions [--sessions 64] [--warm 64] [--json PATH]
 
 `--warm 0` opens them with no warm container kept for sessions: each starts one.
 """
@@ -19,11 +19,11 @@ import docker
 import httpx
 import redis
 
-from service.bench.cpu import CpuMeter
-from service.bench.http import Connection
-from service.bench.stack import LocalStack
-from service.bench.workloads import percentiles
 from service.keys import Keys
+from tests.bench.cpu import CpuMeter
+from tests.bench.http import Connection
+from tests.bench.stack import LocalStack
+from tests.bench.workloads import percentiles
 
 FIRST_CELL = "rollout = [i * i for i in range(1000)]\nlen(rollout)"
 SECOND_CELL = "sum(rollout)"

@@ -2,7 +2,7 @@
 (its compiled form cached), and a judging of 100 cases, with the compiles counted from the
 results' `compile.cached`. On a stack of its own serving every language.
 
-    python -m service.bench.languages [--cases N] [--json PATH]
+    python -m tests.bench.languages [--cases N] [--json PATH]
 """
 
 import argparse
@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from service.bench.stack import LocalStack
 from service.languages import REGISTRY
+from tests.bench.stack import LocalStack
 
 SUM = {  # reads two integers, prints their sum
     "python": "a, b = map(int, input().split())\nprint(a + b)",
@@ -105,7 +105,7 @@ def table(figures: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.bench.languages",
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.languages",
                                      description=__doc__)
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--json", type=Path, default=Path(".run/bench-languages.json"))

@@ -4,11 +4,11 @@ Starts its own Redis, API and worker, runs the workloads (L1, L2, T1-T4; then, o
 stack, the caller scenes S2 and S3 and the Redis commands per job) and the baselines in
 the same run (R1: a container per snippet; F1: the runner alone, with its CPU and page faults
 per execution; the bare fork of the sandbox's interpreter), then the scenes S1 and S4
-(service/bench/storm.py) on a stack of their own at the defaults of `make serve`, and P1 per
-language (service/bench/languages.py) on one serving every language; prints a
+(tests/bench/storm.py) on a stack of their own at the defaults of `make serve`, and P1 per
+language (tests/bench/languages.py) on one serving every language; prints a
 table with the ratios and writes the figures as JSON.
 
-    python -m service.bench [--short] [--json PATH] [--workers N] [--pool-size N]
+    python -m tests.bench [--short] [--json PATH] [--workers N] [--pool-size N]
 """
 
 import argparse
@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bench import callers, languages, storm
-from service.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
-from service.bench.cpu import CpuMeter
-from service.bench.stack import LocalStack
-from service.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load, percentiles
 from service.settings import Settings
+from tests.bench import callers, languages, storm
+from tests.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
+from tests.bench.cpu import CpuMeter
+from tests.bench.stack import LocalStack
+from tests.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load, percentiles
 
 FULL = {"cpu": 2000, "l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
         "f1": 1000, "fork": 1000, "open_s": 10, "s3": 50}
@@ -153,7 +153,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m service.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--short", action="store_true", help="fewer samples, for quick checks")
     parser.add_argument("--json", type=Path, default=Path(".run/bench.json"))
     parser.add_argument("--workers", type=int, default=1)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     figures["P1"] = languages.measure()
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
               "mode": "short" if args.short else "full", "workers": args.workers,
-              "pool_size": args.pool_size, "command": " ".join(["python -m service.bench",
+              "pool_size": args.pool_size, "command": " ".join(["python -m tests.bench",
                                                                 *(argv or sys.argv[1:])]),
               "figures": figures, "ratios": ratios(figures)}
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from service.bench.http import ConnectionPool
+from tests.bench.http import ConnectionPool
 
 PRINT_ONE = "print(1)"
 NUMPY = "import numpy as np; print(np.arange(10).sum())"
