@@ -116,8 +116,19 @@ class Keys:
 
     def session_warm(self, worker_id: str) -> str:
         """List: containers a worker keeps warm for sessions, each claimed by one opening."""
-        return f"{self.prefix}:session-warm:{worker_id}"
+        return f"{self.session_warm_prefix}{worker_id}"
+
+    @property
+    def session_warm_prefix(self) -> str:
+        """What every worker's list of warm containers is named with, before its id (the claim
+        script, which finds the live workers itself, names the lists)."""
+        return f"{self.prefix}:session-warm:"
 
     def session_calls(self, worker_id: str) -> str:
         """Stream of calls (open, run, close) to the sessions one worker holds."""
-        return f"{self.prefix}:session-calls:{worker_id}"
+        return f"{self.session_calls_prefix}{worker_id}"
+
+    @property
+    def session_calls_prefix(self) -> str:
+        """What every worker's session-call stream is named with, before its id."""
+        return f"{self.prefix}:session-calls:"

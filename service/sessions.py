@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from redis import asyncio as aioredis
 
 from service import wire
+from service.claim_batches import ClaimBatcher
 from service.jobspec import TRANSIT_GRACE_S, JobSpec, _bounded, build_job_spec
 from service.keys import Keys
 from service.live_workers import LiveWorkers
@@ -34,7 +35,7 @@ from service.models import (
 from service.output_stream import OutputStream
 from service.queue import JobQueue, translate_errors
 from service.replies import ReplyListener
-from service.session_claims import FULL, TENANT_FULL, WarmClaims
+from service.session_claims import FULL, TENANT_FULL, Claim, WarmClaims
 from service.settings import Settings
 from service.tenants import Tenant
 
@@ -300,6 +301,7 @@ class SessionBroker:
         self.output = OutputStream(queue.redis, queue.keys)
         self.silence_s = settings.heartbeat_s * HEARTBEATS_OF_SILENCE
         self.workers = LiveWorkers(queue, self.silence_s)
+        self.batcher = ClaimBatcher(self.claims, settings.max_sessions, self.silence_s)
 
     async def open(self, req: SessionRequest, tenant: Tenant, limits: Settings) -> bytes:
         """Open a session for the tenant, its limits checked against `limits` (its caps): a warm
@@ -307,24 +309,21 @@ class SessionBroker:
         first call), else one the worker with most room starts for it."""
         spec = build_session_spec(req, limits, tenant.name)
         session_id = new_id()
-        workers = await self.workers.read()
-        claimed = await self._claim(session_id, spec, workers, tenant)
+        claimed = await self._claim(session_id, spec, tenant)
         if claimed is not None:
             return claimed.model_dump_json().encode()
+        workers = await self.workers.read()
         return await self._open_cold(session_id, spec, pick_worker(workers), tenant)
 
-    async def _claim(self, session_id: str, spec: SessionSpec, workers: list[dict[str, str]],
+    async def _claim(self, session_id: str, spec: SessionSpec,
                      tenant: Tenant) -> SessionInfo | None:
         now = wire.now_ms()
         fields = {"created_ms": now, "last_used_ms": now, "calls": 0,
                   "timeout_s": spec.timeout_s, "memory_mb": spec.memory_mb,
                   "idle_ttl_s": spec.idle_ttl_s, wire.F_TENANT: spec.tenant}
-        warm = sorted((w for w in workers if int(w.get("warm_sessions", 0)) > 0),
-                      key=lambda w: -int(w["warm_sessions"]))
-        found = await self.claims.claim(
-            session_id, spec.tenant, [w["id"] for w in warm], self.settings.max_sessions,
-            tenant.max_sessions, now + spec.idle_ttl_s * 1000,
-            SessionRegistry._record_ttl(spec.idle_ttl_s), fields, spec.model_dump_json().encode())
+        found = await self.batcher.claim(Claim(
+            session_id, spec.tenant, tenant.max_sessions, now + spec.idle_ttl_s * 1000,
+            SessionRegistry._record_ttl(spec.idle_ttl_s), fields, spec.model_dump_json().encode()))
         if found in (FULL, TENANT_FULL):
             raise self._full(tenant, found == TENANT_FULL)
         if not isinstance(found, tuple):

@@ -5,6 +5,7 @@ import json
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -212,6 +213,38 @@ def test_more_sessions_at_once_than_warm_containers_all_open(client: httpx.Clien
     finally:
         for sid in opened:
             client.delete(f"/v1/sessions/{sid}")
+
+
+def test_sessions_opened_at_once_share_out_the_warm_containers_of_the_live_workers(
+        client: httpx.Client, service: Service) -> None:
+    """Opened together (their claims go in one script or a few), each session takes a warm
+    container of its own, from the live worker offering the most at that moment; the offers of
+    a worker whose heartbeats stopped are left alone."""
+    keys = Keys(service.prefix)
+    with redis.Redis.from_url(service.redis_url) as store:
+        store.zadd(keys.workers, {"gone": int(time.time() * 1000) - 600_000})
+        store.rpush(keys.session_warm("gone"), *[f"gone-{i}" for i in range(4)])
+    eventually(lambda: warm_sessions(client) >= 4, 60, "two warm containers on each worker")
+    before_open = datetime.datetime.now(datetime.UTC)
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(lambda _: open_session(client), range(4)))
+    try:
+        assert sorted(Counter(s["worker"] for s in opened).values()) == [2, 2], opened
+        containers = [session_containers(service, s["id"])[0] for s in opened]
+        assert len({c.id for c in containers}) == 4
+        for container in containers:
+            created = datetime.datetime.fromisoformat(container.attrs["Created"][:26] + "+00:00")
+            assert created < before_open, "a session's container was started for it"
+        values = [call(client, s["id"], f"{s['id']!r}")["value"] for s in opened]
+        assert values == [repr(s["id"]) for s in opened]
+        with redis.Redis.from_url(service.redis_url) as store:
+            assert store.llen(keys.session_warm("gone")) == 4
+    finally:
+        for s in opened:
+            client.delete(f"/v1/sessions/{s['id']}")
+        with redis.Redis.from_url(service.redis_url) as store:
+            store.zrem(keys.workers, "gone")
+            store.delete(keys.session_warm("gone"))
 
 
 def test_sessions_do_not_share_state(client: httpx.Client, service: Service) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -119,6 +120,22 @@ def test_a_tenant_sees_and_uses_only_its_own_sessions(clients: dict[str, httpx.C
         assert again["value"] == "42", again
     finally:
         a.delete(f"/v1/sessions/{sid}")
+
+
+def test_max_sessions_holds_for_sessions_opened_at_once(clients: dict[str, httpx.Client]) -> None:
+    """Opens arriving together are claimed in one script (or a few): the tenant's cap is counted
+    session by session within it, and another tenant's opens beside them are not held back."""
+    b, a = clients["team-b"], clients["team-a"]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda c: c.post("/v1/sessions", json={}), [b] * 4 + [a] * 2))
+    try:
+        assert sorted(r.status_code for r in answers[:4]) == [201, 429, 429, 429], answers
+        assert {r.json()["error"] for r in answers[:4] if r.status_code == 429} == {"session_quota"}
+        assert [r.status_code for r in answers[4:]] == [201, 201], [r.text for r in answers[4:]]
+    finally:
+        for client, answer in zip([b] * 4 + [a] * 2, answers, strict=True):
+            if answer.status_code == 201:
+                client.delete(f"/v1/sessions/{answer.json()['id']}")
 
 
 def test_max_sessions_holds_for_the_tenant_alone(clients: dict[str, httpx.Client]) -> None:
