@@ -113,9 +113,13 @@ class Settings(BaseSettings):
 
     # Sessions: a container kept per caller, state kept between calls
     max_sessions: int = Field(1024, ge=0, description="Open sessions across the cluster; past it: 429.")
-    max_sessions_per_worker: int = Field(
-        256, ge=0, description="Open sessions one worker holds: an idle one holds about 22 MiB, "
-        "so 256 hold about 5.6 GiB (see README, Sessions at rollout scale).")
+    max_sessions_per_worker: int | None = Field(
+        None, ge=0, description="Open sessions one worker holds; unset: as many idle ones as fit "
+        "in session_memory_share of its Docker host's memory (see README, Sessions at rollout "
+        "scale).")
+    session_memory_share: float = Field(
+        0.5, gt=0, le=1, description="The share of a worker's Docker host memory its idle "
+        "sessions may take, when max_sessions_per_worker is unset.")
     session_warm: int = Field(64, ge=0, le=1024, description="Containers a worker keeps warm for "
                               "sessions about to open (within max_sessions_per_worker).")
     default_session_idle_s: float = Field(600.0, gt=0, description="A session idle this long is closed.")

@@ -169,6 +169,11 @@ class DockerEngine:
         with translate_errors():
             self.client.ping()
 
+    def host_memory(self) -> int:
+        """The memory of the engine's host, where the sandboxes live (bytes)."""
+        with translate_errors():
+            return int(self.client.info()["MemTotal"])
+
     def socket_root(self, deployment: str) -> str:
         return os.path.join(self.settings.runner_socket_dir, deployment)
 

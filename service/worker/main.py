@@ -26,6 +26,7 @@ from service.worker.docker_engine import (
 )
 from service.worker.networked import NetworkedPool, RoutingExecutor
 from service.worker.pools import LanguagePools
+from service.worker.session_capacity import session_capacity
 from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ async def serve_worker(settings: Settings) -> None:
                               health_check_interval=30)
     queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
                      settings.max_queue_depth)
-    sessions = SessionHost(queue, pool, settings, worker_id)
+    capacity = session_capacity(settings, await asyncio.to_thread(engine.host_memory))
+    sessions = SessionHost(queue, pool, settings, worker_id, capacity)
     executor = RoutingExecutor(pools, settings, OutputStream(redis, queue.keys), networked)
     consumer = Consumer(queue, pools, executor, settings,  # type: ignore[arg-type]
                         worker_id, host, sessions)
@@ -88,7 +90,8 @@ async def serve_worker(settings: Settings) -> None:
     if networked:
         networked.start()
     log.info("worker started", extra={"worker_id": worker_id, "pool_size": pools.size,
-                                      "languages": settings.languages})
+                                      "languages": settings.languages,
+                                      "session_capacity": capacity})
     serving_sessions = asyncio.create_task(sessions.serve(), name="sessions")
     try:
         await consumer.run(grace_s=settings.shutdown_grace_s)

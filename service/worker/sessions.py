@@ -52,8 +52,10 @@ class LiveSession:
 
 
 class SessionHost:
-    def __init__(self, queue: JobQueue, pool: ContainerPool, settings: Settings, worker_id: str):
+    def __init__(self, queue: JobQueue, pool: ContainerPool, settings: Settings, worker_id: str,
+                 capacity: int):
         self.queue = queue
+        self.capacity = capacity  # sessions held at most (session_capacity.py)
         self.pool = pool
         self.settings = settings
         self.worker_id = worker_id
@@ -64,12 +66,12 @@ class SessionHost:
         self._tasks: set[asyncio.Task[None]] = set()
         self._binding: dict[str, asyncio.Event] = {}  # session id → set once bound (or not)
         self.warm = SessionPool(pool, settings, WarmClaims(queue.redis, queue.keys), worker_id)
-        self.warm.room = lambda: self.settings.max_sessions_per_worker - self._held()
+        self.warm.room = lambda: self.capacity - self._held()
 
     def describe(self) -> dict[str, int]:
         """For the heartbeat: API processes send new sessions where there is room."""
         return {"sessions": self._held(),
-                "session_capacity": self.settings.max_sessions_per_worker,
+                "session_capacity": self.capacity,
                 "warm_sessions": self.warm.warm}
 
     def _held(self) -> int:
@@ -165,7 +167,7 @@ class SessionHost:
 
     async def _open(self, call: wire.SessionCall) -> bytes:
         spec = SessionSpec.model_validate_json(call.payload)
-        if self._held() >= self.settings.max_sessions_per_worker:
+        if self._held() >= self.capacity:
             return wire.refusal("session_limit", "this worker holds as many sessions as it may; "
                                 "retry")
         self._opening += 1

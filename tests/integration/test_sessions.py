@@ -15,6 +15,8 @@ import pytest
 import redis
 
 from service.keys import Keys
+from service.settings import Settings
+from service.worker.session_capacity import IDLE_SESSION_MIB
 from tests.integration.test_run import PROCESS_STATE
 from tests.support import Service
 
@@ -186,6 +188,19 @@ def test_list_get_close(client: httpx.Client, service: Service) -> None:
 def warm_sessions(client: httpx.Client) -> int:
     workers = client.get("/readyz", params={"verbose": "true"}).json()["workers"]
     return sum(int(w.get("warm_sessions", 0)) for w in workers)
+
+
+def test_by_default_a_worker_holds_as_many_sessions_as_fit_in_its_share_of_host_memory(
+        client: httpx.Client) -> None:
+    engine = docker.from_env()
+    try:
+        host_mib = engine.info()["MemTotal"] / 2**20
+    finally:
+        engine.close()
+    workers = client.get("/readyz", params={"verbose": "true"}).json()["workers"]
+    expected = int(host_mib * Settings().session_memory_share // IDLE_SESSION_MIB)
+    assert [int(w["session_capacity"]) for w in workers] == [expected, expected]
+    assert expected > 64, "a worker with a few GiB holds more sessions than rollouts open at once"
 
 
 def test_opening_takes_a_warm_container_and_one_comes_up_in_its_place(

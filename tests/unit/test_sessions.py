@@ -14,6 +14,7 @@ from service.jobspec import InvalidRequest, check_return_files
 from service.models import SessionInfo, SessionRequest, SessionState
 from service.sessions import SessionRefused, build_session_spec, refused, require_open
 from service.settings import Settings
+from service.worker.session_capacity import IDLE_SESSION_MIB, session_capacity
 
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "runner"
 
@@ -125,3 +126,12 @@ def test_worker_refusals_map_to_statuses() -> None:
     assert refused({"error": "session_limit", "message": "m"}).status == 429
     assert refused({"error": "session_busy", "message": "m"}).status == 409
     assert refused({"error": "something_new", "message": "m"}).status == 503
+
+
+def test_a_workers_session_capacity_is_set_or_follows_its_host_memory() -> None:
+    gib = 2**30
+    assert session_capacity(Settings(max_sessions_per_worker=8), 24 * gib) == 8
+    assert session_capacity(Settings(), 24 * gib) == 12 * 1024 // IDLE_SESSION_MIB
+    assert session_capacity(Settings(session_memory_share=0.25), 24 * gib) == \
+        6 * 1024 // IDLE_SESSION_MIB
+    assert session_capacity(Settings(), IDLE_SESSION_MIB * 2**20) == 0
