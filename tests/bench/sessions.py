@@ -86,18 +86,32 @@ def container_memory(container: Any) -> int:
     return int(stats["usage"]) - int(inactive)
 
 
+def shim_memory(container: Any) -> int:
+    """The proportional set size of the process that holds the container on the host (its
+    containerd shim, the parent of its first process): memory of the host outside the
+    container's own count."""
+    pid = container.attrs["State"]["Pid"]
+    parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    for line in Path(f"/proc/{parent}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no Pss for process {parent}")
+
+
 def idle_memory(stack: LocalStack, ids: list[str]) -> dict[str, Any]:
     keys = Keys(stack.prefix)
     with redis.Redis(port=stack.redis_port) as store:
         containers = [store.hget(keys.session(i), "container") for i in ids]
     engine = docker.from_env()
     try:
-        used = [container_memory(engine.containers.get(c.decode())) for c in containers if c]
+        found = [engine.containers.get(c.decode()) for c in containers if c]
+        used = [container_memory(c) / 2**20 for c in found]
+        shims = [shim_memory(c) / 2**20 for c in found]
     finally:
         engine.close()
-    mib = [u / 2**20 for u in used]
-    return {"containers": len(mib), "per_session_mib": percentiles(mib),
-            "all_sessions_mib": round(sum(mib), 1)}
+    return {"containers": len(used), "per_session_mib": percentiles(used),
+            "shim_per_session_mib": percentiles(shims),
+            "all_sessions_mib": round(sum(used) + sum(shims), 1)}
 
 
 async def close_all(base_url: str, ids: list[str]) -> None:
