@@ -5,10 +5,11 @@ PYTHON ?= python3
 
 .PHONY: install docker images image browser serve test lint bench bench-short bench-sessions soak clean
 
-$(BIN)/sandbox: pyproject.toml
+# The service, and beside it the client, a distribution of its own (service/client/).
+$(BIN)/sandbox: pyproject.toml service/client/pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || \
 	  (apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV))
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e 'service/client[progress]'
 	@touch $@
 
 install: $(BIN)/sandbox

@@ -1,14 +1,27 @@
-"""service.client against the running service: typed results, order, judging, refusals."""
+"""sandbox_client against the running service: typed results, order, judging, progress, jobs,
+refusals; and its wire shapes read real answers as the server's own models do."""
 
 import asyncio
 import itertools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+import orjson
 import pytest
+import sandbox_client.models as client_models
+from sandbox_client import (
+    AsyncSandboxClient,
+    Outcome,
+    RetryPolicy,
+    RunRequest,
+    SandboxClient,
+    SandboxHTTPError,
+    Verdict,
+)
 
-from service.client import AsyncSandboxClient, RetryPolicy, SandboxClient, SandboxHTTPError
-from service.models import Outcome, RunRequest, Verdict
+import service.models as server_models
 from tests.support import Service, full_queue
 
 
@@ -107,3 +120,84 @@ def test_full_queue_is_retried_then_raised(redis_url: str) -> None:
                 pytest.raises(SandboxHTTPError) as caught:
             sandbox.batch(["print(1)"])
         assert (caught.value.status, caught.value.error) == (429, "queue_full")
+
+
+def test_batch_progress(sandbox: SandboxClient) -> None:
+    reports: list[tuple[int, int]] = []
+    results = sandbox.batch([f"print({i})" for i in range(20)],
+                            progress=lambda done, total: reports.append((done, total)))
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(20)]
+    assert reports == [(done, 20) for done in range(1, 21)]
+
+
+def test_judge_progress_keeps_the_judging_whole(sandbox: SandboxClient) -> None:
+    reports: list[tuple[int, int]] = []
+    cases = [{"stdin": str(i), "expected_stdout": str(i)} for i in range(12)]
+    result = sandbox.judge("n = int(input())\nprint(-1 if n == 5 else n)", cases,
+                           stop_on_first_failure=True, progress=lambda *r: reports.append(r))
+    assert [c.index for c in result.cases] == list(range(12))
+    assert [c.verdict for c in result.cases] == [Verdict.PASSED] * 5 + [Verdict.WRONG_ANSWER] + \
+        [Verdict.SKIPPED] * 6
+    assert result.cases[11].message == "not judged: case 5 failed first"
+    assert (result.passed, result.total) == (5, 12)
+    assert reports[-1] == (12, 12)
+    assert len(reports) > 1
+
+
+def test_priority(service: Service, sandbox: SandboxClient) -> None:
+    assert sandbox.run("print(1)", priority="bulk").stdout == "1\n"
+    assert [r.stdout for r in sandbox.batch(["print(2)"], priority="interactive")] == ["2\n"]
+    with SandboxClient(service.base_url) as whole, pytest.raises(SandboxHTTPError) as caught:
+        whole.batch(["print(3)"] * 17, priority="interactive")  # one chunk, past the limit of 16
+    assert (caught.value.status, caught.value.error) == (422, "priority_not_allowed")
+
+
+def test_submit_and_cancel(sandbox: SandboxClient) -> None:
+    job_id = sandbox.submit("import time; print('started', flush=True); time.sleep(60)")
+    cancelled = sandbox.cancel(job_id)
+    assert (cancelled.id, cancelled.cancelled, cancelled.state) == (job_id, True, "done")
+    assert cancelled.result is not None and cancelled.result.outcome is Outcome.CANCELLED
+    assert sandbox.job(job_id).result.outcome is Outcome.CANCELLED
+    assert sandbox.cancel(job_id).cancelled is False  # done already: its result stands
+    with pytest.raises(SandboxHTTPError) as caught:
+        sandbox.cancel("no-such-job")
+    assert caught.value.status == 404
+
+
+def wait_done(client: httpx.Client, job_id: str) -> bytes:
+    for _ in range(600):
+        answer = client.get(f"/v1/jobs/{job_id}")
+        if answer.json()["state"] == "done":
+            return answer.content
+        time.sleep(0.1)
+    raise TimeoutError(job_id)
+
+
+def real_answers(client: httpx.Client) -> list[tuple[str, bytes]]:
+    """(model name, raw answer) from the service, of every shape the client reads."""
+    run = {"code": "open('a.txt', 'w').write('x'); import sys; print(1); sys.exit(3)",
+           "return_files": ["*.txt"], "stdin": "in"}
+    answers = [("RunResult", client.post("/v1/run", json=run).content),
+               ("RunResult", client.post("/v1/run", json={"code": "while True: pass",
+                                                          "timeout": 0.5}).content)]
+    streamed = client.post("/v1/batch?stream=true", json={"items": [{"code": "print(2)"},
+                                                                     {"code": "1/0"}]})
+    answers += [("BatchLine", line) for line in streamed.content.splitlines()]
+    answers.append(("JudgeResult", client.post("/v1/judge", json={
+        "code": "print(input())", "stop_on_first_failure": True,
+        "cases": [{"stdin": "1", "expected_stdout": "1"}, {"stdin": "2", "expected_stdout": "3"},
+                  {"stdin": "4", "expected_stdout": "4"}]}).content))
+    queued = client.post("/v1/jobs", json={"code": "print(5)"})
+    answers += [("JobAccepted", queued.content), ("JobStatus", wait_done(client, queued.json()["id"]))]
+    slow = client.post("/v1/jobs", json={"code": "import time; time.sleep(60)"}).json()["id"]
+    answers += [("JobStatus", client.get(f"/v1/jobs/{slow}").content),
+                ("JobCancel", client.delete(f"/v1/jobs/{slow}").content)]
+    return answers
+
+
+def test_wire_shapes_agree_with_the_server_on_real_answers(client: httpx.Client) -> None:
+    for name, raw in real_answers(client):
+        ours = getattr(client_models, name).model_validate_json(raw).model_dump(mode="json")
+        theirs = getattr(server_models, name).model_validate_json(raw).model_dump(mode="json")
+        assert ours == theirs, (name, raw)
+        assert set(orjson.loads(raw)) <= set(ours), (name, raw)

@@ -1,4 +1,4 @@
-"""The client's retry, chunking and concurrency rules, against a scripted HTTP transport.
+"""The client's retry, chunking, concurrency and progress rules, against a scripted HTTP transport.
 
 The client against the real service is in tests/integration/test_client.py.
 """
@@ -13,15 +13,16 @@ from email.utils import format_datetime
 import httpx
 import orjson
 import pytest
-
-from service.client import (
+from sandbox_client import (
     AsyncSandboxClient,
+    Outcome,
     RetryPolicy,
+    RunRequest,
     SandboxClient,
     SandboxHTTPError,
+    Verdict,
     parse_retry_after,
 )
-from service.models import Outcome, RunRequest
 
 FAST = RetryPolicy(max_retries=3, backoff_s=0.001, max_backoff_s=0.002)
 
@@ -46,7 +47,7 @@ class Script:
         self.requests: list[tuple[str, dict]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.url.path, orjson.loads(request.content)))
+        self.requests.append((request.url.path, orjson.loads(request.content or b"null")))
         status, body, headers = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         return httpx.Response(status, json=body, headers=headers)
 
@@ -182,19 +183,27 @@ def test_sandbox_error_returned_when_retries_run_out() -> None:
     assert len(script.requests) == FAST.max_retries + 1
 
 
+def ndjson(results: list[dict]) -> httpx.Response:
+    """A streamed batch's answer, the lines in the order given."""
+    lines = b"".join(orjson.dumps({"index": i, "result": r}) + b"\n" for i, r in results)
+    return httpx.Response(200, content=lines, headers={"content-type": "application/x-ndjson"})
+
+
 def batch_server(fail_first: set[str]) -> tuple[Callable[[httpx.Request], httpx.Response], list]:
-    """Answers /v1/batch; the codes in fail_first come back sandbox_error the first time."""
+    """Answers /v1/batch streamed, last item first; the codes in fail_first come back
+    sandbox_error the first time."""
     sent: list[list[str]] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["stream"] == "true"
         codes = [item["code"] for item in orjson.loads(request.content)["items"]]
         sent.append(codes)
         results = []
-        for code in codes:
+        for index, code in enumerate(codes):
             failing = code in fail_first
             fail_first.discard(code)
-            results.append(run_json(code, "sandbox_error" if failing else "ok"))
-        return httpx.Response(200, json={"results": results})
+            results.append((index, run_json(code, "sandbox_error" if failing else "ok")))
+        return ndjson(results[::-1])
 
     return handle, sent
 
@@ -218,11 +227,19 @@ def test_batch_chunks_keep_order() -> None:
 
 
 def test_items_take_shared_fields() -> None:
-    script = Script((200, {"results": [run_json("a"), run_json("b")]}, {}))
-    with client(script) as sandbox:
+    handle, _ = batch_server(set())
+    seen: list[dict] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(orjson.loads(request.content))
+        return handle(request)
+
+    with client(record) as sandbox:
         sandbox.batch(["a", RunRequest(code="b", stdin="x")], memory_mb=64)
-    items = script.requests[0][1]["items"]
-    assert items == [{"code": "a", "memory_mb": 64}, {"code": "b", "stdin": "x", "memory_mb": 64}]
+        sandbox.batch(["c"], priority="interactive")
+    assert seen[0] == {"items": [{"code": "a", "memory_mb": 64},
+                                 {"code": "b", "stdin": "x", "memory_mb": 64}]}
+    assert seen[1] == {"items": [{"code": "c"}], "priority": "interactive"}
 
 
 def test_judge_retried_when_a_case_met_our_failure() -> None:
@@ -322,3 +339,182 @@ async def test_async_batch_and_judge_retry_our_failures() -> None:
     assert sorted(sent) == [["a", "b"], ["b"], ["c"]]
     assert verdict.pass_rate == 1.0
     assert len(judged.requests) == 2
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+def test_batch_progress_counts_each_run_once() -> None:
+    handle, sent = batch_server({"c2", "c5"})
+    reports: list[tuple[int, int]] = []
+    with client(handle, batch_size=3, max_concurrency=2) as sandbox:
+        results = sandbox.batch([f"c{i}" for i in range(8)],
+                                progress=lambda done, total: reports.append((done, total)))
+    assert all(r.outcome is Outcome.OK for r in results)
+    assert reports == [(done, 8) for done in range(1, 9)]
+    assert sorted(map(len, sent)) == [1, 1, 2, 3, 3]  # c2 and c5 sent again, alone
+
+
+def test_progress_counts_our_failures_when_retries_run_out() -> None:
+    def b_always_fails(request: httpx.Request) -> httpx.Response:
+        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        return ndjson([(i, run_json(c, "sandbox_error" if c == "b" else "ok"))
+                       for i, c in enumerate(codes)])
+
+    reports: list[tuple[int, int]] = []
+    with client(b_always_fails) as sandbox:
+        results = sandbox.batch(["a", "b", "c"], progress=lambda *r: reports.append(r))
+    assert [r.outcome for r in results] == [Outcome.OK, Outcome.SANDBOX_ERROR, Outcome.OK]
+    assert reports == [(1, 3), (2, 3), (3, 3)]
+
+
+class CutStream(httpx.SyncByteStream):
+    """The first `lines` lines of an answer, then the connection drops."""
+
+    def __init__(self, lines: list[bytes]):
+        self.lines = lines
+
+    def __iter__(self):
+        yield from self.lines
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+
+def test_a_stream_cut_midway_resends_only_the_unanswered_runs() -> None:
+    sent: list[list[str]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        sent.append(codes)
+        lines = [orjson.dumps({"index": i, "result": run_json(c)}) + b"\n"
+                 for i, c in enumerate(codes)]
+        if len(sent) == 1:
+            return httpx.Response(200, stream=CutStream([lines[2], lines[0]]))
+        return httpx.Response(200, content=b"".join(lines))
+
+    reports: list[tuple[int, int]] = []
+    with client(handle) as sandbox:
+        results = sandbox.batch(["a", "b", "c", "d"], progress=lambda *r: reports.append(r))
+    assert [r.stdout for r in results] == ["out of a", "out of b", "out of c", "out of d"]
+    assert sent == [["a", "b", "c", "d"], ["b", "d"]]
+    assert reports == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_progress_bar_with_tqdm(capsys: pytest.CaptureFixture[str]) -> None:
+    handle, _ = batch_server(set())
+    with client(handle, batch_size=4) as sandbox:
+        sandbox.batch([f"c{i}" for i in range(10)], progress=True)
+    assert "10/10" in capsys.readouterr().err
+
+
+def judge_server(verdicts: dict[int, str]) -> tuple[Callable[[httpx.Request], httpx.Response], list]:
+    """Answers /v1/judge: case i (numbered by its stdin) gets verdicts.get(i, "passed"), cases
+    after a failure skipped when asked to stop there."""
+    sent: list[list[int]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        payload = orjson.loads(request.content)
+        numbers = [int(case["stdin"]) for case in payload["cases"]]
+        sent.append(numbers)
+        cases, failed = [], None
+        for index, number in enumerate(numbers):
+            verdict = "skipped" if failed is not None else verdicts.get(number, "passed")
+            if verdict != "passed" and failed is None and payload.get("stop_on_first_failure"):
+                failed = index
+            cases.append({"index": index, "verdict": verdict, "message": None, "result": None})
+        passed = sum(c["verdict"] == "passed" for c in cases)
+        return httpx.Response(200, json={"passed": passed, "total": len(cases),
+                                         "pass_rate": passed / len(cases), "cases": cases})
+
+    return handle, sent
+
+
+def test_judge_progress_in_parts() -> None:
+    handle, sent = judge_server({13: "wrong_answer"})
+    reports: list[tuple[int, int]] = []
+    cases = [{"stdin": str(i), "expected_stdout": ""} for i in range(25)]
+    with client(handle) as sandbox:
+        result = sandbox.judge("x", cases, progress=lambda *r: reports.append(r))
+    assert sorted(sent) == [list(range(i, min(i + 3, 25))) for i in range(0, 25, 3)]
+    assert [c.index for c in result.cases] == list(range(25))
+    assert [c.verdict for c in result.cases] == [Verdict.PASSED] * 13 + [Verdict.WRONG_ANSWER] + \
+        [Verdict.PASSED] * 11
+    assert (result.passed, result.total, result.pass_rate) == (24, 25, 24 / 25)
+    assert reports[-1] == (25, 25) and len(reports) == 9
+
+
+def test_judge_in_parts_stops_at_the_first_failure_in_order() -> None:
+    handle, _ = judge_server({4: "runtime_error", 13: "wrong_answer", 20: "timeout"})
+    cases = [{"stdin": str(i), "expected_stdout": ""} for i in range(25)]
+    with client(handle) as sandbox:
+        result = sandbox.judge("x", cases, stop_on_first_failure=True, progress=lambda *_: None)
+    assert [c.verdict for c in result.cases[:6]] == [Verdict.PASSED] * 4 + [
+        Verdict.RUNTIME_ERROR, Verdict.SKIPPED]
+    assert {c.verdict for c in result.cases[5:]} == {Verdict.SKIPPED}
+    assert result.cases[24].message == "not judged: case 4 failed first"
+    assert (result.passed, result.total) == (4, 25)
+
+
+def test_judge_without_progress_is_one_request() -> None:
+    handle, sent = judge_server({})
+    with client(handle) as sandbox:
+        sandbox.judge("x", [{"stdin": str(i)} for i in range(25)])
+    assert sent == [list(range(25))]
+
+
+async def test_async_batch_and_judge_progress() -> None:
+    batch_handle, _ = batch_server({"c1"})
+    judge_handle, _ = judge_server({})
+
+    def route(request: httpx.Request) -> httpx.Response:
+        return batch_handle(request) if request.url.path == "/v1/batch" else judge_handle(request)
+
+    runs: list[tuple[int, int]] = []
+    cases: list[tuple[int, int]] = []
+    async with AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(route),
+                                  retry=FAST, batch_size=2) as sandbox:
+        await sandbox.batch([f"c{i}" for i in range(5)], progress=lambda *r: runs.append(r))
+        await sandbox.judge("x", [{"stdin": str(i)} for i in range(4)],
+                            progress=lambda *r: cases.append(r))
+    assert runs == [(done, 5) for done in range(1, 6)]
+    assert cases == [(done, 4) for done in range(1, 5)]
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+def test_submit_job_and_cancel() -> None:
+    seen: list[tuple[str, str]] = []
+    done = {"id": "j1", "state": "done", "result": run_json("a", "cancelled")}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        if request.method == "POST":
+            return httpx.Response(202, json={"id": "j1", "state": "queued"})
+        if request.method == "GET":
+            return httpx.Response(200, json={"id": "j1", "state": "running", "result": None})
+        return httpx.Response(200, json={**done, "cancelled": True})
+
+    with client(handle) as sandbox:
+        job_id = sandbox.submit("a", priority="bulk")
+        assert sandbox.job(job_id).state == "running"
+        cancelled = sandbox.cancel(job_id)
+    assert (cancelled.cancelled, cancelled.result.outcome) == (True, Outcome.CANCELLED)
+    assert seen == [("POST", "/v1/jobs"), ("GET", "/v1/jobs/j1"), ("DELETE", "/v1/jobs/j1")]
+
+
+def test_cancel_of_an_unknown_job_raises() -> None:
+    script = Script((404, {"error": "not_found", "message": "no job 'x'"}, {}))
+    with client(script) as sandbox, pytest.raises(SandboxHTTPError) as caught:
+        sandbox.cancel("x")
+    assert (caught.value.status, caught.value.error) == (404, "not_found")
+
+
+def test_answers_that_end_short_every_time_raise() -> None:
+    sent: list[int] = []
+
+    def short(request: httpx.Request) -> httpx.Response:
+        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        sent.append(len(codes))
+        return ndjson([(0, run_json(codes[0]))]) if codes[0] == "a" else ndjson([])
+
+    with client(short) as sandbox, pytest.raises(httpx.RemoteProtocolError):
+        sandbox.batch(["a", "b"])
+    assert sent == [2] + [1] * FAST.max_retries
