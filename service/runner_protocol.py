@@ -1,8 +1,9 @@
 """The worker's copy of the runner's wire format (sandbox_images/runner/sandbox_runner/frames.py).
 
 Frames in both directions: a 4-byte big-endian length, then a JSON object. The worker sends
-`run` requests; the runner answers `ready` (warm, clean, waiting), `result` or `error`. A
-`cancel` sent while a run goes kills it (its result then says `cancelled`). A
+`run` requests; the runner answers `ready` (warm, clean, waiting), then `result` (anything
+else, an `error` with its traceback say, is a runner failure). A `cancel` sent while a run goes
+kills it (its result then says `cancelled`). A
 `session` request (answered `session_ready`) turns the container into one session's: then each
 `cell` request is answered by a `result`, until the worker closes the stream.
 A run ends at `timeout_s` of its time (wall clock less its waits for a CPU), at `wall_limit_s`
@@ -23,7 +24,6 @@ HEADER = struct.Struct(">I")
 OP_RUN = "run"
 OP_READY = "ready"
 OP_RESULT = "result"
-OP_ERROR = "error"
 OP_SESSION = "session"
 OP_SESSION_READY = "session_ready"
 OP_CELL = "cell"

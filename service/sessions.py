@@ -121,8 +121,6 @@ def new_id() -> str:
 
 # --- the record in Redis --------------------------------------------------------------------------
 
-_OPEN_STATES = f"'{SessionState.OPENING}', '{SessionState.OPEN}'"
-
 # Every script keeps KEYS[3], the tenant's open sessions, as KEYS[1], everyone's, is kept.
 
 # Admit a session if fewer than the cap are open, and fewer than the tenant's cap ARGV[6] of its

@@ -5,7 +5,6 @@ its task is cancelled instead (the runner did not end it in time, see consumer.p
 container is unreusable: the pool replaces it, and removing the container kills the code.
 """
 
-import asyncio
 import logging
 import mimetypes
 import os
@@ -24,8 +23,8 @@ from service.settings import Settings
 from service.worker.admission import CpuAdmission, Ticket
 from service.worker.cpu_weight import Demotion
 from service.worker.docker_engine import EngineUnavailable
-from service.worker.outcome import ABNORMAL, classify, result_body
-from service.worker.output_relay import answer_relaying
+from service.worker.exchange import exchange
+from service.worker.outcome import result_body
 from service.worker.pool import ContainerPool, PoolUnavailable, Sandbox
 from service.worker.pools import LanguagePools
 from service.worker.programs import Compiled, Compiler, program_fields, ready_again
@@ -62,23 +61,42 @@ def compile_error(job: wire.Job, compiled: Compiled) -> bytes:
     })
 
 
+class Running:
+    """What goes with a run from when its runner has the request (the code starts then) to its
+    answer: a cancel reaches it, admission measures its container, a long run is demoted."""
+
+    def __init__(self, executor: "Executor", job_id: str, sandbox: Sandbox,
+                 ticket: Ticket | None):
+        self.executor, self.job_id, self.sandbox, self.ticket = executor, job_id, sandbox, ticket
+        self.demotion: Demotion | None = None
+
+    def started(self) -> None:
+        self.executor.running[self.job_id] = self.sandbox
+        if self.ticket is not None:
+            self.executor.admission.attach(self.ticket, self.sandbox.container_id)
+        self.demotion = Demotion(self.sandbox.container_id, lambda: self.sandbox.weigh(True))
+
+    def ended(self) -> None:
+        self.executor.running.pop(self.job_id, None)
+        if self.demotion is not None:
+            self.demotion.cancel()
+
+
 class Executor:
-    def __init__(self, pool: ContainerPool, settings: Settings, output: OutputStream,
-                 pools: LanguagePools | None = None):
-        self.pool = pool
-        self.pools = pools  # by language; without, every job runs on `pool`
+    def __init__(self, pools: LanguagePools, settings: Settings, output: OutputStream):
+        self.pools = pools
         self.settings = settings
         self.output = output  # where a streamed job's output goes as it comes
         self.compiler = Compiler(settings)
         self.executions = 0
         self.admission = CpuAdmission(settings.cpu_slots or 2 * (os.cpu_count() or 1))
-        self._running: dict[str, Sandbox] = {}  # job id -> its container, its request sent
+        self.running: dict[str, Sandbox] = {}  # job id -> its container, its request sent
 
     def cancel(self, job_id: str) -> bool:
         """Have the runner of a job running here kill it: the run ends with outcome cancelled
         and its container is kept, proved clean as after a timeout. False if the job's request
         is not with a runner (not yet, or no longer)."""
-        sandbox = self._running.get(job_id)
+        sandbox = self.running.get(job_id)
         if sandbox is None:
             return False
         sandbox.channel.post(rp.cancel_message(job_id))
@@ -100,8 +118,6 @@ class Executor:
         return wire.sandbox_error(job.id, why, job.enqueued_ms)
 
     def _pool_for(self, spec: JobSpec) -> ContainerPool:
-        if self.pools is None:
-            return self.pool
         pool = self.pools.for_language(spec.language)
         if pool is None:
             raise PoolUnavailable(f"this worker does not serve {spec.language} "
@@ -133,31 +149,22 @@ class Executor:
             message = rp.run_message(job.id, spec)
             if spec.language != Language.PYTHON:
                 message.update(program_fields(spec, compiled))
-            await sandbox.channel.send(message)
-            self._running[job.id] = sandbox
-            if ticket is not None:  # measured from here: the code has its request
-                self.admission.attach(ticket, sandbox.container_id)
             sandbox.executions += 1
             self.executions += 1
-            demotion = Demotion(sandbox.container_id, lambda: sandbox.weigh(True))
+            running = Running(self, job.id, sandbox, ticket)
             try:
-                answer = (answer_relaying(sandbox.channel, job.id, self.output) if spec.stream
-                          else sandbox.channel.receive())
-                report = await asyncio.wait_for(answer, spec.runner_wait_s())
-            except TimeoutError as exc:
-                raise RunnerGone("runner did not answer in time") from exc
+                answer = await exchange(sandbox.channel, message, spec.runner_wait_s(),
+                                        self.output if spec.stream else None, running.started)
             finally:
-                demotion.cancel()
-            if report.get("op") != rp.OP_RESULT or report.get("id") != job.id:
-                raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
-            outcome, why = classify(report)
-            reusable = outcome not in ABNORMAL
+                running.ended()
+            reusable = answer.reusable
         finally:
-            self._running.pop(job.id, None)
             pool.release(sandbox, reusable)
         done_ms = wire.now_ms()
         queue_ms = max(0.0, started_ms - job.enqueued_ms)
-        body = result_body(job.id, report, outcome, why, queue_ms, done_ms - job.enqueued_ms)
+        report, outcome = answer.report, answer.outcome
+        body = result_body(job.id, report, outcome, answer.why, queue_ms,
+                           done_ms - job.enqueued_ms)
         body.update(returned_files(report))
         if compiled is not None:
             body["compile"] = compiled.block

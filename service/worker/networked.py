@@ -102,8 +102,9 @@ class RoutingExecutor(Executor):
 
     def __init__(self, pools: LanguagePools, settings: Settings, output: OutputStream,
                  networked: NetworkedPool | None):
-        super().__init__(pools.python, settings, output, pools)
-        self.networked = Executor(networked, settings, output) if networked else None
+        super().__init__(pools, settings, output)
+        self.networked = (Executor(LanguagePools(networked, {}, networked.size), settings, output)
+                          if networked else None)
 
     async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
         if not spec.network:

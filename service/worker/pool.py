@@ -81,25 +81,12 @@ class ContainerPool:
     def live(self) -> int:
         return len(self._all)
 
-    @property
-    def busy(self) -> int:
-        return self.live - self.idle
-
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         for _ in range(self.size):
             self._background(self._spawn())
         self._background(self._prune_forever())
-
-    async def wait_warm(self, count: int, timeout: float) -> bool:
-        """Until `count` containers are idle (True) or the timeout passes (False)."""
-        deadline = time.monotonic() + timeout
-        while self.idle < count:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True
 
     async def close(self) -> None:
         self._closing = True
@@ -158,21 +145,8 @@ class ContainerPool:
 
     async def start_dedicated(self, memory_mb: int, labels: dict[str, str]) -> Sandbox:
         """A warm container like the pool's, for a caller that keeps it: the pool's own capacity
-        is unchanged. Raises EngineUnavailable, RunnerGone or TimeoutError."""
-        spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
-                              self.engine.new_socket_dir(self.owner.deployment),
-                              self.executable_tmpfs)
-        spec["labels"].update(labels)
-        container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)
-        sandbox = Sandbox(container_id, await RunnerChannel.open(sock, multiplexed), memory_mb)
-        try:
-            hello = await asyncio.wait_for(sandbox.channel.receive(), READY_TIMEOUT_S)
-            if hello.get("op") != rp.OP_READY or hello.get("protocol") != rp.PROTOCOL_VERSION:
-                raise RunnerGone(f"unexpected hello from runner: {hello}")
-        except BaseException:
-            await self.discard(sandbox)
-            raise
-        return sandbox
+        is unchanged. Raises EngineUnavailable, RunnerGone, TimeoutError or OSError."""
+        return await self._start(memory_mb, labels, pooled=False)
 
     async def discard(self, sandbox: Sandbox) -> None:
         """Remove a container kept outside the pool."""
@@ -187,10 +161,8 @@ class ContainerPool:
 
     async def _await_clean(self, sandbox: Sandbox) -> None:
         try:
-            message = await asyncio.wait_for(sandbox.channel.receive(), CLEANUP_TIMEOUT_S)
-            if message.get("op") != rp.OP_READY:
-                raise RunnerGone(f"expected ready, got {message.get('op')}")
-        except (RunnerGone, TimeoutError) as exc:
+            await sandbox.channel.ready(CLEANUP_TIMEOUT_S)
+        except RunnerGone as exc:
             log.warning("runner did not come back clean", extra={"error": str(exc)})
             await self._replace(sandbox)
             return
@@ -209,33 +181,44 @@ class ContainerPool:
             await asyncio.to_thread(self.engine.remove, sandbox.container_id)
 
     async def _spawn(self) -> None:
-        """Start one container and wait for its runner; retry with backoff while Docker fails."""
+        """Start one container for the pool; retry with backoff while that fails."""
         backoff = Backoff()
-        memory_mb = self.settings.default_memory_mb
         while not self._closing:
-            spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
-                                  self.engine.new_socket_dir(self.owner.deployment),
-                                  self.executable_tmpfs)
-            container_id = None
             try:
-                container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)
-                channel = await RunnerChannel.open(sock, multiplexed)
-                sandbox = Sandbox(container_id, channel, memory_mb)
-                self._all[container_id] = sandbox
-                hello = await asyncio.wait_for(channel.receive(), READY_TIMEOUT_S)
-                if hello.get("op") != rp.OP_READY or hello.get("protocol") != rp.PROTOCOL_VERSION:
-                    raise RunnerGone(f"unexpected hello from runner: {hello}")
-                self.last_error = None
-                self._put_idle(sandbox)
-                return
+                sandbox = await self._start(self.settings.default_memory_mb, {}, pooled=True)
             except Exception as exc:  # whatever it is, keep the pool trying to fill itself
                 self.last_error = f"cannot start a sandbox container: {exc}"
                 log.warning(self.last_error, exc_info=not isinstance(
                     exc, EngineUnavailable | RunnerGone | TimeoutError | OSError))
-                if container_id:
-                    stale = self._all.pop(container_id, None)
-                    if stale:
-                        await stale.channel.close()
-                    with contextlib.suppress(EngineUnavailable):
-                        await asyncio.to_thread(self.engine.remove, container_id)
                 await backoff.wait()
+                continue
+            self.last_error = None
+            self._put_idle(sandbox)
+            return
+
+    async def _start(self, memory_mb: int, labels: dict[str, str], pooled: bool) -> Sandbox:
+        """Start a container and wait for its runner's hello; on failure it is removed. A
+        `pooled` one counts among the pool's containers from the moment it exists."""
+        spec = container_spec(self.settings, self.image, self.owner, memory_mb, self.network,
+                              self.engine.new_socket_dir(self.owner.deployment),
+                              self.executable_tmpfs)
+        spec["labels"].update(labels)
+        container_id, sock, multiplexed = await asyncio.to_thread(self.engine.start, spec)
+        try:
+            channel = await RunnerChannel.open(sock, multiplexed)
+        except BaseException:
+            sock.close()
+            with contextlib.suppress(EngineUnavailable):
+                await asyncio.to_thread(self.engine.remove, container_id)
+            raise
+        sandbox = Sandbox(container_id, channel, memory_mb)
+        if pooled:
+            self._all[container_id] = sandbox
+        try:
+            hello = await channel.ready(READY_TIMEOUT_S)
+            if hello.get("protocol") != rp.PROTOCOL_VERSION:
+                raise RunnerGone(f"unexpected hello from runner: {hello}")
+        except BaseException:
+            await self._destroy(sandbox)
+            raise
+        return sandbox

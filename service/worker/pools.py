@@ -116,10 +116,6 @@ class LanguagePools:
         return sum(pool.live for pool in self.pools)
 
     @property
-    def busy(self) -> int:
-        return sum(pool.busy for pool in self.pools)
-
-    @property
     def replaced(self) -> int:
         return sum(pool.replaced for pool in self.pools)
 
@@ -130,9 +126,6 @@ class LanguagePools:
     def start(self) -> None:
         for pool in self.pools:
             pool.start()
-
-    async def wait_warm(self, count: int, timeout: float) -> bool:
-        return await self.python.wait_warm(count, timeout)
 
     async def close(self) -> None:
         await asyncio.gather(*(pool.close() for pool in self.pools))

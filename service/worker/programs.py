@@ -27,9 +27,8 @@ from service.jobspec import JobSpec
 from service.languages import LanguageSpec, spec_of
 from service.models import Outcome
 from service.settings import MIB, Settings
-from service.worker.outcome import ABNORMAL, classify
+from service.worker.exchange import exchange
 from service.worker.pool import CLEANUP_TIMEOUT_S, ContainerPool, Sandbox
-from service.worker.runner_channel import RunnerGone
 
 COMPILE_OUTPUT_BYTES = 1 * MIB  # of the compiler's stdout and of its stderr, each
 COMPILE_GRACE_S = 30.0  # past the compile timeout, before a silent runner counts as dead
@@ -177,31 +176,20 @@ class Compiler:
     async def _compile(self, job_id: str, spec: JobSpec, language: LanguageSpec,
                        pool: ContainerPool, sandbox: Sandbox) -> tuple[Compiled, bool]:
         await pool.set_memory(sandbox, spec.compile_memory_mb)
-        await sandbox.channel.send(compile_message(job_id, spec, language, self.settings))
         sandbox.executions += 1
-        try:
-            report = await asyncio.wait_for(sandbox.channel.receive(),
-                                            spec.compile_timeout_s + COMPILE_GRACE_S)
-        except TimeoutError as exc:
-            raise RunnerGone("runner did not answer the compile in time") from exc
-        if report.get("op") != rp.OP_RESULT or report.get("id") != job_id:
-            raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
-        outcome, _ = classify(report)
-        reusable = outcome not in ABNORMAL
+        answer = await exchange(sandbox.channel, compile_message(job_id, spec, language,
+                                                                 self.settings),
+                                spec.compile_timeout_s + COMPILE_GRACE_S)
+        report, outcome = answer.report, answer.outcome
         message = failure_message(outcome, report, spec)
         block = {"stdout": report["stdout"], "stderr": report["stderr"],
                  "exit_code": report["exit_code"], "duration_ms": report["run_ms"],
                  "cached": False}
         files = None if message else report["files"]
         killed = outcome in (Outcome.TIMEOUT, Outcome.MEMORY_LIMIT, Outcome.KILLED)
-        return Compiled(block, files, message, deterministic=not killed), reusable
+        return Compiled(block, files, message, deterministic=not killed), answer.reusable
 
 
 async def ready_again(sandbox: Sandbox) -> None:
     """Until the runner has cleaned up after the compile and waits for the run."""
-    try:
-        message = await asyncio.wait_for(sandbox.channel.receive(), CLEANUP_TIMEOUT_S)
-    except TimeoutError as exc:
-        raise RunnerGone("runner did not come back clean after the compile") from exc
-    if message.get("op") != rp.OP_READY:
-        raise RunnerGone(f"expected ready after the compile, got {message.get('op')}")
+    await sandbox.channel.ready(CLEANUP_TIMEOUT_S)

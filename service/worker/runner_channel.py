@@ -65,6 +65,17 @@ class RunnerChannel:
         except orjson.JSONDecodeError as exc:
             raise RunnerGone(f"unreadable frame from runner: {exc}") from exc
 
+    async def ready(self, wait_s: float) -> dict[str, Any]:
+        """The runner's next `ready`: its hello, or its word that it has cleaned up after a
+        request and waits for the next."""
+        try:
+            message = await asyncio.wait_for(self.receive(), wait_s)
+        except TimeoutError as exc:
+            raise RunnerGone("runner did not say ready in time") from exc
+        if message.get("op") != rp.OP_READY:
+            raise RunnerGone(f"expected ready, got {message.get('op')}")
+        return message
+
     async def _take(self, size: int) -> bytes:
         """size bytes of the runner's stdout, unwrapped from Docker's stream frames."""
         if not self._multiplexed and not self._buffer:

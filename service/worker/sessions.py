@@ -28,9 +28,9 @@ from service.session_claims import WarmClaims
 from service.sessions import BindSpec, SessionRegistry, SessionSpec
 from service.settings import Settings
 from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
+from service.worker.exchange import exchange
 from service.worker.executor import returned_files
-from service.worker.outcome import classify, result_body
-from service.worker.output_relay import answer_relaying
+from service.worker.outcome import result_body
 from service.worker.pool import ContainerPool, Sandbox
 from service.worker.runner_channel import RunnerGone
 from service.worker.session_pool import SessionPool
@@ -239,16 +239,13 @@ class SessionHost:
     async def _run_cell(self, live: LiveSession, call_id: str, spec: JobSpec) -> bytes:
         started_ms = wire.now_ms()
         grace = self.settings.session_interrupt_grace_s
-        channel = live.sandbox.channel
+        message = rp.cell_message(call_id, spec, grace)
         try:
-            await channel.send(rp.cell_message(call_id, spec, grace))
-            wait_s = spec.runner_wait_s() + grace
-            report = await asyncio.wait_for(answer_relaying(channel, call_id, self.output), wait_s)
-            if report.get("op") != rp.OP_RESULT or report.get("id") != call_id:
-                raise RunnerGone(f"runner failed: {report.get('error') or report.get('op')}")
-        except (RunnerGone, TimeoutError) as exc:
-            return await self._failed(live, call_id, str(exc) or "no answer in time")
-        outcome, why = classify(report)
+            answer = await exchange(live.sandbox.channel, message, spec.runner_wait_s() + grace,
+                                    self.output)
+        except RunnerGone as exc:
+            return await self._failed(live, call_id, str(exc))
+        report, why = answer.report, answer.why
         state = SessionState.OPEN
         if report["session_ended"]:
             state, why = SessionState.LOST, ended_why(report, why)
@@ -258,7 +255,7 @@ class SessionHost:
                    "the session goes on")
         if state is SessionState.OPEN and not await self._touch(live):
             state = await self._drop_ended(live)
-        body = result_body(call_id, report, outcome, why, 0.0, wire.now_ms() - started_ms)
+        body = result_body(call_id, report, answer.outcome, why, 0.0, wire.now_ms() - started_ms)
         body.update(returned_files(report), value=report.get("value"), session_id=live.id,
                     session_state=state)
         return orjson.dumps(body)

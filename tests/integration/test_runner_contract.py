@@ -19,7 +19,13 @@ def spec(code: str, **changes: object) -> JobSpec:
     return JobSpec(**fields)
 
 
-async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, list[dict]]:
+RETURN_FILES = {"max_return_files": 4, "max_return_bytes": 1 << 20}
+# The frame after which the runner waits for the next request, by request.
+LAST = {rp.OP_RUN: rp.OP_READY, rp.OP_SESSION: rp.OP_SESSION_READY, rp.OP_CELL: rp.OP_RESULT}
+
+
+async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, list[list[dict]]]:
+    """The runner's hello, and its frames in answer to each message."""
     owner = Owner(f"contract-{time.time_ns()}", "contract", "test", 0)
     settings = engine.settings
     container_id, sock, multiplexed = await asyncio.to_thread(
@@ -31,49 +37,74 @@ async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, li
         replies = []
         for message in messages:
             await channel.send(message)
-            replies.append(await channel.receive())
-            replies.append(await channel.receive())  # ready again
+            frames = [await asyncio.wait_for(channel.receive(), 60)]
+            while frames[-1]["op"] not in (LAST[message["op"]], rp.OP_READY):
+                frames.append(await asyncio.wait_for(channel.receive(), 60))
+            replies.append(frames)
         return hello, replies
     finally:
         await channel.close()
         await asyncio.to_thread(engine.remove, container_id)
 
 
-def test_runner_speaks_the_workers_protocol(docker_engine: None) -> None:
+def converse(messages: list[dict]) -> tuple[dict, list[list[dict]]]:
     engine = DockerEngine(Settings())
     try:
-        hello, replies = asyncio.run(exchange(engine, [
-            rp.run_message("a", spec("print('x')")),
-            rp.run_message("b", spec("import sys; print(sys.argv[1:])", argv=["1"])),
-        ]))
+        return asyncio.run(exchange(engine, messages))
     finally:
         engine.close()
+
+
+def test_runner_speaks_the_workers_protocol(docker_engine: None) -> None:
+    hello, replies = converse([
+        rp.run_message("a", spec("print('x')")),
+        rp.run_message("b", spec("import sys; print(sys.argv[1:])", argv=["1"])),
+        rp.run_message("c", spec("open('out.txt', 'w').write('y'); print('z', flush=True)",
+                                 stream=True, **RETURN_FILES, return_files=["out.txt"])),
+    ])
     assert hello == {"op": rp.OP_READY, "protocol": rp.PROTOCOL_VERSION, "pid": hello["pid"]}
-    first, ready, second, _ = replies
+    (first, ready), (second, _), (*pieces, third, _) = replies
     assert first["op"] == rp.OP_RESULT
     assert set(first) == rp.RESULT_KEYS
     assert (first["id"], first["stdout"], first["exit_code"]) == ("a", "x\n", 0)
     assert ready["op"] == rp.OP_READY
     assert second["stdout"] == "['1']\n"
+    assert set(third) == rp.RESULT_KEYS | rp.FILES_KEYS
+    assert (third["files"], third["files_truncated"]) == ({"out.txt": "eQ=="}, False)
+    assert pieces == [{"op": rp.OP_OUTPUT, "id": "c", "stream": "stdout", "data": "ego="}]
+
+
+def test_a_session_speaks_the_workers_protocol(docker_engine: None) -> None:
+    """A `session` request turns the waiting child into the session's; each `cell` is
+    answered by a result that says whether the session's process lives on."""
+    _, replies = converse([
+        rp.session_message("s", 1 << 20),
+        rp.cell_message("c1", spec("x = 41"), 1.0),
+        rp.cell_message("c2", spec("print(x + 1, flush=True); open('f', 'w').write('y')",
+                                   stream=True, **RETURN_FILES, return_files=["f"]), 1.0),
+    ])
+    (ready,), (first,), (*pieces, second) = replies
+    assert ready == {"op": rp.OP_SESSION_READY, "id": "s"}
+    assert set(first) == rp.RESULT_KEYS | rp.CELL_KEYS
+    assert (first["op"], first["id"], first["session_ended"]) == (rp.OP_RESULT, "c1", False)
+    assert set(second) == rp.RESULT_KEYS | rp.CELL_KEYS | rp.FILES_KEYS
+    assert (second["stdout"], second["files"]) == ("42\n", {"f": "eQ=="})
+    assert pieces == [{"op": rp.OP_OUTPUT, "id": "c2", "stream": "stdout", "data": "NDIK"}]
 
 
 def test_the_result_says_which_time_limit_ended_the_run(docker_engine: None) -> None:
     """A CPU loop past its cpu_timeout, a sleep past its timeout (a cpu_timeout does not end
     it: it uses no CPU), a loop that ran its course: CPU time and which limit, as the worker
     reads them."""
-    engine = DockerEngine(Settings())
     loop = "while True: pass"
-    try:
-        _, replies = asyncio.run(exchange(engine, [
-            rp.run_message("cpu", spec(loop, timeout_s=30, cpu_timeout_s=0.5,
-                                       cpu_wait_allowance_s=10)),
-            rp.run_message("sleep", spec("import time; time.sleep(60)", timeout_s=1,
-                                         cpu_timeout_s=0.5)),
-            rp.run_message("done", spec("sum(range(3 * 10**6))")),
-        ]))
-    finally:
-        engine.close()
-    cpu, sleep, done = replies[0::2]
+    _, replies = converse([
+        rp.run_message("cpu", spec(loop, timeout_s=30, cpu_timeout_s=0.5,
+                                   cpu_wait_allowance_s=10)),
+        rp.run_message("sleep", spec("import time; time.sleep(60)", timeout_s=1,
+                                     cpu_timeout_s=0.5)),
+        rp.run_message("done", spec("sum(range(3 * 10**6))")),
+    ])
+    cpu, sleep, done = (frames[0] for frames in replies)
     assert all(set(r) == rp.RESULT_KEYS for r in (cpu, sleep, done))
     assert (cpu["timed_out"], cpu["time_limit"]) == (True, rp.LIMIT_CPU)
     assert cpu["cpu_ms"] >= 500
