@@ -44,6 +44,8 @@ def network_options(bridge: str) -> dict[str, str]:
 class NetworkedPool(ContainerPool):
     """Single-use containers on this worker's own walled-off bridge network."""
 
+    engine: DockerEngine  # networks too
+
     def __init__(self, engine: DockerEngine, settings: Settings, owner: Owner, image: str,
                  pid_alive: Callable[[int], bool]):
         self.bridge = bridge_name(owner.worker_id)

@@ -18,12 +18,12 @@ from service.backoff import Backoff
 from service.settings import Settings
 from service.worker.cpu_weight import write_weight
 from service.worker.docker_engine import (
-    DockerEngine,
     EngineUnavailable,
     Owner,
     container_memory_bytes,
     container_spec,
 )
+from service.worker.engine import Engine
 from service.worker.runner_channel import RunnerChannel, RunnerGone
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class PoolUnavailable(Exception):
 
 
 class ContainerPool:
-    def __init__(self, engine: DockerEngine, settings: Settings, owner: Owner, image: str,
+    def __init__(self, engine: Engine, settings: Settings, owner: Owner, image: str,
                  network: str | None = None):
         self.engine = engine
         self.settings = settings

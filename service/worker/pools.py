@@ -14,7 +14,8 @@ import time
 
 from service.languages import REGISTRY, spec_of
 from service.settings import Settings
-from service.worker.docker_engine import DockerEngine, Owner
+from service.worker.docker_engine import Owner
+from service.worker.engine import Engine
 from service.worker.pool import ContainerPool, Sandbox
 
 SHRINK_INTERVAL_S = 5.0
@@ -25,7 +26,7 @@ EXECUTABLE_IMAGES = frozenset(spec.image for spec in REGISTRY if spec.executable
 class ElasticPool(ContainerPool):
     """A pool that keeps `floor` containers and grows on demand up to `ceiling`."""
 
-    def __init__(self, engine: DockerEngine, settings: Settings, owner: Owner, image: str,
+    def __init__(self, engine: Engine, settings: Settings, owner: Owner, image: str,
                  floor: int, ceiling: int):
         super().__init__(engine, settings, owner, image)
         self.size = floor
@@ -79,7 +80,7 @@ class LanguagePools:
         self.size = size
 
     @classmethod
-    def build(cls, engine: DockerEngine, settings: Settings, owner: Owner) -> "LanguagePools":
+    def build(cls, engine: Engine, settings: Settings, owner: Owner) -> "LanguagePools":
         python = ContainerPool(engine, settings, owner, settings.image_for("python"))
         others: dict[str, ContainerPool] = {}
         for name in settings.languages:
