@@ -3,6 +3,7 @@ definitions in service/runner_protocol.py, over the real transport, in a real co
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from service import runner_protocol as rp
 from service.jobspec import JobSpec
@@ -21,10 +22,21 @@ def spec(code: str, **changes: object) -> JobSpec:
 
 RETURN_FILES = {"max_return_files": 4, "max_return_bytes": 1 << 20}
 # The frame after which the runner waits for the next request, by request.
-LAST = {rp.OP_RUN: rp.OP_READY, rp.OP_SESSION: rp.OP_SESSION_READY, rp.OP_CELL: rp.OP_RESULT}
+LAST = {rp.OP_RUN: rp.OP_READY, rp.OP_SESSION: rp.OP_SESSION_READY, rp.OP_CELL: rp.OP_RESULT,
+        rp.OP_CANCEL: rp.OP_READY}
 
 
-async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, list[list[dict]]]:
+@dataclass(frozen=True)
+class Unanswered:
+    """A request whose answer comes with the next request's (a run the next one cancels),
+    sent `wait_s` before it."""
+
+    message: dict
+    wait_s: float
+
+
+async def exchange(engine: DockerEngine,
+                   messages: list[dict | Unanswered]) -> tuple[dict, list[list[dict]]]:
     """The runner's hello, and its frames in answer to each message."""
     owner = Owner(f"contract-{time.time_ns()}", "contract", "test", 0)
     settings = engine.settings
@@ -36,6 +48,10 @@ async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, li
         hello = await channel.receive()
         replies = []
         for message in messages:
+            if isinstance(message, Unanswered):
+                await channel.send(message.message)
+                await asyncio.sleep(message.wait_s)
+                continue
             await channel.send(message)
             frames = [await asyncio.wait_for(channel.receive(), 60)]
             while frames[-1]["op"] not in (LAST[message["op"]], rp.OP_READY):
@@ -47,7 +63,7 @@ async def exchange(engine: DockerEngine, messages: list[dict]) -> tuple[dict, li
         await asyncio.to_thread(engine.remove, container_id)
 
 
-def converse(messages: list[dict]) -> tuple[dict, list[list[dict]]]:
+def converse(messages: list[dict | Unanswered]) -> tuple[dict, list[list[dict]]]:
     engine = DockerEngine(Settings())
     try:
         return asyncio.run(exchange(engine, messages))
@@ -72,6 +88,19 @@ def test_runner_speaks_the_workers_protocol(docker_engine: None) -> None:
     assert set(third) == rp.RESULT_KEYS | rp.FILES_KEYS
     assert (third["files"], third["files_truncated"]) == ({"out.txt": "eQ=="}, False)
     assert pieces == [{"op": rp.OP_OUTPUT, "id": "c", "stream": "stdout", "data": "ego="}]
+
+
+def test_a_cancel_ends_the_run_and_the_runner_stays(docker_engine: None) -> None:
+    _, replies = converse([
+        Unanswered(rp.run_message("loop", spec("while True: pass", timeout_s=30)), 1.0),
+        rp.cancel_message("loop"),
+        rp.run_message("after", spec("print('still here')")),
+    ])
+    (cancelled, ready), (after, _) = replies
+    assert set(cancelled) == rp.RESULT_KEYS
+    assert (cancelled["id"], cancelled["cancelled"], cancelled["timed_out"]) == ("loop", True, False)
+    assert ready["op"] == rp.OP_READY
+    assert (after["cancelled"], after["stdout"]) == (False, "still here\n")
 
 
 def test_a_session_speaks_the_workers_protocol(docker_engine: None) -> None:
