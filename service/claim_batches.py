@@ -9,7 +9,7 @@ command in flight), and the script's own work is done in one go.
 import asyncio
 
 from service import wire
-from service.session_claims import Claim, WarmClaims
+from service.store.session_claims import Claim, WarmClaims
 
 MAX_BATCH = 128  # claims per script: Redis serves nothing else while one runs
 

@@ -49,7 +49,7 @@ class JobSpec(BaseModel):
     max_return_files: int = 0
     max_return_bytes: int = 0
     ipython: str | None = None  # a session cell shown as IPython shows it: its traceback mode
-    stream: bool = False  # output sent on as it is produced (service/output_stream.py)
+    stream: bool = False  # output sent on as it is produced (service/store/output.py)
     compile_timeout_s: float = 0.0
     compile_memory_mb: int = 0
 

@@ -2,8 +2,8 @@
 calls, as in a notebook.
 
 A session lives in a container of its own, held by the worker that opened it. Its record in
-Redis (a hash, plus a sorted set of the open ones for the cluster-wide cap) is kept by the
-SessionRegistry, used by API processes and workers alike. The SessionBroker is the API side: it
+Redis is kept by the session registry (service/store/sessions.py), used by API processes and
+workers alike. The SessionBroker here is the API side: it
 admits a session under the caps, sends each call straight to the worker holding it, and waits for
 the answer while watching that worker's heartbeat, so that a dead worker means `session_lost`,
 never a hang.
@@ -18,13 +18,10 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
-from redis import asyncio as aioredis
 
 from service import wire
 from service.claim_batches import ClaimBatcher
 from service.jobspec import TRANSIT_GRACE_S, JobSpec, _bounded, build_job_spec
-from service.keys import Keys
-from service.live_workers import LiveWorkers
 from service.models import (
     RunRequest,
     SessionInfo,
@@ -32,17 +29,16 @@ from service.models import (
     SessionRunRequest,
     SessionState,
 )
-from service.output_stream import OutputStream
-from service.queue import JobQueue, translate_errors
-from service.replies import ReplyListener
-from service.session_claims import FULL, TENANT_FULL, Claim, WarmClaims
 from service.settings import Settings
+from service.store import Store
+from service.store.replies import ReplyListener
+from service.store.session_claims import FULL, TENANT_FULL, Claim
+from service.store.sessions import Record, record_ttl_s, session_info
+from service.store.workers import LiveWorkers
 from service.tenants import Tenant
 
-HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
 OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
 CLOSE_WAIT_S = 15.0
-RECORD_GRACE_S = 60.0  # an open session's record outlives its idle TTL by this much
 ENDED = {SessionState.CLOSED: "session_closed", SessionState.EXPIRED: "session_expired",
          SessionState.LOST: "session_lost"}
 
@@ -119,167 +115,11 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-# --- the record in Redis --------------------------------------------------------------------------
-
-# Every script keeps KEYS[3], the tenant's open sessions, as KEYS[1], everyone's, is kept.
-
-# Admit a session if fewer than the cap are open, and fewer than the tenant's cap ARGV[6] of its
-# own (-1: none), forgetting those whose time ran out. 1, or 0 past the cap, -1 past the tenant's.
-_RESERVE = f"""
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-local quota = tonumber(ARGV[6])
-if quota >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
-  if redis.call('ZCARD', KEYS[3]) >= quota then return -1 end
-end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-redis.call('HSET', KEYS[2], 'state', '{SessionState.OPENING}', unpack(ARGV, 7))
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return 1
-"""
-
-# The worker's container is ready: it records itself as the owner, unless the caller gave up.
-_ACTIVATE = f"""
-if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
-redis.call('HSET', KEYS[2], 'state', '{SessionState.OPEN}', 'last_used_ms', ARGV[1],
-           'worker', ARGV[5], 'container', ARGV[6])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return redis.call('HGETALL', KEYS[2])
-"""
-
-# A call ended: the session was used now (if it is still open).
-_TOUCH = f"""
-if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPEN}' then return 0 end
-redis.call('HSET', KEYS[2], 'last_used_ms', ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'calls', 1)
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 1
-"""
-
-# The session is over (first word wins); its record stays a while to say how it ended.
-_END = f"""
-local state = redis.call('HGET', KEYS[2], 'state')
-if state ~= '{SessionState.OPENING}' and state ~= '{SessionState.OPEN}' then return 0 end
-redis.call('HSET', KEYS[2], 'state', ARGV[1], 'message', ARGV[2], 'ended_ms', ARGV[4])
-redis.call('ZREM', KEYS[1], ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-return 1
-"""
-
-# An open request that failed: forget it as if it never was.
-_DISCARD = f"""
-if redis.call('HGET', KEYS[2], 'state') ~= '{SessionState.OPENING}' then return 0 end
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
-"""
-
-
-class SessionRegistry:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, ended_ttl_s: int):
-        self.redis = redis
-        self.keys = keys
-        self.ended_ttl_s = ended_ttl_s
-        self._reserve = redis.register_script(_RESERVE)
-        self._activate = redis.register_script(_ACTIVATE)
-        self._touch = redis.register_script(_TOUCH)
-        self._end = redis.register_script(_END)
-        self._discard = redis.register_script(_DISCARD)
-
-    def _keys(self, session_id: str, tenant: str) -> list[str]:
-        return [self.keys.sessions, self.keys.session(session_id),
-                self.keys.tenant_sessions(tenant)]
-
-    async def reserve(self, session_id: str, spec: SessionSpec, worker_id: str, cap: int,
-                      tenant_cap: int | None) -> int:
-        """Record a session of spec.tenant being opened on worker_id: 1; 0 if `cap` sessions are
-        open, -1 if `tenant_cap` of the tenant's are."""
-        now = wire.now_ms()
-        fields = {"worker": worker_id, "created_ms": now, "last_used_ms": now, "calls": 0,
-                  "timeout_s": spec.timeout_s, "memory_mb": spec.memory_mb,
-                  "idle_ttl_s": spec.idle_ttl_s, wire.F_TENANT: spec.tenant}
-        flat = [part for pair in fields.items() for part in pair]
-        with translate_errors():
-            return int(await self._reserve(
-                keys=self._keys(session_id, spec.tenant),
-                args=[now, cap, now + OPEN_WAIT_S * 1000, session_id, round(OPEN_WAIT_S),
-                      -1 if tenant_cap is None else tenant_cap, *flat]))
-
-    async def activate(self, session_id: str, worker_id: str, idle_ttl_s: float,
-                       tenant: str, container_id: str) -> SessionInfo | None:
-        """The owner's container is ready: the session's record now; None if the session is no
-        longer being opened."""
-        now = wire.now_ms()
-        with translate_errors():
-            found = await self._activate(
-                keys=self._keys(session_id, tenant),
-                args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s),
-                      worker_id, container_id])
-        if not found:
-            return None
-        return session_info(session_id, dict(zip(found[::2], found[1::2], strict=True)))
-
-    async def touch(self, session_id: str, idle_ttl_s: float, tenant: str) -> bool:
-        """A call ended now; False if the session is no longer open."""
-        now = wire.now_ms()
-        with translate_errors():
-            return bool(await self._touch(
-                keys=self._keys(session_id, tenant),
-                args=[now, now + idle_ttl_s * 1000, session_id, self._record_ttl(idle_ttl_s)]))
-
-    async def end(self, session_id: str, tenant: str, state: SessionState, message: str) -> bool:
-        """Mark the session ended; False if it already was."""
-        with translate_errors():
-            return bool(await self._end(
-                keys=self._keys(session_id, tenant),
-                args=[state.value, message, session_id, wire.now_ms(), self.ended_ttl_s]))
-
-    async def discard(self, session_id: str, tenant: str) -> None:
-        with translate_errors():
-            await self._discard(keys=self._keys(session_id, tenant), args=[session_id])
-
-    async def get(self, session_id: str) -> SessionInfo | None:
-        with translate_errors():
-            fields = await self.redis.hgetall(self.keys.session(session_id))
-        return session_info(session_id, fields) if fields else None
-
-    async def listed(self) -> list[SessionInfo]:
-        """Every session counted against the cap, oldest first."""
-        with translate_errors():
-            ids = [i.decode() for i in await self.redis.zrange(self.keys.sessions, 0, -1)]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for session_id in ids:
-                    pipe.hgetall(self.keys.session(session_id))
-                found = await pipe.execute()
-        infos = [session_info(i, f) for i, f in zip(ids, found, strict=True) if f]
-        return sorted(infos, key=lambda info: info.created_at)
-
-    @staticmethod
-    def _record_ttl(idle_ttl_s: float) -> int:
-        return round(idle_ttl_s + RECORD_GRACE_S)
-
-
-def session_info(session_id: str, raw: dict[bytes, bytes]) -> SessionInfo:
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
-    state = SessionState(fields["state"])
-    last_used_s = float(fields["last_used_ms"]) / 1000
-    idle_ttl_s = float(fields["idle_ttl_s"])
-    return SessionInfo(
-        id=session_id, state=state, timeout=float(fields["timeout_s"]),
-        memory_mb=int(fields["memory_mb"]), idle_ttl_s=idle_ttl_s,
-        created_at=float(fields["created_ms"]) / 1000, last_used_at=last_used_s,
-        expires_at=last_used_s + idle_ttl_s if state is SessionState.OPEN else None,
-        calls=int(fields.get("calls", 0)), worker=fields.get("worker"),
-        message=fields.get("message"), tenant=fields.get(wire.F_TENANT, ""),
-    )
+def record_fields(spec: SessionSpec, now: float) -> Record:
+    """A new session's record, but for its owner and state."""
+    return {"created_ms": now, "last_used_ms": now, "calls": 0, "timeout_s": spec.timeout_s,
+            "memory_mb": spec.memory_mb, "idle_ttl_s": spec.idle_ttl_s,
+            wire.F_TENANT: spec.tenant}
 
 
 # --- the API side -----------------------------------------------------------------------------------
@@ -289,17 +129,16 @@ class WorkerGone(Exception):
 
 
 class SessionBroker:
-    def __init__(self, queue: JobQueue, replies: ReplyListener, api_id: str, settings: Settings):
-        self.queue = queue
+    def __init__(self, store: Store, replies: ReplyListener, api_id: str, settings: Settings):
+        self.store = store
         self.replies = replies
         self.api_id = api_id
         self.settings = settings
-        self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
-        self.claims = WarmClaims(queue.redis, queue.keys)
-        self.output = OutputStream(queue.redis, queue.keys)
-        self.silence_s = settings.heartbeat_s * HEARTBEATS_OF_SILENCE
-        self.workers = LiveWorkers(queue, self.silence_s)
-        self.batcher = ClaimBatcher(self.claims, settings.max_sessions, self.silence_s)
+        self.registry = store.sessions
+        self.output = store.output
+        self.workers = LiveWorkers(store.workers)
+        self.batcher = ClaimBatcher(store.warm_claims, settings.max_sessions,
+                                    store.workers.silence_s)
 
     async def open(self, req: SessionRequest, tenant: Tenant, limits: Settings) -> bytes:
         """Open a session for the tenant, its limits checked against `limits` (its caps): a warm
@@ -316,12 +155,10 @@ class SessionBroker:
     async def _claim(self, session_id: str, spec: SessionSpec,
                      tenant: Tenant) -> SessionInfo | None:
         now = wire.now_ms()
-        fields = {"created_ms": now, "last_used_ms": now, "calls": 0,
-                  "timeout_s": spec.timeout_s, "memory_mb": spec.memory_mb,
-                  "idle_ttl_s": spec.idle_ttl_s, wire.F_TENANT: spec.tenant}
+        fields = record_fields(spec, now)
         found = await self.batcher.claim(Claim(
             session_id, spec.tenant, tenant.max_sessions, now + spec.idle_ttl_s * 1000,
-            SessionRegistry._record_ttl(spec.idle_ttl_s), fields, spec.model_dump_json().encode()))
+            record_ttl_s(spec.idle_ttl_s), fields, spec.model_dump_json().encode()))
         if found in (FULL, TENANT_FULL):
             raise self._full(tenant, found == TENANT_FULL)
         if not isinstance(found, tuple):
@@ -339,8 +176,10 @@ class SessionBroker:
 
     async def _open_cold(self, session_id: str, spec: SessionSpec, worker_id: str,
                          tenant: Tenant) -> bytes:
-        admitted = await self.registry.reserve(session_id, spec, worker_id,
-                                               self.settings.max_sessions, tenant.max_sessions)
+        now = wire.now_ms()
+        admitted = await self.registry.reserve(
+            session_id, spec.tenant, {"worker": worker_id, **record_fields(spec, now)}, now,
+            OPEN_WAIT_S, self.settings.max_sessions, tenant.max_sessions)
         if admitted <= 0:
             raise self._full(tenant, admitted < 0)
         opened = False
@@ -369,7 +208,7 @@ class SessionBroker:
     async def prepare(self, session_id: str, req: SessionRunRequest, tenant: Tenant,
                       limits: Settings, ipython: str | None = None, stream: bool = False) -> Cell:
         """A call checked (the session open, the code and limits valid), not yet sent; with
-        `stream`, its output is relayed as produced under the call's id (output_stream.py)."""
+        `stream`, its output is relayed as produced under the call's id (service/store/output.py)."""
         info = await self.info(session_id, tenant)
         require_open(info)
         spec = build_cell_spec(req, info.timeout, limits)
@@ -409,7 +248,7 @@ class SessionBroker:
             raise SessionRefused(404, "not_found", f"no session {session_id!r}: unknown, or "
                                  "ended long enough ago to be forgotten")
         if info.state in (SessionState.OPEN, SessionState.OPENING) and info.worker \
-                and not await self._alive(info.worker):
+                and not await self.store.workers.alive(info.worker):
             await self.registry.end(session_id, info.tenant, SessionState.LOST,
                                     "its worker stopped")
             info = await self.registry.get(session_id) or info
@@ -418,7 +257,7 @@ class SessionBroker:
     async def listed(self, tenant: Tenant) -> list[SessionInfo]:
         """The open sessions the tenant may see: its own, or every one for an admin."""
         infos = [i for i in await self.registry.listed() if tenant.can_see(i.tenant)]
-        live = {w["id"] for w in await self.queue.live_workers(self.silence_s)}
+        live = {w["id"] for w in await self.store.workers.live()}
         lost = [i for i in infos if i.worker not in live]
         for info in lost:
             await self.registry.end(info.id, info.tenant, SessionState.LOST, "its worker stopped")
@@ -430,7 +269,7 @@ class SessionBroker:
         call_id = call_id or new_id()
         future = self.replies.expect(call_id)
         try:
-            await self.queue.send_session_call(
+            await self.store.session_calls.send(
                 worker_id, wire.SessionCall("", op, session_id, call_id, payload, self.api_id))
             body = await self._await(future, worker_id, wait_s)
         finally:
@@ -448,13 +287,9 @@ class SessionBroker:
             if remaining <= 0:
                 raise TimeoutError
             await asyncio.wait({future}, timeout=min(self.settings.heartbeat_s, remaining))
-            if not future.done() and not await self._alive(worker_id):
+            if not future.done() and not await self.store.workers.alive(worker_id):
                 raise WorkerGone(worker_id)
         return future.result()
-
-    async def _alive(self, worker_id: str) -> bool:
-        last = await self.queue.last_heartbeat_ms(worker_id)
-        return last is not None and wire.now_ms() - last < self.silence_s * 1000
 
 
 def pick_worker(workers: list[dict[str, str]]) -> str:

@@ -1,4 +1,4 @@
-"""Counters shared by every API and worker process, kept in Redis.
+"""Counters shared by every API and worker process, kept in Redis (service/store/stats.py).
 
 Each process adds up what it sees in memory and flushes the increments in one pipelined round
 trip (a worker at each heartbeat, an API process on a timer of the same period): nothing talks to
@@ -10,14 +10,12 @@ import asyncio
 import logging
 import re
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 
 import orjson
-from redis import asyncio as aioredis
 
 from service import wire
-from service.keys import Keys
 from service.metrics import (
     CANCELLED,
     DEAD_LETTERED,
@@ -26,23 +24,14 @@ from service.metrics import (
     QUEUE_WAIT,
     RECLAIMED,
     RUN_TIME,
-    TENANT_JOBS,
-    Family,
-    Labels,
     SampleKey,
-    bucket_bound,
-    stored_field,
 )
 from service.models import Outcome
-from service.queue import QueueUnavailable, translate_errors
+from service.store import Store
+from service.store.errors import QueueUnavailable
+from service.store.stats import Tally
 
 log = logging.getLogger(__name__)
-
-# (bucket width in seconds, buckets kept): the last minute and the last hour.
-MINUTE_WINDOW = (5, 12)
-HOUR_WINDOW = (60, 60)
-RECENT_LATENCIES = 2000
-RECENT_ERRORS = 50
 
 _LANGUAGE = re.compile(rb'"language":"([A-Za-z0-9_+.-]{1,32})"')
 _OUTCOME = re.compile(rb'"outcome":"([a-z_]{1,32})"')
@@ -84,57 +73,11 @@ def summarize(job: wire.Job, result: bytes) -> JobSummary:
                       timing["run_ms"] / 1000, timing["total_ms"] / 1000)
 
 
-def _sample_key(raw: bytes) -> SampleKey:
-    name, labels = orjson.loads(raw)
-    return name, tuple((k, v) for k, v in labels)
-
-
-@dataclass
-class Tally:
-    """Increments not yet flushed."""
-
-    counts: defaultdict[SampleKey, float] = field(default_factory=lambda: defaultdict(int))
-    throughput: defaultdict[tuple[int, int, str], int] = field(
-        default_factory=lambda: defaultdict(int))
-    by_tenant: defaultdict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
-    latencies: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))
-    errors: deque[bytes] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
-
-    def add(self, family: Family, labels: Labels = (), amount: float = 1) -> None:
-        self.counts[(family.name, labels)] += amount
-
-    def observe(self, family: Family, labels: Labels, seconds: float) -> None:
-        le = bucket_bound(family, seconds)
-        self.counts[(f"{family.name}_bucket", (*labels, ("le", le)))] += 1
-        self.counts[(f"{family.name}_sum", labels)] += float(seconds)
-
-    def answered(self, outcome: str, tenant: str, at: float) -> None:
-        for width, _ in (MINUTE_WINDOW, HOUR_WINDOW):
-            self.throughput[(width, int(at // width), outcome)] += 1
-        self.by_tenant[(int(at // MINUTE_WINDOW[0]), tenant)] += 1
-        self.counts[(TENANT_JOBS.name, (("tenant", tenant), ("outcome", outcome)))] += 1
-
-    def merge(self, older: "Tally") -> None:
-        """Take back the increments of a flush that failed."""
-        for key, amount in older.counts.items():
-            self.counts[key] += amount
-        for key, count in older.throughput.items():
-            self.throughput[key] += count
-        for tenant_key, count in older.by_tenant.items():
-            self.by_tenant[tenant_key] += count
-        self.latencies.extendleft(reversed(older.latencies))
-        self.errors.extendleft(reversed(older.errors))
-
-    def __bool__(self) -> bool:
-        return bool(self.counts or self.throughput or self.latencies or self.errors)
-
-
 class Recorder:
     """One per process: records in memory, flush() sends the increments in one round trip."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, source: str):
-        self.redis = redis
-        self.keys = keys
+    def __init__(self, store: Store, source: str):
+        self.store = store
         self.source = source
         self.tally = Tally()
 
@@ -173,37 +116,13 @@ class Recorder:
             return
         sent, self.tally = self.tally, Tally()
         try:
-            with translate_errors():
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    self._queue_commands(pipe, sent)
-                    await pipe.execute()
+            await self.store.stats.add(sent)
         except QueueUnavailable as exc:
             self.tally.merge(sent)
             log.warning("metrics not flushed, keeping them", extra={"error": str(exc)})
         except asyncio.CancelledError:
             self.tally.merge(sent)  # the final flush at shutdown sends them
             raise
-
-    def _queue_commands(self, pipe: aioredis.client.Pipeline, sent: Tally) -> None:
-        for key, amount in sent.counts.items():
-            if isinstance(amount, int):
-                pipe.hincrby(self.keys.metrics, stored_field(key), amount)
-            else:
-                pipe.hincrbyfloat(self.keys.metrics, stored_field(key), amount)
-        for (width, bucket, outcome), count in sent.throughput.items():
-            key = self.keys.throughput(width, bucket)
-            pipe.hincrby(key, outcome, count)
-            pipe.expire(key, width * (HOUR_WINDOW[1] + 1))
-        for (bucket, tenant), count in sent.by_tenant.items():
-            key = self.keys.tenant_throughput(bucket)
-            pipe.hincrby(key, tenant, count)
-            pipe.expire(key, MINUTE_WINDOW[0] * (MINUTE_WINDOW[1] + 1))
-        for key, items, cap in ((self.keys.recent_latencies, sent.latencies, RECENT_LATENCIES),
-                                (self.keys.recent_errors, sent.errors, RECENT_ERRORS)):
-            if items:
-                pipe.lpush(key, *items)
-                pipe.ltrim(key, 0, cap - 1)
-
 
 def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
     """Nearest-rank percentiles; empty when there is nothing to rank."""
@@ -216,55 +135,21 @@ def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> 
 class StatsReader:
     """The cluster-wide sums, for /metrics and the dashboard."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys):
-        self.redis = redis
-        self.keys = keys
+    def __init__(self, store: Store):
+        self.store = store
 
     async def stored(self) -> dict[SampleKey, float]:
-        with translate_errors():
-            raw = await self.redis.hgetall(self.keys.metrics)
-        return {_sample_key(k): float(v) for k, v in raw.items()}
+        return await self.store.stats.stored()
 
     async def overview(self, now: float) -> dict[str, object]:
         """Totals, throughput windows, recent latency percentiles and errors: one round trip."""
-        windows = {"minute": MINUTE_WINDOW, "hour": HOUR_WINDOW}
-        buckets = {name: [int(now // width) - i for i in range(kept - 1, -1, -1)]
-                   for name, (width, kept) in windows.items()}
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hgetall(self.keys.metrics)
-                pipe.lrange(self.keys.recent_latencies, 0, -1)
-                pipe.lrange(self.keys.recent_errors, 0, -1)
-                for name, (width, _) in windows.items():
-                    for bucket in buckets[name]:
-                        pipe.hgetall(self.keys.throughput(width, bucket))
-                stored, latencies, errors, *counts = await pipe.execute()
-        throughput = {}
-        for name, (width, kept) in windows.items():
-            mine, counts = counts[:kept], counts[kept:]
-            throughput[name] = {"bucket_s": width, "start": buckets[name][0] * width,
-                                "counts": [{k.decode(): int(v) for k, v in c.items()} for c in mine]}
+        found = await self.store.stats.overview(now)
         return {
-            "totals": _totals({_sample_key(k): float(v) for k, v in stored.items()}),
-            "throughput": throughput,
-            "latency": _latency(latencies),
-            "errors": [orjson.loads(e) for e in errors],
+            "totals": _totals(found.stored),
+            "throughput": found.throughput,
+            "latency": _latency(found.latencies),
+            "errors": [orjson.loads(e) for e in found.errors],
         }
-
-
-async def last_minute_by_tenant(redis: aioredis.Redis, keys: Keys, now: float) -> dict[str, int]:
-    """Jobs answered in the last minute, per tenant."""
-    width, kept = MINUTE_WINDOW
-    with translate_errors():
-        async with redis.pipeline(transaction=False) as pipe:
-            for bucket in range(int(now // width) - kept + 1, int(now // width) + 1):
-                pipe.hgetall(keys.tenant_throughput(bucket))
-            found = await pipe.execute()
-    totals: dict[str, int] = defaultdict(int)
-    for counts in found:
-        for tenant, count in counts.items():
-            totals[tenant.decode()] += int(count)
-    return dict(totals)
 
 
 def _totals(stored: dict[SampleKey, float]) -> dict[str, object]:

@@ -16,8 +16,8 @@ from typing import TypeVar
 from service import hangup, wire
 from service.jobspec import TRANSIT_GRACE_S, JobSpec
 from service.models import Priority
-from service.queue import JobQueue, QueueUnavailable
-from service.replies import ReplyListener
+from service.store import QueueUnavailable, Store
+from service.store.replies import ReplyListener
 from service.tenants import ANONYMOUS_TENANT, Tenant
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ def new_job_id() -> str:
 
 
 class Submitter:
-    def __init__(self, queue: JobQueue, replies: ReplyListener, api_id: str, queue_wait_s: float):
-        self.queue = queue
+    def __init__(self, store: Store, replies: ReplyListener, api_id: str, queue_wait_s: float):
+        self.store = store
         self.replies = replies
         self.api_id = api_id
         self.queue_wait_s = queue_wait_s
@@ -60,7 +60,7 @@ class Submitter:
 
     async def _enqueue(self, jobs: Sequence[tuple[str, bytes]], reply_to: str,
                        deadline_ms: float, lane: Priority) -> None:
-        await self.queue.enqueue(jobs, reply_to, deadline_ms, lane, self.tenant)
+        await self.store.jobs.enqueue(jobs, reply_to, deadline_ms, lane, self.tenant)
 
     async def run(self, spec: JobSpec, lane: Priority = Priority.INTERACTIVE) -> bytes:
         (result,) = await self.run_many([spec], lane)
@@ -164,7 +164,7 @@ class Submitter:
 
     async def _cancel(self, job_ids: Sequence[str], message: str) -> None:
         with contextlib.suppress(QueueUnavailable):
-            await self.queue.cancel(job_ids, message, self.tenant.name)
+            await self.store.jobs.cancel(job_ids, message, self.tenant.name)
 
     async def _as_completed(self, ids: Sequence[str], futures: Sequence[asyncio.Future[bytes]],
                             wait_s: float) -> AsyncIterator[tuple[int, bytes]]:

@@ -15,9 +15,9 @@ from service.api.services import Services
 from service.jobspec import InvalidRequest, build_job_spec
 from service.languages import REGISTRY
 from service.models import RunRequest, SessionRequest, SessionRunRequest
-from service.output_stream import OutputStream
-from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
 from service.sessions import SessionBroker, SessionRefused, new_id
+from service.store import QueueFull, QueueUnavailable, QuotaExceeded
+from service.store.output import OutputStream
 
 RETURN_FILES = {
     "type": "array", "items": {"type": "string"},
@@ -158,8 +158,7 @@ async def call_tool(name: str, arguments: dict[str, Any], services: Services,
                 return summary(await services.submitter.run(spec))
             spec.stream = True
             job_id, result = await services.submitter.start(spec)
-            output = OutputStream(services.redis, services.queue.keys)
-            return summary(await relayed(result, output, job_id, progress))
+            return summary(await relayed(result, services.store.output, job_id, progress))
         if name == "open_session":
             info = orjson.loads(await broker.open(SessionRequest.model_validate(arguments),
                                                   services.tenant, services.settings))

@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, tenants.reload)
         services = Services.build(settings)
         app.state.services = services
-        app.state.sessions = SessionBroker(services.queue, services.replies,
+        app.state.sessions = SessionBroker(services.store, services.replies,
                                            services.submitter.api_id, settings)
         services.replies.start()
         try:

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from service.api.responses import JsonResponse
 from service.jobspec import InvalidRequest
 from service.models import ErrorBody
-from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
+from service.store import QueueFull, QueueUnavailable, QuotaExceeded
 from service.submit import CallerGone
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from service.output_stream import OutputStream
+from service.store.output import OutputStream
 
 EVENT_STREAM = "text/event-stream"
 POLL_MS = 250  # the longest a read of the output waits before looking at the answer again

@@ -2,10 +2,9 @@
 
 from fastapi import APIRouter, Depends
 
-from service.api.fleet import live_workers
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
-from service.queue import QueueUnavailable
+from service.store import QueueUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +22,7 @@ async def readyz(verbose: bool = False,
     """Ready when Redis answers and at least one live worker has a free warm container."""
     checks: dict[str, object] = {}
     try:
-        workers = await live_workers(services)
+        workers = await services.store.workers.live()
         checks["redis"] = "ok"
     except QueueUnavailable as exc:
         workers = []

@@ -10,10 +10,9 @@ from fastapi.responses import FileResponse
 
 from service import metrics
 from service.api.auth import require_admin
-from service.api.fleet import live_workers
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
-from service.stats import StatsReader, last_minute_by_tenant
+from service.stats import StatsReader
 from service.tenants import TenantDirectory
 
 router = APIRouter(tags=["operations"])
@@ -25,7 +24,7 @@ WORKER_COUNTS = ("pid", "containers", "capacity", "busy", "idle_containers", "ex
 
 
 def _reader(services: Services) -> StatsReader:
-    return StatsReader(services.redis, services.queue.keys)
+    return StatsReader(services.store)
 
 
 @router.get("/metrics", dependencies=[Depends(require_admin)],
@@ -34,10 +33,10 @@ async def prometheus_metrics(request: Request,
                              services: Services = Depends(shared_services)) -> Response:
     """Every API and worker process's counters summed, and the live gauges."""
     stored = await _reader(services).stored()
-    workers = await live_workers(services)
-    gauges = metrics.live_gauges(await services.queue.depths(), workers)
+    workers = await services.store.workers.live()
+    gauges = metrics.live_gauges(await services.store.jobs.depths(), workers)
     names = [t.name for t in _directory(request).in_force()]
-    per_tenant = {metrics.TENANT_QUEUED.name: await services.queue.tenant_jobs(names),
+    per_tenant = {metrics.TENANT_QUEUED.name: await services.store.jobs.tenant_jobs(names),
                   metrics.TENANT_RUNNING.name: running_by_tenant(workers)}
     return Response(metrics.render(stored, gauges, per_tenant), media_type=metrics.CONTENT_TYPE)
 
@@ -59,9 +58,9 @@ async def tenant_rows(request: Request, services: Services, workers: list[dict[s
                       now: float) -> list[dict[str, object]]:
     """Per tenant in force: its weight, jobs queued (waiting) and running, answered last minute."""
     tenants = _directory(request).in_force()
-    jobs = await services.queue.tenant_jobs([t.name for t in tenants])
+    jobs = await services.store.jobs.tenant_jobs([t.name for t in tenants])
     running = running_by_tenant(workers)
-    answered = await last_minute_by_tenant(services.redis, services.queue.keys, now)
+    answered = await services.store.stats.last_minute_by_tenant(now)
     return [{"name": t.name, "admin": t.admin, "weight": t.weight,
              "queued": max(0, jobs[t.name] - running.get(t.name, 0)),
              "running": running.get(t.name, 0), "last_minute": answered.get(t.name, 0),
@@ -80,8 +79,8 @@ async def stats(request: Request, services: Services = Depends(shared_services))
     """What the dashboard shows: queue, pool, workers, tenants, totals, throughput, latency,
     errors. For admin tenants only."""
     now = time.time()
-    workers = await live_workers(services)
-    depths = await services.queue.depths()
+    workers = await services.store.workers.live()
+    depths = await services.store.jobs.depths()
     gauges = metrics.live_gauges(depths, workers)
     body = {
         "time": now,

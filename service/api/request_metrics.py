@@ -9,12 +9,11 @@ import contextlib
 import os
 import time
 
-from redis import asyncio as aioredis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.keys import Keys
 from service.settings import Settings
 from service.stats import Recorder
+from service.store import Store
 
 UNMATCHED = "unmatched"  # one label for every unknown path, so scanners cannot grow the series
 
@@ -51,9 +50,8 @@ class RequestMetricsMiddleware:
                              time.perf_counter() - started)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        redis = aioredis.from_url(self.settings.redis_url, socket_timeout=5,
-                                  socket_connect_timeout=2, max_connections=2)
-        recorder = Recorder(redis, Keys(self.settings.key_prefix), f"api-{os.getpid()}")
+        store = Store.for_counters(self.settings)
+        recorder = Recorder(store, f"api-{os.getpid()}")
         self.recorder = recorder
         flusher = asyncio.create_task(self._flush_forever(recorder), name="metrics-flush")
 
@@ -64,7 +62,7 @@ class RequestMetricsMiddleware:
                 with contextlib.suppress(asyncio.CancelledError):
                     await flusher
                 await recorder.flush()
-                await redis.aclose()
+                await store.close()
             return message
 
         await self.app(scope, receive_and_flush, send)

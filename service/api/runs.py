@@ -21,7 +21,6 @@ from service.models import (
     RunRequest,
     RunResult,
 )
-from service.output_stream import OutputStream
 from service.priority import choose_lane
 
 CANCEL_MESSAGE = "cancelled: DELETE /v1/jobs/{id}"
@@ -45,9 +44,9 @@ async def run(request: RunRequest, http: Request,
     if wants_events(http):
         spec.stream = True
         job_id, result = await services.submitter.start(spec, lane)
-        output = OutputStream(services.redis, services.queue.keys)
         queued = event("queued", orjson.dumps({"id": job_id}))
-        return StreamingResponse(events(result, output, job_id, lambda _: None, queued),
+        return StreamingResponse(events(result, services.store.output, job_id, lambda _: None,
+                                        queued),
                                  media_type=EVENT_STREAM)
     return json_response(await services.submitter.run(spec, lane))
 
@@ -67,7 +66,7 @@ async def submit_job(request: RunRequest,
                              "description": "Unknown or expired job, or another tenant's."}})
 async def job_status(job_id: str, services: Services = Depends(get_services)) -> Response:
     """A job's state (queued, running, done) and, once done, its result (kept for the TTL)."""
-    found = await services.queue.status(job_id)
+    found = await services.store.jobs.status(job_id)
     if found is None or not services.tenant.can_see(found[2]):  # another's: as if unknown
         raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
     state, result, _ = found
@@ -83,11 +82,11 @@ async def cancel_job(job_id: str, services: Services = Depends(get_services)) ->
     """Cancel a job: dropped if it has not started, killed if it runs. Its result becomes
     outcome `cancelled` (`cancelled: true`); a job already done keeps its own result
     (`cancelled: false`). Either way the answer is the job as GET shows it, now done."""
-    found = await services.queue.status(job_id)
+    found = await services.store.jobs.status(job_id)
     if found is None or not services.tenant.can_see(found[2]):  # another's: as if unknown
         raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
-    (before,) = await services.queue.cancel([job_id], CANCEL_MESSAGE, found[2])
-    found = await services.queue.status(job_id)
+    (before,) = await services.store.jobs.cancel([job_id], CANCEL_MESSAGE, found[2])
+    found = await services.store.jobs.status(job_id)
     if before is None or found is None:
         raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
     state, result, _ = found

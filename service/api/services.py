@@ -5,24 +5,19 @@ import uuid
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
-from redis import asyncio as aioredis
 
 from service.api.auth import require_key
-from service.keys import Keys
-from service.queue import JobQueue
-from service.replies import ReplyListener
 from service.settings import Settings
+from service.store import Store
+from service.store.replies import ReplyListener
 from service.submit import Submitter
 from service.tenants import ANONYMOUS_TENANT, Tenant
-
-REDIS_SOCKET_TIMEOUT_S = 30
 
 
 @dataclass
 class Services:
     settings: Settings
-    redis: aioredis.Redis
-    queue: JobQueue
+    store: Store
     replies: ReplyListener
     submitter: Submitter
     tenant: Tenant = ANONYMOUS_TENANT
@@ -34,24 +29,15 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
-        # A request waits for a free connection (as long as a Redis call may take) rather than
-        # being told Redis is down when a burst has them all busy.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_connections,
-            timeout=REDIS_SOCKET_TIMEOUT_S, socket_keepalive=True,
-            socket_timeout=REDIS_SOCKET_TIMEOUT_S, socket_connect_timeout=2,
-            health_check_interval=30)
-        redis = aioredis.Redis.from_pool(pool)
-        keys = Keys(settings.key_prefix)
+        store = Store.for_api(settings)
         api_id = uuid.uuid4().hex[:12]
-        queue = JobQueue(redis, keys, settings.result_ttl_s, settings.max_queue_depth)
-        replies = ReplyListener(redis, keys, api_id)
-        return cls(settings, redis, queue, replies,
-                   Submitter(queue, replies, api_id, settings.queue_wait_s))
+        replies = store.reply_listener(api_id)
+        return cls(settings, store, replies,
+                   Submitter(store, replies, api_id, settings.queue_wait_s))
 
     async def close(self) -> None:
         await self.replies.stop()
-        await self.redis.aclose()
+        await self.store.close()
 
 
 async def shared_services(request: Request) -> Services:

@@ -7,8 +7,8 @@ reverse live as long as the session's record may, pushed back at each call.
 
 from redis import asyncio as aioredis
 
-from service.keys import Keys
-from service.queue import translate_errors
+from service.store.errors import translate_errors
+from service.store.keys import Keys
 
 # Bind a name to a new session, unless another caller bound it to a session of its own since
 # the name was last read (`expected`: the session it named then, '' for none): that one wins.
@@ -30,7 +30,7 @@ return 1
 
 class SessionAliases:
     def __init__(self, redis: aioredis.Redis, keys: Keys, scheme: str, tenant: str):
-        self.redis = redis
+        self._redis = redis
         self.keys = keys
         self.scheme = scheme
         self.tenant = tenant
@@ -43,7 +43,7 @@ class SessionAliases:
 
     async def resolve(self, name: str) -> str | None:
         with translate_errors():
-            found = await self.redis.get(self.keys.session_alias(self.scheme, self.tenant, name))
+            found = await self._redis.get(self.keys.session_alias(self.scheme, self.tenant, name))
         return found.decode() if found else None
 
     async def bind(self, name: str, session_id: str, expected: str | None, ttl_s: int) -> str:
@@ -55,7 +55,7 @@ class SessionAliases:
 
     async def refresh(self, name: str, session_id: str, ttl_s: int) -> None:
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for key in self._pair(name, session_id):
                     pipe.expire(key, ttl_s)
                 await pipe.execute()
@@ -69,6 +69,6 @@ class SessionAliases:
         if not session_ids:
             return {}
         with translate_errors():
-            found = await self.redis.mget(
+            found = await self._redis.mget(
                 [self.keys.session_alias_of(self.scheme, i) for i in session_ids])
         return {i: n.decode() for i, n in zip(session_ids, found, strict=True) if n}

@@ -22,7 +22,7 @@ per tenant and lane, whatever the room.
 """
 
 from service import wire
-from service.queue_scripts import START_FUNCTION
+from service.store.job_scripts import START_FUNCTION
 
 VIRTUAL_TIME = "~"  # the pass hash's field of the deployment's own virtual time; no tenant
 # name starts with it (tenants.NAME_PATTERN)

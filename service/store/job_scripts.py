@@ -1,4 +1,4 @@
-"""The Lua scripts of service/queue.py: every check-then-act on a job is one of them.
+"""The Lua scripts of jobs.py: every check-then-act on a job is one of them.
 
 A job's hash holds its state (queued, running, done) and, once done, its result; the first
 script to write `done` wins and every later one leaves it be. That is how a cancel racing a
@@ -6,8 +6,8 @@ completion leaves exactly one answer.
 """
 
 from service import wire
-from service.keys import WORKER_GROUP
 from service.models import JobState
+from service.store.keys import WORKER_GROUP
 
 REPLY_STREAM_MAXLEN = 10_000
 REPLY_STREAM_TTL_S = 3600
@@ -71,7 +71,7 @@ return 1
 # A job a worker has just taken: dropped (acknowledged and deleted from its lane) if it was
 # cancelled meanwhile, else marked running with the worker's cancel stream (KEYS[1]), where a
 # later cancel is sent. ARGV[1]: the consumer group.
-# Also part of the claim script (service/fair_share.py).
+# Also part of the claim script (fair_share.py).
 START_FUNCTION = f"""
 local function start(stream, entry_id, job_key)
   if redis.call('HGET', job_key, '{wire.F_STATE}') == '{DONE}' then

@@ -1,97 +1,50 @@
-"""The only code that speaks Redis Streams: enqueue, claim, complete, cancel, reclaim, reply.
+"""Jobs in Redis Streams: enqueue, claim, start, complete, cancel, requeue, reclaim, dead letters.
 
 At-least-once delivery through the consumer group; exactly one visible result per job, because
 completing (and cancelling) is a script that keeps the first result and ignores any later one.
 
 Jobs wait in lanes (LANES, in the order they are served), in one stream per tenant and lane: a
-worker's claim is one script (service/fair_share.py) that fills its free room from the
+worker's claim is one script (fair_share.py) that fills its free room from the
 interactive lane first and only then from the bulk lane, and within a lane shares it between
 tenants by weight under their max_running. The streams share the consumer group, reclaim and
 dead letters; each lane has its own depth limit (all its tenants' jobs), so a bulk backlog never
 shuts interactive callers out.
 """
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from redis import asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
-from service import fair_share, metrics, queue_scripts, wire
-from service.keys import WORKER_GROUP, Keys
+from service import metrics, wire
 from service.models import JobState, Priority
-from service.queue_scripts import REPLY_STREAM_MAXLEN, REPLY_STREAM_TTL_S
+from service.store import fair_share, job_scripts
+from service.store.errors import QueueUnavailable, raise_if_refused, translate_errors
+from service.store.keys import WORKER_GROUP, Keys
 from service.tenants import ANONYMOUS_TENANT, Tenant
 
 log = logging.getLogger(__name__)
 
-SESSION_CALLS_MAXLEN = 1000
-SESSION_CALLS_TTL_S = 3600
 # The lanes, in the order workers serve them: one stream each per tenant (Keys.jobs(lane, tenant)).
 LANES = (Priority.INTERACTIVE, Priority.BULK)
 
 
-class QueueUnavailable(Exception):
-    """Redis cannot be reached or refused the command: our failure, retry later."""
-
-
-class QueueFull(Exception):
-    """The lane holds as many jobs as it may: back off and retry."""
-
-
-class QuotaExceeded(Exception):
-    """The tenant has as many jobs waiting or running as its max_queued: back off and retry."""
-
-
-def raise_if_refused(admitted: int) -> None:
-    """The exception for an admission script's answer: 1 admitted, 0 queue full, -1 quota."""
-    if admitted == 0:
-        raise QueueFull
-    if admitted < 0:
-        raise QuotaExceeded
-
-
-def raise_if_cancelled() -> None:
-    """Raise CancelledError if the running task has been asked to stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-@contextlib.contextmanager
-def translate_errors():
-    """Redis's exceptions become ours at this boundary, which every Redis call passes.
-
-    It also hands back a cancellation redis-py lost: now and then redis-py turns the
-    CancelledError of a cancelled call into one of its own errors, or swallows it and returns.
-    A loop that went on after that would never end (a worker asked to stop would hang), so a
-    cancellation still pending when a call ends, either way, is raised here.
-    """
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise_if_cancelled()
-        raise QueueUnavailable(str(exc) or type(exc).__name__) from exc
-    raise_if_cancelled()
-
-
-class JobQueue:
+class JobStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys, result_ttl_s: int, max_depth: int):
-        self.redis = redis
+        self._redis = redis
         self.keys = keys
         self.result_ttl_s = result_ttl_s
         self.max_depth = max_depth
-        self._enqueue = redis.register_script(queue_scripts.ENQUEUE)
-        self._room = redis.register_script(queue_scripts.ROOM)
+        self._enqueue = redis.register_script(job_scripts.ENQUEUE)
+        self._room = redis.register_script(job_scripts.ROOM)
         self._claim = redis.register_script(fair_share.CLAIM)
-        self._start = redis.register_script(queue_scripts.START)
-        self._complete = redis.register_script(queue_scripts.COMPLETE)
-        self._requeue = redis.register_script(queue_scripts.REQUEUE)
-        self._cancel = redis.register_script(queue_scripts.CANCEL)
+        self._start = redis.register_script(job_scripts.START)
+        self._complete = redis.register_script(job_scripts.COMPLETE)
+        self._requeue = redis.register_script(job_scripts.REQUEUE)
+        self._cancel = redis.register_script(job_scripts.CANCEL)
 
     # --- API side ------------------------------------------------------------------------------
 
@@ -139,19 +92,19 @@ class JobQueue:
                 keys, args = calls[0]
                 return [await script(keys=keys, args=args)]
             for _ in range(2):
-                async with self.redis.pipeline(transaction=False) as pipe:
+                async with self._redis.pipeline(transaction=False) as pipe:
                     for keys, args in calls:
                         pipe.evalsha(script.sha, len(keys), *keys, *args)
                     try:
                         return await pipe.execute()
                     except NoScriptError:
-                        await self.redis.script_load(script.script)
+                        await self._redis.script_load(script.script)
             raise QueueUnavailable("the script could not be loaded")
 
     async def status(self, job_id: str) -> tuple[JobState, bytes | None, str] | None:
         """A job's state, its result once done, and its tenant; None if unknown or expired."""
         with translate_errors():
-            fields = await self.redis.hmget(self.keys.job(job_id), wire.F_STATE, wire.F_RESULT,
+            fields = await self._redis.hmget(self.keys.job(job_id), wire.F_STATE, wire.F_RESULT,
                                             wire.F_TENANT)
         state, result, tenant = fields
         if state is None:
@@ -161,7 +114,7 @@ class JobQueue:
     async def tenant_jobs(self, tenants: Sequence[str]) -> dict[str, int]:
         """Jobs waiting or running, per tenant."""
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for tenant in tenants:
                     pipe.scard(self.keys.tenant_jobs(tenant))
                 counts = await pipe.execute()
@@ -170,13 +123,13 @@ class JobQueue:
     async def queued_tenants(self) -> list[str]:
         """Every tenant that has job streams."""
         with translate_errors():
-            return sorted(t.decode() for t in await self.redis.hkeys(self.keys.queues))
+            return sorted(t.decode() for t in await self._redis.hkeys(self.keys.queues))
 
     async def depths(self) -> dict[str, int]:
         """Jobs in each lane (waiting or running), every tenant's."""
         tenants = await self.queued_tenants()
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for lane in LANES:
                     for tenant in tenants:
                         pipe.xlen(self.keys.jobs(lane, tenant))
@@ -207,7 +160,7 @@ class JobQueue:
             for lane in LANES:
                 with translate_errors():
                     try:
-                        await self.redis.xgroup_create(self.keys.jobs(lane, tenant),
+                        await self._redis.xgroup_create(self.keys.jobs(lane, tenant),
                                                        WORKER_GROUP, id="0", mkstream=True)
                     except ResponseError as exc:
                         if "BUSYGROUP" not in str(exc):
@@ -215,13 +168,13 @@ class JobQueue:
 
     async def claim(self, consumer: str, room: int, block_ms: int) -> list[wire.Job]:
         """New jobs for this consumer, at most `room`, interactive ones first, shared between
-        tenants by weight within their max_running (service/fair_share.py), each marked running
+        tenants by weight within their max_running (fair_share.py), each marked running
         here (cancelled ones are dropped on the way); when there was nothing to take, waits up
         to block_ms for a job to be queued and tries once more."""
         read, jobs, last = await self._claim_now(consumer, room)
         if not read and last:
             with translate_errors():
-                await self.redis.xread({self.keys.jobs_queued: last}, count=1, block=block_ms)
+                await self._redis.xread({self.keys.jobs_queued: last}, count=1, block=block_ms)
             _, jobs, _ = await self._claim_now(consumer, room)
         return jobs
 
@@ -252,7 +205,7 @@ class JobQueue:
         """Ids of this consumer's running jobs cancelled after entry `after`, waiting up to
         block_ms: (the last entry read, the job ids)."""
         with translate_errors():
-            reply = await self.redis.xread({self.keys.cancels(consumer): after}, count=100,
+            reply = await self._redis.xread({self.keys.cancels(consumer): after}, count=100,
                                            block=block_ms)
         ids = []
         for _, entries in reply or ():
@@ -289,7 +242,7 @@ class JobQueue:
         if not by_stream:
             return
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for stream, ids in by_stream.items():
                     pipe.xclaim(stream, WORKER_GROUP, consumer, 0, ids, justid=True)
                 await pipe.execute()
@@ -316,12 +269,12 @@ class JobQueue:
                                                                         list[wire.Job]]:
         stream = self.keys.jobs(lane, tenant)
         with translate_errors():
-            pending = await self.redis.xpending_range(
+            pending = await self._redis.xpending_range(
                 stream, WORKER_GROUP, min="-", max="+", count=count, idle=idle_ms)
             if not pending:
                 return [], []
             ids = [p["message_id"] for p in pending]
-            claimed = await self.redis.xclaim(stream, WORKER_GROUP, consumer, idle_ms, ids)
+            claimed = await self._redis.xclaim(stream, WORKER_GROUP, consumer, idle_ms, ids)
         deliveries = {p["message_id"]: p["times_delivered"] for p in pending}
         retry, dead = [], []
         for entry_id, fields in claimed:
@@ -335,78 +288,7 @@ class JobQueue:
     async def dead_letter(self, job: wire.Job, reason: str) -> None:
         """Keep the job for inspection and answer its caller with a sandbox_error."""
         with translate_errors():
-            await self.redis.xadd(self.keys.dead_letters,
+            await self._redis.xadd(self.keys.dead_letters,
                                   {**job.fields(), "lane": job.lane.value, "reason": reason},
                                   maxlen=10_000, approximate=True)
         await self.complete(job, wire.sandbox_error(job.id, reason, job.enqueued_ms))
-
-    async def heartbeat(self, worker_id: str, info: dict[str, str | int | float],
-                        ttl_s: float) -> None:
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(self.keys.worker(worker_id), mapping=info)
-                pipe.expire(self.keys.worker(worker_id), max(1, round(ttl_s)))
-                pipe.zadd(self.keys.workers, {worker_id: wire.now_ms()})
-                await pipe.execute()
-
-    async def live_workers(self, max_age_s: float) -> list[dict[str, str]]:
-        """Self-descriptions of workers whose last heartbeat is younger than max_age_s."""
-        since = wire.now_ms() - max_age_s * 1000
-        with translate_errors():
-            ids = await self.redis.zrangebyscore(self.keys.workers, since, "+inf")
-            if not ids:
-                return []
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for worker_id in ids:
-                    pipe.hgetall(self.keys.worker(worker_id.decode()))
-                found = await pipe.execute()
-        return [
-            {"id": wid.decode(), **{k.decode(): v.decode() for k, v in info.items()}}
-            for wid, info in zip(ids, found, strict=True) if info
-        ]
-
-    async def forget_worker(self, worker_id: str) -> None:
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.delete(self.keys.worker(worker_id))
-                pipe.zrem(self.keys.workers, worker_id)
-                await pipe.execute()
-
-    async def last_heartbeat_ms(self, worker_id: str) -> float | None:
-        """When the worker last said it lives (ms); None if it never did or has stopped."""
-        with translate_errors():
-            return await self.redis.zscore(self.keys.workers, worker_id)
-
-    # --- session calls: straight to the worker holding the session -----------------------------
-
-    async def send_session_call(self, worker_id: str, call: wire.SessionCall) -> None:
-        stream = self.keys.session_calls(worker_id)
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(stream, call.fields(), maxlen=SESSION_CALLS_MAXLEN, approximate=True)
-                pipe.expire(stream, SESSION_CALLS_TTL_S)
-                await pipe.execute()
-
-    async def read_session_calls(self, worker_id: str, after: str,
-                                 block_ms: int) -> list[wire.SessionCall]:
-        """This worker's session calls after entry `after`, waiting up to block_ms; those read
-        are deleted (a worker that dies loses its sessions anyway)."""
-        stream = self.keys.session_calls(worker_id)
-        with translate_errors():
-            reply = await self.redis.xread({stream: after}, count=100, block=block_ms)
-        calls = [wire.SessionCall.from_entry(eid, fields) for _, entries in reply or ()
-                 for eid, fields in entries]
-        if calls:
-            with contextlib.suppress(RedisError, OSError):
-                await self.redis.xdel(stream, *[call.entry_id for call in calls])
-        return calls
-
-    async def reply(self, reply_to: str, call_id: str, body: bytes) -> None:
-        """Answer one waiting caller on its API process's reply stream."""
-        stream = self.keys.replies(reply_to)
-        with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(stream, {wire.F_ID: call_id, wire.F_RESULT: body},
-                          maxlen=REPLY_STREAM_MAXLEN, approximate=True)
-                pipe.expire(stream, REPLY_STREAM_TTL_S)
-                await pipe.execute()

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from redis import asyncio as aioredis
 
-from service.keys import Keys
-from service.queue import translate_errors
+from service.store.errors import translate_errors
+from service.store.keys import Keys
 
 MAX_ENTRIES = 10_000  # approximate: pieces past it push the oldest out
 TTL_S = 300
@@ -25,14 +25,14 @@ class Piece:
 
 class OutputStream:
     def __init__(self, redis: aioredis.Redis, keys: Keys):
-        self.redis = redis
+        self._redis = redis
         self.keys = keys
 
     async def append(self, request_id: str, stream: str, data_b64: str) -> None:
         """One piece, as the runner sent it (base64)."""
         key = self.keys.output(request_id)
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.xadd(key, {F_STREAM: stream, F_DATA: base64.b64decode(data_b64)},
                           maxlen=MAX_ENTRIES, approximate=True)
                 pipe.expire(key, TTL_S)
@@ -41,10 +41,10 @@ class OutputStream:
     async def read(self, request_id: str, after: str, block_ms: int | None) -> list[Piece]:
         """Pieces after entry `after` ("0": from the start), waiting up to block_ms for one."""
         with translate_errors():
-            reply = await self.redis.xread({self.keys.output(request_id): after}, block=block_ms)
+            reply = await self._redis.xread({self.keys.output(request_id): after}, block=block_ms)
         return [Piece(eid.decode(), fields[F_STREAM.encode()].decode(), fields[F_DATA.encode()])
                 for _, entries in reply or () for eid, fields in entries]
 
     async def forget(self, request_id: str) -> None:
         with translate_errors():
-            await self.redis.delete(self.keys.output(request_id))
+            await self._redis.delete(self.keys.output(request_id))

@@ -1,25 +1,45 @@
-"""One reader per API process of its reply stream, where workers answer its waiting callers."""
+"""Reply streams, one per API process, where workers answer its waiting callers: the worker's
+side (Replies.send) and the API process's one reader (ReplyListener). A job's result reaches
+them from the completion script (job_scripts.py)."""
 
 import asyncio
 import contextlib
 import logging
 
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from service import wire
 from service.backoff import Backoff
-from service.keys import Keys
-from service.queue import QueueUnavailable, translate_errors
+from service.store.errors import QueueUnavailable, quietly, translate_errors
+from service.store.job_scripts import REPLY_STREAM_MAXLEN, REPLY_STREAM_TTL_S
+from service.store.keys import Keys
 
 log = logging.getLogger(__name__)
+
+
+class Replies:
+    """The worker's side: answers to callers waiting on an API process."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys):
+        self._redis = redis
+        self.keys = keys
+
+    async def send(self, reply_to: str, call_id: str, body: bytes) -> None:
+        """Answer one waiting caller on its API process's reply stream."""
+        stream = self.keys.replies(reply_to)
+        with translate_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(stream, {wire.F_ID: call_id, wire.F_RESULT: body},
+                          maxlen=REPLY_STREAM_MAXLEN, approximate=True)
+                pipe.expire(stream, REPLY_STREAM_TTL_S)
+                await pipe.execute()
 
 
 class ReplyListener:
     """One reader per API process: resolves the futures of waiting callers by job id."""
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, api_id: str):
-        self.redis = redis
+        self._redis = redis
         self.stream = keys.replies(api_id)
         self.waiters: dict[str, asyncio.Future[bytes]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -40,8 +60,8 @@ class ReplyListener:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(RedisError, OSError):
-            await self.redis.delete(self.stream)
+        with quietly():
+            await self._redis.delete(self.stream)
 
     async def _read_forever(self) -> None:
         last_id = "0"
@@ -49,7 +69,7 @@ class ReplyListener:
         while True:
             try:
                 with translate_errors():
-                    reply = await self.redis.xread({self.stream: last_id}, count=1000, block=5000)
+                    reply = await self._redis.xread({self.stream: last_id}, count=1000, block=5000)
                 backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("reply stream unreadable, retrying", extra={"error": str(exc)})

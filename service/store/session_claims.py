@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from redis import asyncio as aioredis
 
 from service import wire
-from service.keys import Keys
 from service.models import SessionState
-from service.queue import SESSION_CALLS_MAXLEN, SESSION_CALLS_TTL_S, translate_errors
+from service.store.errors import translate_errors
+from service.store.keys import Keys
+from service.store.session_calls import SESSION_CALLS_MAXLEN, SESSION_CALLS_TTL_S
 
 FULL = -1  # the cluster-wide cap is reached
 TENANT_FULL = -2  # the tenant's cap is reached
@@ -96,7 +97,7 @@ class Claim:
 
 class WarmClaims:
     def __init__(self, redis: aioredis.Redis, keys: Keys):
-        self.redis = redis
+        self._redis = redis
         self.keys = keys
         self._claim = redis.register_script(_CLAIM)
 
@@ -105,7 +106,7 @@ class WarmClaims:
     async def offer(self, worker_id: str, container_id: str) -> None:
         key = self.keys.session_warm(worker_id)
         with translate_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.rpush(key, container_id)
                 pipe.expire(key, OFFER_TTL_S)
                 await pipe.execute()
@@ -113,11 +114,11 @@ class WarmClaims:
     async def withdraw(self, worker_id: str, container_id: str) -> bool:
         """Take back an offer; False if it was claimed meanwhile."""
         with translate_errors():
-            return bool(await self.redis.lrem(self.keys.session_warm(worker_id), 0, container_id))
+            return bool(await self._redis.lrem(self.keys.session_warm(worker_id), 0, container_id))
 
     async def withdraw_all(self, worker_id: str) -> None:
         with translate_errors():
-            await self.redis.delete(self.keys.session_warm(worker_id))
+            await self._redis.delete(self.keys.session_warm(worker_id))
 
     # --- the API's side ------------------------------------------------------------------------
 

@@ -1,17 +1,74 @@
-"""The live workers as an API process sees them when it opens sessions: read from their
-heartbeats at most every WORKERS_FRESH_S, so that a burst of opens reads them once."""
+"""Workers in Redis: their heartbeats and self-descriptions, and the one rule of when a worker
+counts as gone (HEARTBEATS_OF_SILENCE heartbeats without one).
+
+The API processes read the live workers to send sessions where there is room, to answer the
+probes and to fill the dashboard; LiveWorkers keeps what one read for WORKERS_FRESH_S, so that a
+burst of session opens reads them once.
+"""
 
 import asyncio
 
-from service.queue import JobQueue
+from redis import asyncio as aioredis
 
+from service import wire
+from service.store.errors import translate_errors
+from service.store.keys import Keys
+
+HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
 WORKERS_FRESH_S = 0.5  # how long an API process uses the live workers it read
 
 
+class WorkerRegistry:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, heartbeat_s: float):
+        self._redis = redis
+        self.keys = keys
+        self.silence_s = heartbeat_s * HEARTBEATS_OF_SILENCE
+
+    async def heartbeat(self, worker_id: str, info: dict[str, str | int | float]) -> None:
+        """The worker lives, as `info` describes it; its description expires with its silence."""
+        with translate_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hset(self.keys.worker(worker_id), mapping=info)
+                pipe.expire(self.keys.worker(worker_id), max(1, round(self.silence_s)))
+                pipe.zadd(self.keys.workers, {worker_id: wire.now_ms()})
+                await pipe.execute()
+
+    async def live(self) -> list[dict[str, str]]:
+        """Self-descriptions of the workers not silent."""
+        since = wire.now_ms() - self.silence_s * 1000
+        with translate_errors():
+            ids = await self._redis.zrangebyscore(self.keys.workers, since, "+inf")
+            if not ids:
+                return []
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for worker_id in ids:
+                    pipe.hgetall(self.keys.worker(worker_id.decode()))
+                found = await pipe.execute()
+        return [
+            {"id": wid.decode(), **{k.decode(): v.decode() for k, v in info.items()}}
+            for wid, info in zip(ids, found, strict=True) if info
+        ]
+
+    async def alive(self, worker_id: str) -> bool:
+        """Whether the worker's last heartbeat is younger than its silence."""
+        with translate_errors():
+            last = await self._redis.zscore(self.keys.workers, worker_id)
+        return last is not None and wire.now_ms() - last < self.silence_s * 1000
+
+    async def forget(self, worker_id: str) -> None:
+        with translate_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(self.keys.worker(worker_id))
+                pipe.zrem(self.keys.workers, worker_id)
+                await pipe.execute()
+
+
 class LiveWorkers:
-    def __init__(self, queue: JobQueue, silence_s: float):
-        self.queue = queue
-        self.silence_s = silence_s
+    """The live workers as an API process sees them when it opens sessions: read at most every
+    WORKERS_FRESH_S."""
+
+    def __init__(self, registry: WorkerRegistry):
+        self.registry = registry
         self._workers_read: asyncio.Future[list[dict[str, str]]] | None = None
         self._workers_at = 0.0
 
@@ -21,7 +78,7 @@ class LiveWorkers:
         if self._workers_read is None or (self._workers_read.done()
                                           and loop.time() - self._workers_at >= WORKERS_FRESH_S):
             self._workers_at = loop.time()
-            self._workers_read = asyncio.ensure_future(self.queue.live_workers(self.silence_s))
+            self._workers_read = asyncio.ensure_future(self.registry.live())
         try:
             return await asyncio.shield(self._workers_read)
         except BaseException:

@@ -22,9 +22,9 @@ import orjson
 
 from service import logs, wire
 from service.backoff import Backoff
-from service.queue import JobQueue, QueueUnavailable
 from service.settings import Settings
 from service.stats import Recorder
+from service.store import QueueUnavailable, Store
 from service.worker.executor import Executor
 from service.worker.pool import ContainerPool
 from service.worker.sessions import SessionHost
@@ -38,10 +38,11 @@ CANCELS_REMEMBERED = 1024  # ids of cancelled jobs kept, should one arrive befor
 
 
 class Consumer:
-    def __init__(self, queue: JobQueue, pool: ContainerPool, executor: Executor,
+    def __init__(self, store: Store, pool: ContainerPool, executor: Executor,
                  settings: Settings, worker_id: str, host: str,
                  sessions: SessionHost | None = None):
-        self.queue = queue
+        self.store = store
+        self.jobs = store.jobs
         self.sessions = sessions
         self.pool = pool
         self.executor = executor
@@ -56,7 +57,7 @@ class Consumer:
         self._slot_free = asyncio.Event()
         pool.on_idle = self._slot_free.set
         self._stopping = asyncio.Event()
-        self.stats = Recorder(queue.redis, queue.keys, worker_id)
+        self.stats = Recorder(store, worker_id)
 
     @property
     def free_slots(self) -> int:
@@ -70,7 +71,7 @@ class Consumer:
 
     async def run(self, grace_s: float) -> None:
         """Serve until stop(); then let running jobs finish for up to grace_s."""
-        await self._retry(self.queue.ensure_group)
+        await self._retry(self.jobs.ensure_group)
         helpers = [asyncio.create_task(self._heartbeat_loop()),
                    asyncio.create_task(self._cancel_loop())]
         try:
@@ -81,7 +82,7 @@ class Consumer:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(QueueUnavailable):
-                await self.queue.forget_worker(self.worker_id)
+                await self.store.workers.forget(self.worker_id)
             await self.stats.flush()
 
     async def _drain(self, grace_s: float) -> None:
@@ -94,7 +95,7 @@ class Consumer:
         await asyncio.gather(*self.inflight.values(), return_exceptions=True)
         for job in unfinished:
             with contextlib.suppress(QueueUnavailable):
-                await self.queue.requeue(job)
+                await self.jobs.requeue(job)
                 log.info("job handed back to the queue", extra={"job_id": job.id})
 
     # --- claiming and running ------------------------------------------------------------------
@@ -114,7 +115,7 @@ class Consumer:
                     reclaim_at = time.monotonic() + self._reclaim_interval()
                     await self._reclaim()
                     continue
-                jobs = await self.queue.claim(self.worker_id, self.free_slots, CLAIM_BLOCK_MS)
+                jobs = await self.jobs.claim(self.worker_id, self.free_slots, CLAIM_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("queue unavailable, retrying", extra={"error": str(exc)})
@@ -151,7 +152,7 @@ class Consumer:
             self._executing.discard(job.claim_key)
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A
         # cancelled job has its answer already: this only retires its entry.)
-        if await self._retry(lambda: self.queue.complete(job, result)):
+        if await self._retry(lambda: self.jobs.complete(job, result)):
             self.stats.job_done(job, result)
 
     async def _execute(self, job: wire.Job) -> bytes:
@@ -191,13 +192,12 @@ class Consumer:
         }
 
     async def _heartbeat_loop(self) -> None:
-        interval = self.settings.heartbeat_s
         while True:
             with contextlib.suppress(QueueUnavailable):
-                await self.queue.heartbeat(self.worker_id, self.describe(), ttl_s=interval * 3)
-                await self.queue.keep_claimed(self.worker_id, list(self._jobs.values()))
+                await self.store.workers.heartbeat(self.worker_id, self.describe())
+                await self.jobs.keep_claimed(self.worker_id, list(self._jobs.values()))
             await self.stats.flush()
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.settings.heartbeat_s)
 
     async def _cancel_loop(self) -> None:
         """Kill the running jobs this worker is told were cancelled."""
@@ -205,7 +205,7 @@ class Consumer:
         backoff = Backoff()
         while True:
             try:
-                after, job_ids = await self.queue.read_cancels(self.worker_id, after,
+                after, job_ids = await self.jobs.read_cancels(self.worker_id, after,
                                                                CANCEL_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
@@ -239,7 +239,7 @@ class Consumer:
     async def _reclaim(self) -> None:
         """Take over jobs of workers silent for reclaim_idle_s (as many as there is room for);
         dead-letter those delivered too often."""
-        retry, dead = await self.queue.reclaim(
+        retry, dead = await self.jobs.reclaim(
             self.worker_id, int(self.settings.reclaim_idle_s * 1000),
             self.settings.max_deliveries, self.free_slots)
         self.stats.reclaimed(len(retry))
@@ -248,7 +248,7 @@ class Consumer:
             self._start(job)
         for job in dead:
             log.error("job dead-lettered", extra={"job_id": job.id})
-            await self.queue.dead_letter(
+            await self.jobs.dead_letter(
                 job, f"delivered {self.settings.max_deliveries} times without an answer; "
                 "its worker died each time")
             self.stats.dead_lettered(job, self.settings.max_deliveries)

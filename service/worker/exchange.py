@@ -10,7 +10,7 @@ from typing import Any
 
 from service import runner_protocol as rp
 from service.models import Outcome
-from service.output_stream import OutputStream
+from service.store.output import OutputStream
 from service.worker.outcome import ABNORMAL, classify
 from service.worker.output_relay import answer_relaying
 from service.worker.runner_channel import RunnerChannel, RunnerGone

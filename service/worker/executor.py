@@ -18,8 +18,8 @@ from service import wire
 from service.jobspec import JobSpec
 from service.languages import spec_of
 from service.models import Language, Outcome, Priority
-from service.output_stream import OutputStream
 from service.settings import Settings
+from service.store.output import OutputStream
 from service.worker.admission import CpuAdmission, Ticket
 from service.worker.cpu_weight import Demotion
 from service.worker.docker_engine import EngineUnavailable

@@ -10,12 +10,8 @@ import socket
 import uuid
 from pathlib import Path
 
-from redis import asyncio as aioredis
-
-from service.keys import Keys
-from service.output_stream import OutputStream
-from service.queue import JobQueue
 from service.settings import Settings
+from service.store import Store
 from service.worker.consumer import Consumer
 from service.worker.docker_engine import (
     LABEL_HOST,
@@ -73,14 +69,11 @@ async def serve_worker(settings: Settings) -> None:
     pool = pools.python
     networked = (NetworkedPool(engine, settings, owner, settings.image_for("python"), pid_alive)
                  if settings.allow_network else None)
-    redis = aioredis.from_url(settings.redis_url, socket_keepalive=True, socket_timeout=30,
-                              health_check_interval=30)
-    queue = JobQueue(redis, Keys(settings.key_prefix), settings.result_ttl_s,
-                     settings.max_queue_depth)
+    store = Store.for_worker(settings)
     capacity = session_capacity(settings, await asyncio.to_thread(engine.host_memory))
-    sessions = SessionHost(queue, pool, settings, worker_id, capacity)
-    executor = RoutingExecutor(pools, settings, OutputStream(redis, queue.keys), networked)
-    consumer = Consumer(queue, pools, executor, settings,  # type: ignore[arg-type]
+    sessions = SessionHost(store, pool, settings, worker_id, capacity)
+    executor = RoutingExecutor(pools, settings, store.output, networked)
+    consumer = Consumer(store, pools, executor, settings,  # type: ignore[arg-type]
                         worker_id, host, sessions)
 
     loop = asyncio.get_running_loop()
@@ -103,6 +96,6 @@ async def serve_worker(settings: Settings) -> None:
         if networked:
             await networked.close()
         with contextlib.suppress(Exception):
-            await redis.aclose()
+            await store.close()
         engine.close()
         log.info("worker stopped", extra={"worker_id": worker_id})

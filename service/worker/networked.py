@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from service import wire
 from service.jobspec import JobSpec
-from service.output_stream import OutputStream
 from service.settings import Settings
+from service.store.output import OutputStream
 from service.worker import firewall
 from service.worker.docker_engine import LABEL_HOST, LABEL_PID, DockerEngine, EngineUnavailable, Owner
 from service.worker.executor import Executor

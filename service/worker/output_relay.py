@@ -1,12 +1,12 @@
 """The worker's half of streamed output: pieces a runner sends before its answer go to the
-request's output stream (service/output_stream.py) as they come."""
+request's output stream (service/store/output.py) as they come."""
 
 import contextlib
 from typing import Any
 
 from service import runner_protocol as rp
-from service.output_stream import OutputStream
-from service.queue import QueueUnavailable
+from service.store import QueueUnavailable
+from service.store.output import OutputStream
 from service.worker.runner_channel import RunnerChannel
 
 

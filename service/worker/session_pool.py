@@ -13,9 +13,9 @@ import contextlib
 import logging
 
 from service.backoff import Backoff
-from service.queue import QueueUnavailable
-from service.session_claims import WarmClaims
 from service.settings import Settings
+from service.store import QueueUnavailable
+from service.store.session_claims import WarmClaims
 from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
 from service.worker.pool import ContainerPool, Sandbox
 from service.worker.runner_channel import RunnerGone

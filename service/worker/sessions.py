@@ -1,6 +1,6 @@
 """The sessions one worker holds: a container of its own each, outside the one-shot pool.
 
-Calls reach this worker on its own session-call stream (service/queue.py): `bind` makes a warm
+Calls reach this worker on its own session-call stream (service/store/session_calls.py): `bind` makes a warm
 container an API process claimed (session_pool.py) the session's, turning its runner's waiting
 child into the session's (it then keeps its namespace from cell to cell); `open` does the same
 with a container started for it when none was warm; `run` runs one cell (after the bind, if it
@@ -22,11 +22,9 @@ from service import wire
 from service.backoff import Backoff
 from service.jobspec import JobSpec
 from service.models import SessionState
-from service.output_stream import OutputStream
-from service.queue import JobQueue, QueueUnavailable
-from service.session_claims import WarmClaims
-from service.sessions import BindSpec, SessionRegistry, SessionSpec
+from service.sessions import BindSpec, SessionSpec
 from service.settings import Settings
+from service.store import QueueUnavailable, Store
 from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
 from service.worker.exchange import exchange
 from service.worker.executor import returned_files
@@ -52,20 +50,20 @@ class LiveSession:
 
 
 class SessionHost:
-    def __init__(self, queue: JobQueue, pool: ContainerPool, settings: Settings, worker_id: str,
+    def __init__(self, store: Store, pool: ContainerPool, settings: Settings, worker_id: str,
                  capacity: int):
-        self.queue = queue
+        self.store = store
         self.capacity = capacity  # sessions held at most (session_capacity.py)
         self.pool = pool
         self.settings = settings
         self.worker_id = worker_id
-        self.registry = SessionRegistry(queue.redis, queue.keys, settings.result_ttl_s)
-        self.output = OutputStream(queue.redis, queue.keys)
+        self.registry = store.sessions
+        self.output = store.output
         self.sessions: dict[str, LiveSession] = {}
         self._opening = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._binding: dict[str, asyncio.Event] = {}  # session id → set once bound (or not)
-        self.warm = SessionPool(pool, settings, WarmClaims(queue.redis, queue.keys), worker_id)
+        self.warm = SessionPool(pool, settings, store.warm_claims, worker_id)
         self.warm.room = lambda: self.capacity - self._held()
 
     def describe(self) -> dict[str, int]:
@@ -98,7 +96,8 @@ class SessionHost:
         after, backoff = "0", Backoff()
         while True:
             try:
-                calls = await self.queue.read_session_calls(self.worker_id, after, READ_BLOCK_MS)
+                calls = await self.store.session_calls.read(self.worker_id, after,
+                                                        READ_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("session calls unreadable, retrying", extra={"error": str(exc)})
@@ -126,7 +125,7 @@ class SessionHost:
             body = wire.refusal("sandbox_unavailable", f"the session call failed: {exc}")
         for attempt in range(5):  # the caller waits; if we cannot answer, it sees a timeout
             try:
-                await self.queue.reply(call.reply_to, call.id, body)
+                await self.store.replies.send(call.reply_to, call.id, body)
                 return
             except QueueUnavailable:
                 await asyncio.sleep(0.1 * 2 ** attempt)

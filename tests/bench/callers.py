@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from redis import asyncio as aioredis
 
-from service.keys import Keys
-from service.queue import LANES
 from service.settings import Settings
+from service.store.jobs import LANES
+from service.store.keys import Keys
 from service.tenants import ANONYMOUS
 from tests.bench.stack import LocalStack
 from tests.bench.storm import READY_TIMEOUT_S

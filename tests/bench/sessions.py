@@ -19,7 +19,7 @@ import docker
 import httpx
 import redis
 
-from service.keys import Keys
+from service.store.keys import Keys
 from tests.bench.cpu import CpuMeter
 from tests.bench.http import Connection
 from tests.bench.stack import LocalStack

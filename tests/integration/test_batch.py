@@ -5,7 +5,7 @@ import httpx
 import orjson
 import redis
 
-from service.keys import Keys
+from service.store.keys import Keys
 from service.tenants import ANONYMOUS
 from tests.support import QUEUE_DEPTH, queue_holding
 

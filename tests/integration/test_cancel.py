@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from service.keys import Keys
+from service.store.keys import Keys
 from tests.integration.test_jobs import wait_done
 from tests.reliability.helpers import eventually
 from tests.support import Service, sandbox_containers, sandbox_uid_processes

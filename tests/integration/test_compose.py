@@ -14,7 +14,7 @@ import docker
 import httpx
 import pytest
 
-from service.keys import Keys
+from service.store.keys import Keys
 from tests.support import ROOT, ensure_docker, free_port, sandbox_containers
 
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"

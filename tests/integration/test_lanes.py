@@ -10,9 +10,11 @@ import pytest
 import pytest_asyncio
 from redis import asyncio as aioredis
 
-from service.keys import WORKER_GROUP, Keys
 from service.models import JobState, Priority
-from service.queue import JobQueue
+from service.settings import Settings
+from service.store import Store
+from service.store.jobs import JobStore
+from service.store.keys import WORKER_GROUP
 from service.tenants import ANONYMOUS
 from tests.integration.test_jobs import wait_done
 from tests.support import Service
@@ -21,15 +23,15 @@ INTERACTIVE, BULK = Priority.INTERACTIVE, Priority.BULK
 
 
 @pytest_asyncio.fixture
-async def queue(redis_url: str) -> AsyncIterator[JobQueue]:
-    redis = aioredis.from_url(redis_url)
-    queue = JobQueue(redis, Keys(f"test-{uuid.uuid4().hex[:8]}"), 60, 1000)
-    await queue.ensure_group()
-    yield queue
-    await redis.aclose()
+async def queue(redis_url: str) -> AsyncIterator[JobStore]:
+    store = Store.for_worker(Settings(redis_url=redis_url, key_prefix=f"test-{uuid.uuid4().hex[:8]}",
+                                      result_ttl_s=60, max_queue_depth=1000))
+    await store.jobs.ensure_group()
+    yield store.jobs
+    await store.close()
 
 
-async def enqueue(queue: JobQueue, lane: Priority, count: int) -> list[str]:
+async def enqueue(queue: JobStore, lane: Priority, count: int) -> list[str]:
     ids = [uuid.uuid4().hex for _ in range(count)]
     for job_id in ids:
         await queue.enqueue([(job_id, b"{}")], "", 0, lane)
@@ -37,7 +39,7 @@ async def enqueue(queue: JobQueue, lane: Priority, count: int) -> list[str]:
 
 
 async def test_a_claim_takes_interactive_jobs_first_and_fills_its_room_with_bulk(
-        queue: JobQueue) -> None:
+        queue: JobStore) -> None:
     bulk = await enqueue(queue, BULK, 5)
     interactive = await enqueue(queue, INTERACTIVE, 2)
     jobs = await queue.claim("w1", 3, 100)
@@ -50,7 +52,8 @@ async def test_a_claim_takes_interactive_jobs_first_and_fills_its_room_with_bulk
     assert await queue.depths() == {"interactive": 2, "bulk": 5}  # running, not yet answered
 
 
-async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobQueue) -> None:
+async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobStore,
+                                                                redis_url: str) -> None:
     first, second = await enqueue(queue, BULK, 2)
     assert await queue.tenant_jobs([ANONYMOUS]) == {ANONYMOUS: 2}
     assert await queue.cancel([first], "gone", ANONYMOUS) == [JobState.QUEUED]
@@ -58,13 +61,14 @@ async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobQueue)
     jobs = await queue.claim("w1", 5, 100)
     assert [job.id for job in jobs] == [second]
     assert await queue.depths() == {"interactive": 0, "bulk": 1}  # the cancelled one retired
-    pending = await queue.redis.xpending(queue.keys.jobs(BULK, ANONYMOUS), WORKER_GROUP)
+    async with aioredis.from_url(redis_url) as redis:
+        pending = await redis.xpending(queue.keys.jobs(BULK, ANONYMOUS), WORKER_GROUP)
     assert pending["pending"] == 1
     state, result, _ = await queue.status(first)
     assert state is JobState.DONE and b'"outcome":"cancelled"' in result
 
 
-async def test_a_cancel_after_the_result_leaves_the_result(queue: JobQueue) -> None:
+async def test_a_cancel_after_the_result_leaves_the_result(queue: JobStore) -> None:
     (job_id,) = await enqueue(queue, INTERACTIVE, 1)
     (job,) = await queue.claim("w1", 1, 100)
     assert await queue.complete(job, b'{"outcome":"ok"}')
@@ -72,7 +76,7 @@ async def test_a_cancel_after_the_result_leaves_the_result(queue: JobQueue) -> N
     assert await queue.status(job_id) == (JobState.DONE, b'{"outcome":"ok"}', ANONYMOUS)
 
 
-async def test_a_completion_after_a_cancel_is_not_a_second_answer(queue: JobQueue) -> None:
+async def test_a_completion_after_a_cancel_is_not_a_second_answer(queue: JobStore) -> None:
     (job_id,) = await enqueue(queue, INTERACTIVE, 1)
     (job,) = await queue.claim("w1", 1, 100)
     assert await queue.cancel([job_id], "gone", ANONYMOUS) == [JobState.RUNNING]
@@ -86,7 +90,7 @@ async def test_a_completion_after_a_cancel_is_not_a_second_answer(queue: JobQueu
 
 
 async def test_a_waiting_claim_is_woken_by_a_job_queued_and_takes_only_its_room(
-        queue: JobQueue) -> None:
+        queue: JobStore) -> None:
     claiming = asyncio.create_task(queue.claim("w1", 1, 60_000))
     await asyncio.sleep(0.3)  # found nothing: waits for a job to be queued
     bulk = await enqueue(queue, BULK, 1)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import redis
 
-from service.keys import Keys
 from service.settings import Settings
+from service.store.keys import Keys
 from service.worker.session_capacity import IDLE_SESSION_MIB
 from tests.integration.test_run import PROCESS_STATE
 from tests.support import Service

@@ -16,7 +16,7 @@ import redis
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 
-from service.keys import Keys
+from service.store.keys import Keys
 from tests.support import Service, api_only
 
 KEYS = {"team-a": "key-of-team-a-0123456789", "team-b": "key-of-team-b-0123456789",

@@ -18,7 +18,7 @@ import httpx
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from service.keys import Keys
+from service.store.keys import Keys
 from tests.support import ROOT, ensure_docker, free_port, remove_containers
 
 LABEL_TEST = "sandbox.multihost"

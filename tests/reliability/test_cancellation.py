@@ -7,30 +7,26 @@ import contextlib
 import random
 import uuid
 
-from redis import asyncio as aioredis
-
-from service.keys import Keys
-from service.queue import JobQueue, QueueUnavailable
-from service.replies import ReplyListener
+from service.settings import Settings
+from service.store import QueueUnavailable, Store
 
 ROUNDS = 300
 
 
-def client(redis_url: str) -> aioredis.Redis:
-    """As the worker and the API make theirs."""
-    return aioredis.from_url(redis_url, socket_keepalive=True, socket_timeout=30,
-                             health_check_interval=30)
+def store(redis_url: str) -> Store:
+    """As a worker makes its own."""
+    return Store.for_worker(Settings(redis_url=redis_url,
+                                     key_prefix=f"test-{uuid.uuid4().hex[:8]}"))
 
 
 async def test_a_retrying_loop_ends_wherever_it_is_cancelled(redis_url: str) -> None:
-    redis = client(redis_url)
-    queue = JobQueue(redis, Keys(f"test-{uuid.uuid4().hex[:8]}"), 60, 1000)
+    worker = store(redis_url)
 
     async def heartbeat_forever() -> None:  # the shape of the worker's heartbeat loop
         while True:
             with contextlib.suppress(QueueUnavailable):
-                await queue.heartbeat("w", {"busy": 0}, ttl_s=5)
-                await queue.keep_claimed("w", [])
+                await worker.workers.heartbeat("w", {"busy": 0})
+                await worker.jobs.keep_claimed("w", [])
 
     for _ in range(ROUNDS):
         task = asyncio.create_task(heartbeat_forever())
@@ -38,15 +34,14 @@ async def test_a_retrying_loop_ends_wherever_it_is_cancelled(redis_url: str) -> 
         task.cancel()
         await asyncio.wait([task], timeout=5)
         assert task.cancelled(), "the loop went on after its cancellation"
-    await redis.aclose()
+    await worker.close()
 
 
 async def test_the_reply_listener_stops_wherever_it_is_cancelled(redis_url: str) -> None:
-    redis = client(redis_url)
-    keys = Keys(f"test-{uuid.uuid4().hex[:8]}")
+    api = store(redis_url)
     for i in range(ROUNDS // 3):
-        listener = ReplyListener(redis, keys, f"api-{i}")
+        listener = api.reply_listener(f"api-{i}")
         listener.start()
         await asyncio.sleep(random.uniform(0, 0.005))
         await asyncio.wait_for(listener.stop(), 10)
-    await redis.aclose()
+    await api.close()

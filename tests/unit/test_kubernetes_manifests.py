@@ -1,7 +1,7 @@
 """The Kubernetes manifests: valid objects, and names, ports and settings that agree.
 
 Core kinds are checked against the Kubernetes OpenAPI schemas (kubernetes-validate); the KEDA
-ScaledObject, a custom resource, against the stream and group names in service/keys.py.
+ScaledObject, a custom resource, against the stream and group names in service/store/keys.py.
 """
 
 import copy
@@ -12,9 +12,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.keys import WORKER_GROUP, Keys
-from service.queue import LANES
 from service.settings import Settings
+from service.store.jobs import LANES
+from service.store.keys import WORKER_GROUP, Keys
 from service.tenants import DEFAULT
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from service import metrics, wire
 from service.jobspec import JobSpec
 from service.metrics import JOBS, QUEUE_WAIT, RECLAIMED
-from service.stats import Tally, job_language, percentiles, summarize
+from service.stats import job_language, percentiles, summarize
+from service.store.stats import Tally
 from service.worker.outcome import result_body
 
 LABELS = (("language", "python"), ("outcome", "ok"))

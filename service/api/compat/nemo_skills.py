@@ -19,14 +19,14 @@ from service.api.auth import require_key
 from service.api.caller import watch_caller
 from service.api.compat import nemo_answers as answers
 from service.api.errors import RETRY_AFTER_FULL_S
-from service.api.fleet import live_workers
 from service.api.responses import JsonResponse
 from service.api.services import Services, get_services, shared_services
 from service.jobspec import InvalidRequest, build_job_spec
 from service.models import Outcome, RunRequest, SessionRequest, SessionRunRequest, SessionState
-from service.queue import QueueUnavailable
-from service.session_aliases import SessionAliases
-from service.sessions import RECORD_GRACE_S, SessionBroker, SessionRefused
+from service.sessions import SessionBroker, SessionRefused
+from service.store import QueueUnavailable
+from service.store.aliases import SessionAliases
+from service.store.sessions import record_ttl_s
 
 router = APIRouter(tags=["compat: NeMo-Skills"])
 keyed = [Depends(require_key)]
@@ -67,7 +67,7 @@ def refusal(status: int, reason: str, message: str) -> JsonResponse:
 
 
 def aliases(services: Services) -> SessionAliases:
-    return SessionAliases(services.redis, services.queue.keys, SCHEME, services.tenant.name)
+    return services.store.aliases(SCHEME, services.tenant.name)
 
 
 def output_cap(request: ExecuteRequest, services: Services) -> int:
@@ -161,7 +161,7 @@ async def open_named(name: str, gone: str | None, broker: SessionBroker,
 
 
 def record_ttl(services: Services) -> int:
-    return round(services.settings.default_session_idle_s + RECORD_GRACE_S)
+    return record_ttl_s(services.settings.default_session_idle_s)
 
 
 @router.get("/sessions", dependencies=keyed)
@@ -201,7 +201,7 @@ async def health(services: Services = Depends(shared_services)) -> JsonResponse:
     """Healthy when Redis answers and a worker has a warm sandbox free (their client waits
     for a 200 before it sends code)."""
     try:
-        workers = await live_workers(services)
+        workers = await services.store.workers.live()
     except QueueUnavailable:
         workers = []
     ready = sum(int(w.get("idle_containers", 0)) for w in workers) > 0

@@ -30,7 +30,7 @@ from service.models import (
     RunRequest,
     RunResult,
 )
-from service.queue import QueueFull, QueueUnavailable, QuotaExceeded
+from service.store import QueueFull, QueueUnavailable, QuotaExceeded
 
 router = APIRouter(tags=["compat: SandboxFusion"])
 
