@@ -3,10 +3,9 @@ calls, as in a notebook.
 
 A session lives in a container of its own, held by the worker that opened it. Its record in
 Redis is kept by the session registry (service/store/sessions.py), used by API processes and
-workers alike. The SessionBroker here is the API side: it
-admits a session under the caps, sends each call straight to the worker holding it, and waits for
-the answer while watching that worker's heartbeat, so that a dead worker means `session_lost`,
-never a hang.
+workers alike. The SessionBroker here is the API side: it admits a session under the caps, sends
+each call straight to the worker holding it, and waits for the answer while watching that
+worker's heartbeat, so that a dead worker means `session_lost`, never a hang.
 """
 
 import asyncio

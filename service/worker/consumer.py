@@ -206,7 +206,7 @@ class Consumer:
         while True:
             try:
                 after, job_ids = await self.jobs.read_cancels(self.worker_id, after,
-                                                               CANCEL_BLOCK_MS)
+                                                              CANCEL_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("cancel stream unreadable, retrying", extra={"error": str(exc)})

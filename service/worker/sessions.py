@@ -1,6 +1,6 @@
 """The sessions one worker holds: a container of its own each, outside the one-shot pool.
 
-Calls reach this worker on its own session-call stream (service/store/session_calls.py): `bind` makes a warm
+Calls reach this worker on its own session-call stream (store/session_calls.py): `bind` makes a warm
 container an API process claimed (session_pool.py) the session's, turning its runner's waiting
 child into the session's (it then keeps its namespace from cell to cell); `open` does the same
 with a container started for it when none was warm; `run` runs one cell (after the bind, if it
@@ -96,8 +96,7 @@ class SessionHost:
         after, backoff = "0", Backoff()
         while True:
             try:
-                calls = await self.store.session_calls.read(self.worker_id, after,
-                                                        READ_BLOCK_MS)
+                calls = await self.store.session_calls.read(self.worker_id, after, READ_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("session calls unreadable, retrying", extra={"error": str(exc)})
