@@ -8,6 +8,9 @@ kills it (its result then says `cancelled`). A
 `cell` request is answered by a `result`, until the worker closes the stream.
 A run ends at `timeout_s` of its time (wall clock less its waits for a CPU), at `wall_limit_s`
 of wall clock, or at `cpu_timeout_s` of CPU time (if set); `time_limit` says which.
+A `run` or `session` request's `template` names the runner's template its child is forked from
+(`bare`, or `preloaded`: numpy or the scientific stack; see service/imports.py), the preloaded
+one when absent.
 A contract test runs the real runner against these definitions.
 """
 
@@ -18,7 +21,7 @@ import orjson
 
 from service.jobspec import JobSpec
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 HEADER = struct.Struct(">I")
 
 OP_RUN = "run"
@@ -50,8 +53,9 @@ def encode_frame(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
-    """A `run` request for the runner."""
+def run_message(job_id: str, spec: JobSpec, template: str | None = None) -> dict[str, Any]:
+    """A `run` request for the runner; `template`: the one its child is forked from (bare or
+    preloaded; see service/imports.py), the preloaded one when None."""
     message = {
         "op": OP_RUN,
         "id": job_id,
@@ -65,6 +69,8 @@ def run_message(job_id: str, spec: JobSpec) -> dict[str, Any]:
         "max_file_bytes": spec.max_file_bytes,
         "fresh_interpreter": spec.fresh_interpreter,
     }
+    if template is not None:
+        message["template"] = template
     if spec.argv:
         message["argv"] = spec.argv
     if spec.stream:

@@ -63,7 +63,23 @@ class Settings(BaseSettings):
     language_idle_s: float = Field(60.0, gt=0, description="A container past language_warm "
                                    "idle this long is stopped.")
     executions_per_container: int = Field(1000, ge=1, description="Recycle a container after this many.")
-    preload: str = Field("numpy", description="Modules the runner imports before forking (comma-separated).")
+    preload: str = Field("numpy", description="Modules the preloaded template of Python's pool "
+                         "imports before forking (comma-separated); code importing none of "
+                         "them is forked from the bare template.")
+    scientific_pool_size: int = Field(
+        2, ge=0, le=64, description="Warm containers per worker whose preloaded template has "
+        "imported scientific_preload, for code that imports any of the scientific stack; more "
+        "start on demand up to scientific_pool_max. 0: such code runs on Python's pool.")
+    scientific_pool_max: int = Field(8, ge=1, le=256, description="Most containers of the "
+                                     "scientific pool of one worker.")
+    scientific_preload: str = Field(
+        "numpy,scipy,scipy.optimize,scipy.integrate,scipy.linalg,scipy.stats,scipy.special,"
+        "sympy,pandas,networkx,z3,ortools.linear_solver.pywraplp,ortools.sat.python.cp_model,"
+        "pulp,cvxpy,matplotlib.pyplot", description="Modules the scientific pool's template "
+        "imports before forking (comma-separated).")
+    scientific_runner_memory_mb: int = Field(
+        512, ge=32, description="Memory added to memory_mb for the runner of a scientific "
+        "container (its template holds the imported stack).")
     cpu_slots: int = Field(
         0, ge=0, le=1024, description="Runs of a worker whose timeout forgives waits for a CPU "
         "(the native routes) start only while fewer than this many of them are busy on the CPU; "

@@ -4,16 +4,18 @@ Standard library only. It speaks to the worker over a unix socket (or its attach
 stdout) with frames of a 4-byte big-endian length followed by a JSON object (the wire format is
 also described in service/runner_protocol.py; a contract test keeps the two in step).
 
-Per execution: a child is forked, moved to its own session, made the OOM killer's first
-choice, switched to the unprivileged sandbox uid, given a fresh working directory on the tmpfs
-and a fresh environment, and runs the code (in the forked interpreter, where the scientific
-stack is already imported, or in a freshly exec'd one). Children are forked by a template
-process that has never held a request or an output, so nothing of an earlier execution is in
-their memory. The runner reads the child's output up to the cap, kills the process group at the
-timeout, the cap or the worker's `cancel`, and answers. The next child, forked ahead of time,
-cleans up as the sandbox uid (every process killed, every file removed); then the runner
-announces that it is ready again. Files the request asked back are read first by a child of
-their own, as the sandbox uid.
+Per execution: a child is forked, moved to its own session, made the OOM killer's first choice,
+switched to the unprivileged sandbox uid, given a fresh working directory on the tmpfs and a
+fresh environment, and runs the code (in the forked interpreter, or in a freshly exec'd one).
+Children are forked by a template process that has never held a request or an output, so nothing
+of an earlier execution is in their memory: the bare template, or the one that preloaded
+SANDBOX_PRELOAD (numpy, or the scientific stack), as the request's `template` says. The next
+child is forked ahead of time from the template the last request named; a request that names the
+other one has it replaced first. The runner reads the child's output up to the cap, kills the
+process group at the timeout, the cap or the worker's `cancel`, and answers. The next child,
+forked ahead of time, cleans up as the sandbox uid (every process killed, every file removed);
+then the runner announces that it is ready again. Files the request asked back are read first by
+a child of their own, as the sandbox uid.
 
 A `session` request instead makes the child keep its namespace and run one cell per `cell`
 request until the worker closes the stream; such a container serves that session alone.
@@ -28,22 +30,13 @@ import socket
 import sys
 import traceback
 
-from sandbox_runner.child import prepare_interpreter
 from sandbox_runner.clock import CgroupCpu
 from sandbox_runner.config import ACCEPT_TIMEOUT_S, CLEANUP_TIMEOUT_S
 from sandbox_runner.frames import PROTOCOL_VERSION, read_frame, write_frame
 from sandbox_runner.session import serve_session
 from sandbox_runner.supervise import OomCounter, execute
-from sandbox_runner.template import Template
+from sandbox_runner.template import Templates
 from sandbox_runner.zygote import Zygote, zygote_main
-
-
-def preload(modules):
-    for name in filter(None, modules.split(",")):
-        try:
-            __import__(name)
-        except Exception as exc:
-            print("preload %s failed: %s" % (name, exc), file=sys.stderr)
 
 
 def open_protocol():
@@ -74,16 +67,14 @@ def main():
     proto_in, proto_out = open_protocol()
     sys.stdout = sys.stderr
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    preload(os.environ.get("SANDBOX_PRELOAD", ""))
-    prepare_interpreter()
-    gc.collect()
-    gc.freeze()  # keep the preloaded heap shared with every forked child
     oom = OomCounter()
     cgroup = CgroupCpu()
-    # Every child is forked from the template, which has never held a request or an output.
-    template = Template(zygote_main,
-                        close_in_template={proto_in, proto_out, *oom.fds, *cgroup.fds})
-    child = Zygote(template)
+    gc.collect()
+    gc.freeze()  # the templates' collections then leave the runner's heap, which they share, alone
+    # Every child is forked from a template, which has never held a request or an output.
+    templates = Templates(zygote_main, {proto_in, proto_out, *oom.fds, *cgroup.fds},
+                          list(filter(None, os.environ.get("SANDBOX_PRELOAD", "").split(","))))
+    child = Zygote(templates.default)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):
         return 3
     ready = {"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
@@ -96,20 +87,27 @@ def main():
         if req is None:
             child.close()
             return 0
-        if req.get("op") == "session":
-            return serve_session(child, req, oom, cgroup, proto_in, proto_out)
         if req.get("op") == "cancel":
             continue  # of a run that had ended when it came
-        if req.get("op") != "run":
+        if req.get("op") not in ("run", "session"):
             write_frame(proto_out, {"op": "error", "error": "unknown op %r" % req.get("op")})
             continue
+        template = templates.pick(req.get("template"))
+        if child.template is not template:  # the waiting child is of the other template
+            child.close()
+            child = Zygote(template)
+            if not child.wait_clean(CLEANUP_TIMEOUT_S):
+                child.close()
+                return 3
+        if req["op"] == "session":
+            return serve_session(child, req, oom, cgroup, proto_in, proto_out)
         try:
             result = execute(child, req, oom, cgroup, proto_in, proto_out)
         except Exception:
             result = {"op": "error", "id": req.get("id"), "error": traceback.format_exc()}
         child.close()
         if req.get("return_files") and result["op"] == "result":
-            collector = Zygote(template, collect=req)  # reads them back, as the sandbox uid
+            collector = Zygote(templates.bare, collect=req)  # reads them back, as the sandbox uid
             result.update(collector.collected(CLEANUP_TIMEOUT_S))
             collector.close()
         write_frame(proto_out, result)

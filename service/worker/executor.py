@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from service import runner_protocol as rp
 from service import wire
+from service.imports import Kind, kind_of_job, template_of
 from service.jobspec import JobSpec
 from service.languages import spec_of
 from service.models import Language, Outcome, Priority
@@ -117,8 +118,8 @@ class Executor:
         log.warning("sandbox error", extra={"job_id": job.id, "reason": why})
         return wire.sandbox_error(job.id, why, job.enqueued_ms)
 
-    def _pool_for(self, spec: JobSpec) -> ContainerPool:
-        pool = self.pools.for_language(spec.language)
+    def _pool_for(self, spec: JobSpec, kind: Kind) -> ContainerPool:
+        pool = self.pools.for_job(spec, kind)
         if pool is None:
             raise PoolUnavailable(f"this worker does not serve {spec.language} "
                                   "(SANDBOX_LANGUAGES)")
@@ -131,7 +132,8 @@ class Executor:
             return await self._execute(job, spec, ticket)
 
     async def _execute(self, job: wire.Job, spec: JobSpec, ticket: Ticket | None) -> bytes:
-        pool = self._pool_for(spec)
+        kind = kind_of_job(spec)
+        pool = self._pool_for(spec, kind)
         sandbox = await pool.lease(LEASE_TIMEOUT_S)
         reusable = False
         compiled = None
@@ -146,7 +148,7 @@ class Executor:
                     await ready_again(sandbox)
                 reusable = False
             await pool.set_memory(sandbox, spec.sandbox_memory_mb())
-            message = rp.run_message(job.id, spec)
+            message = rp.run_message(job.id, spec, template_of(kind))
             if spec.language != Language.PYTHON:
                 message.update(program_fields(spec, compiled))
             sandbox.executions += 1

@@ -28,7 +28,8 @@ from service.worker.runner_channel import RunnerChannel, RunnerGone
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT_S = 60.0  # a new container's runner imports the preloaded modules first
+READY_TIMEOUT_S = 180.0  # a new container's runner imports the preloaded modules first (the
+# scientific stack: half a minute on a busy host)
 CLEANUP_TIMEOUT_S = 10.0
 PRUNE_INTERVAL_S = 1.0
 

@@ -12,6 +12,8 @@ containers.
 import asyncio
 import time
 
+from service.imports import Kind
+from service.jobspec import JobSpec
 from service.languages import REGISTRY, spec_of
 from service.settings import Settings
 from service.worker.docker_engine import Owner
@@ -74,9 +76,11 @@ class ElasticPool(ContainerPool):
 class LanguagePools:
     """The pools of one worker, by image, seen by the consumer as one pool of `pool_size`."""
 
-    def __init__(self, python: ContainerPool, others: dict[str, ContainerPool], size: int):
+    def __init__(self, python: ContainerPool, others: dict[str, ContainerPool], size: int,
+                 scientific: ContainerPool | None = None):
         self.python = python
         self.by_image = {"python": python, **others}
+        self.scientific = scientific
         self.size = size
 
     @classmethod
@@ -89,15 +93,21 @@ class LanguagePools:
                 others[image] = ElasticPool(engine, settings, owner, settings.image_for(name),
                                             settings.language_warm, settings.pool_size)
                 others[image].executable_tmpfs = image in EXECUTABLE_IMAGES
-        return cls(python, others, settings.pool_size)
+        return cls(python, others, settings.pool_size, scientific_pool(engine, settings, owner))
 
     def for_language(self, language: str) -> ContainerPool | None:
         """The pool of a language's image; None when this worker does not serve it."""
         return self.by_image.get(spec_of(language).image)
 
+    def for_job(self, spec: JobSpec, kind: Kind) -> ContainerPool | None:
+        """The scientific pool for code of that kind (when there is one), else its language's."""
+        if kind is Kind.SCIENTIFIC and self.scientific is not None:
+            return self.scientific
+        return self.for_language(spec.language)
+
     @property
     def pools(self) -> list[ContainerPool]:
-        return list(self.by_image.values())
+        return [*self.by_image.values(), *filter(None, [self.scientific])]
 
     @property
     def on_idle(self):  # type: ignore[no-untyped-def]
@@ -130,3 +140,13 @@ class LanguagePools:
 
     async def close(self) -> None:
         await asyncio.gather(*(pool.close() for pool in self.pools))
+
+
+def scientific_pool(engine: Engine, settings: Settings, owner: Owner) -> ContainerPool | None:
+    """Containers of the Python image that preload the scientific stack; None when sized 0."""
+    if not settings.scientific_pool_size:
+        return None
+    variant = settings.model_copy(update={"preload": settings.scientific_preload,
+                                          "runner_memory_mb": settings.scientific_runner_memory_mb})
+    return ElasticPool(engine, variant, owner, settings.image_for("python"),
+                       settings.scientific_pool_size, settings.scientific_pool_max)

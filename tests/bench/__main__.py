@@ -3,7 +3,8 @@
 Starts its own Redis, API and worker, runs the workloads (L1, L2, T1-T4; then, on a fresh
 stack, the caller scenes S2 and S3 and the Redis commands per job) and the baselines in
 the same run (R1: a container per snippet; F1: the runner alone, with its CPU and page faults
-per execution; the bare fork of the sandbox's interpreter), then the scenes S1 and S4
+per execution; the bare fork of the sandbox's interpreter, per template), the snippets of each
+import kind one at a time and the CPU of a batch (tests/bench/templates.py), then the scenes S1 and S4
 (tests/bench/storm.py) on a stack of their own at the defaults of `make serve`, and P1 per
 language (tests/bench/languages.py) on one serving every language; prints a
 table with the ratios and writes the figures as JSON.
@@ -22,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from service.settings import Settings
-from tests.bench import callers, languages, storm
+from tests.bench import callers, languages, storm, templates
 from tests.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
 from tests.bench.cpu import CpuMeter
 from tests.bench.stack import LocalStack
 from tests.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load, percentiles
 
 FULL = {"cpu": 2000, "l1": 1000, "l2": 500, "t1": 2000, "t2": 2000, "t3": 200, "t4": 10_000, "r1": 20,
-        "f1": 1000, "fork": 1000, "open_s": 10, "s3": 50}
+        "f1": 1000, "fork": 1000, "open_s": 10, "s3": 50, "kinds": 20, "kinds_batch": 3000}
 SHORT = {"cpu": 500, "l1": 200, "l2": 100, "t1": 2000, "t2": 1000, "t3": 50, "t4": 2000, "r1": 5,
-         "f1": 200, "fork": 200, "open_s": 3, "s3": 20}
+         "f1": 200, "fork": 200, "open_s": 3, "s3": 20, "kinds": 10, "kinds_batch": 1000}
 
 
 def machine() -> dict[str, Any]:
@@ -146,6 +147,7 @@ def table(result: dict[str, Any]) -> str:
               f"({k['fork_exit']['page_faults']} faults) · fork + print(1) "
               f"{k['fork_print']['cpu_ms']} ms ({k['fork_print']['page_faults']} faults)")
              for preload, k in f["fork_floor"].items()]
+    rows += templates.rows(f["templates"])
     width = max(len(r[0]) for r in rows)
     head = (f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
             f"pool {result['pool_size']} x {result['workers']} worker(s)")
@@ -166,8 +168,10 @@ def main(argv: list[str] | None = None) -> None:
         figures = asyncio.run(measure_service(stack, sizes, settings))
     figures.update(callers.measure(sizes["s3"]))
     figures["R1"] = docker_run_baseline(settings.image_for("python"), PRINT_ONE, sizes["r1"])
-    figures["fork_floor"] = fork_floor(settings.image_for("python"), ["", settings.preload],
+    figures["fork_floor"] = fork_floor(settings.image_for("python"),
+                                       ["", settings.preload, settings.scientific_preload],
                                        sizes["fork"])
+    figures["templates"] = templates.measure(sizes["kinds"], sizes["kinds_batch"])
     figures["scenes"] = storm.measure()
     figures["P1"] = languages.measure()
     result = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from service import runner_protocol as rp
+from service.imports import kind_of, template_of
 from service.jobspec import JobSpec
 from service.models import Language
 from service.settings import Settings
@@ -71,25 +72,25 @@ def fork_floor(image: str, preloads: list[str], count: int) -> dict[str, Any]:
     """CPU per fork of the sandbox's interpreter, as bare as it gets, with each preload."""
     figures = {}
     for preload in preloads:
-        argv = ["docker", "run", "--rm", "--network", "none", "--read-only", "--entrypoint",
-                "python3", image, "-c", FORK_PROBE, preload, str(count)]
+        argv = ["docker", "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+                "--entrypoint", "python3", image, "-c", FORK_PROBE, preload, str(count)]
         out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
         figures[preload or "(none)"] = json.loads(out.splitlines()[-1])
         progress("fork floor", len(figures), len(preloads))
     return figures
 
 
-def only_child(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-def runner_pids(container_id: str) -> tuple[int, int]:
-    """The runner (the only child of the container's init, docker-init) and its template (the
-    runner's only child, which forks every execution's child)."""
+def runner_pids(container_id: str) -> tuple[int, list[int]]:
+    """The runner (the only child of the container's init, docker-init) and its templates (the
+    runner's children while no request is in hand: they fork every execution's child)."""
     init = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container_id],
                           check=True, capture_output=True, text=True).stdout.strip()
-    runner = only_child(int(init))
-    return runner, only_child(runner)
+    runner = children(int(init))[0]
+    return runner, children(runner)
 
 
 def _spec(code: str) -> JobSpec:
@@ -111,11 +112,11 @@ class RunnerFloor:
         self.settings = settings
         self.engine = DockerEngine(settings)
         self.owner = Owner(f"bench-floor-{time.time_ns()}", "floor", "bench", 0)
-        self.message = rp.run_message("floor", _spec(code))
+        self.message = rp.run_message("floor", _spec(code), template_of(kind_of(code)))
         self.count = containers
         self.started: list[tuple[str, Any, bool]] = []
         self.channels: list[RunnerChannel] = []
-        self.pids = (0, 0)  # the first container's runner and template, once started
+        self.pids: tuple[int, list[int]] = (0, [])  # the first container's runner and templates
 
     async def __aenter__(self) -> "RunnerFloor":
         for _ in range(self.count):
@@ -149,11 +150,12 @@ class RunnerFloor:
         return elapsed
 
     def usage(self) -> tuple[float, int, int, int]:
-        """The first container's CPU seconds (runner, template and the children the template
-        reaped), and the page faults of the runner, the template and those children."""
+        """The first container's CPU seconds (runner, templates and the children they reaped),
+        and the page faults of the runner, the templates and those children."""
         runner_cpu, runner_faults, _ = process_usage(self.pids[0])
-        template_cpu, template_faults, child_faults = process_usage(self.pids[1])
-        return runner_cpu + template_cpu, runner_faults, template_faults, child_faults
+        templates = [process_usage(pid) for pid in self.pids[1]]
+        return (runner_cpu + sum(t[0] for t in templates), runner_faults,
+                sum(t[1] for t in templates), sum(t[2] for t in templates))
 
     @staticmethod
     def per_execution(before: tuple[float, ...], after: tuple[float, ...],

@@ -6,7 +6,9 @@
     files       files in (written for the code) and out (read back for the caller)
     child       a one-shot execution inside the child: limits, __main__, CPython's exit
     cells       a session's child: one namespace, one cell per frame
-    template    the process every child is forked from, which never holds request data
+    template    the bare and the preloaded template: the processes every child is forked
+                from, which never hold request data
+    warmup      what a preloaded template runs once its modules are imported
     clock       what an execution used of the CPU and of time, and which time limit it reached
     zygote      the next execution's child, forked and sandboxed ahead of time, and the
                 runner's handle on it

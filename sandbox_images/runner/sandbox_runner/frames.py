@@ -6,7 +6,7 @@ import json
 import os
 import struct
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MAX_FRAME = 512 * 1024 * 1024
 FRAME = struct.Struct(">I")
 

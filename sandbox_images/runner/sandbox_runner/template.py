@@ -1,27 +1,73 @@
-"""The template: the process every execution's child is forked from.
+"""The templates: the processes every execution's child is forked from.
 
-The runner forks it once, right after preloading and before it reads any request, and from
-then on asks it for each child. So a child's memory is a copy of an interpreter that has never
-held a request or an output: nothing of an earlier execution (its code, stdin, files, output,
-not even in freed memory) can be found by the code that runs next. The template only ever
-handles fds and pids: it forks a child on the fds the runner passes it, tells the runner its
-pid, and, as its parent, the child's wait status once it has exited. It reaps the child only
-when the runner says so (after killing what is left of the child's process group), so the
-group's id cannot be reused meanwhile.
+The runner forks them at its start, before it reads any request, and from then on asks one of
+them for each child: the bare template, which imports nothing beyond the runner's own standard
+library modules (the cheapest fork), and the preloaded one, forked once the runner has imported
+the modules of SANDBOX_PRELOAD (numpy, or the whole scientific stack) so that code using them
+does not import them afresh. Any template can run any code: only the speed differs. A child's
+memory is a copy of an interpreter that has never held a request or an output: nothing of an
+earlier execution (its code, stdin, files, output, not even in freed memory) can be found by the
+code that runs next. The template only ever handles fds and pids: it forks a child on the fds
+the runner passes it, tells the runner its pid, and, as its parent, the child's wait status once
+it has exited. It reaps the child only when the runner says so (after killing what is left of
+the child's process group), so the group's id cannot be reused meanwhile.
 
 Messages on a SOCK_SEQPACKET socket pair, one per send:
     runner -> template   b"fork" (with the child's fds attached), b"reap <pid>"
     template -> runner   b"pid <pid>", b"exit <pid> <wait status>"
 """
 
+import gc
+import importlib.util
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+
+from sandbox_runner.child import prepare_interpreter
+from sandbox_runner.config import SCRATCH_DIRS, WORK_ROOT
+from sandbox_runner.warmup import warm_up
 
 MESSAGE_SIZE = 64
 CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (left out when none: it is last)
+BARE, PRELOADED = "bare", "preloaded"  # a request's `template`
+
+
+def preload(modules):
+    """Import the modules, as root, and warm them up (see warmup.py). What they write in the
+    scratch places goes once they are imported, so that what a child finds there is what it
+    made: matplotlib, whose config directory (the image's font cache) is read-only, gets a
+    writable copy of it there."""
+    before = {path: set(os.listdir(path)) for path in SCRATCH_DIRS if os.path.isdir(path)}
+    config = os.environ.get("MPLCONFIGDIR")
+    if config and os.path.isdir(config):
+        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="preload-", dir=WORK_ROOT)
+        shutil.copytree(config, os.environ["MPLCONFIGDIR"], dirs_exist_ok=True)
+    for name in modules:
+        try:
+            __import__(name)
+            warm_up(name)
+        except Exception as exc:
+            print("preload %s failed: %s" % (name, exc), file=sys.stderr)
+    for path, names in before.items():
+        for name in set(os.listdir(path)) - names:
+            remove(os.path.join(path, name))
+
+
+def remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.unlink(path)
+
+
+def installed(modules):
+    """Those of `modules` whose package this interpreter has (an image without numpy preloads
+    nothing, and so has no preloaded template)."""
+    return [name for name in modules if importlib.util.find_spec(name.partition(".")[0])]
 
 
 def reseed():
@@ -42,15 +88,19 @@ def wait_status(info):
 class Template:
     """The runner's handle on the template process."""
 
-    def __init__(self, child_main, close_in_template):
+    def __init__(self, name, child_main, close_in_template):
         """Fork the template. child_main(*fds) becomes each child (it never returns);
         close_in_template: the runner's fds, which the template must not hold."""
+        self.name = name
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
             ours.close()
             for fd in close_in_template:
                 os.close(fd)
+            prepare_interpreter()  # the code's environment and streams, once for every child
+            gc.collect()
+            gc.freeze()  # keep the template's heap shared with every forked child
             serve(theirs, child_main)
         theirs.close()
         self.sock = ours
@@ -78,6 +128,29 @@ class Template:
 
     def reap(self, pid):
         self.sock.send(b"reap %d" % pid)
+
+
+class Templates:
+    """The runner's templates by name: `bare`, and `preloaded` when the image has any of the
+    modules to preload. The bare one is forked first; then the runner imports the modules
+    (with the container's environment: matplotlib finds its font cache there) and forks the
+    preloaded one, which so shares their memory with the runner."""
+
+    def __init__(self, child_main, close_in_template, modules):
+        self.bare = Template(BARE, child_main, close_in_template)
+        self.by_name = {BARE: self.bare}
+        modules = installed(modules)
+        if modules:
+            preload(modules)
+            gc.collect()
+            gc.freeze()
+            self.by_name[PRELOADED] = Template(PRELOADED, child_main,
+                                               {*close_in_template, self.bare.fd})
+        self.default = self.by_name.get(PRELOADED, self.bare)
+
+    def pick(self, name):
+        """The template a request names; the preloaded one for any other name, or none."""
+        return self.by_name.get(name, self.default)
 
 
 def serve(sock, child_main):

@@ -1,0 +1,81 @@
+"""Templates by import set, through HTTP -> Redis -> worker -> container: code is forked from the
+bare template, numpy's, or (in the scientific pool) the one that imported the scientific stack,
+as its import statements say; any template runs any code."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support import Service
+
+# One container in each pool, so that consecutive runs share their container.
+POOLS = {"SANDBOX_POOL_SIZE": "1", "SANDBOX_SCIENTIFIC_POOL_SIZE": "1",
+         "SANDBOX_SCIENTIFIC_POOL_MAX": "1", "SANDBOX_SESSION_WARM": "0"}
+LOADED = "import sys\nprint(sorted(m for m in ('numpy', 'pandas', 'sympy') if m in sys.modules))\n"
+
+
+@pytest.fixture(scope="module")
+def client(redis_url: str, docker_engine: None) -> Iterator[httpx.Client]:
+    service = Service(redis_url, POOLS).start(workers=1, wait_idle=1)
+    try:
+        service.wait_ready(min_idle=2, timeout=300)  # the scientific container imports its stack
+        with httpx.Client(base_url=service.base_url, timeout=120) as c:
+            yield c
+    finally:
+        service.stop()
+
+
+def run(client: httpx.Client, code: str) -> str:
+    response = client.post("/v1/run", json={"code": code, "timeout": 60})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["outcome"] == "ok", result["stderr"]
+    return result["stdout"]
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("import sympy as sp\nx = sp.symbols('x')\nprint(sp.solve(x**2 - 5*x + 6, x))", "[2, 3]\n"),
+    ("import pandas as pd\nprint(pd.DataFrame({'a': [1, 2, 3]})['a'].sum())", "6\n"),
+    ("from z3 import Ints, Solver\nx, y = Ints('x y')\ns = Solver()\n"
+     "s.add(x + y == 10, x - y == 4)\ns.check()\nprint(s.model()[x])", "7\n"),
+])
+def test_scientific_snippets_answer_right(client: httpx.Client, code: str,
+                                          expected: str) -> None:
+    assert run(client, code) == expected
+
+
+def test_code_is_forked_from_the_template_its_imports_name(client: httpx.Client) -> None:
+    assert run(client, LOADED) == "[]\n"  # bare: nothing preloaded
+    assert run(client, "import numpy\n" + LOADED) == "['numpy']\n"
+    assert run(client, "import sympy\n" + LOADED) == "['numpy', 'pandas', 'sympy']\n"
+
+
+def test_a_dynamic_import_works_on_the_bare_template(client: httpx.Client) -> None:
+    code = LOADED + "sympy = __import__('sympy')\nprint(sympy.sqrt(16), 'sympy' in sys.modules)"
+    assert run(client, code) == "[]\n4 True\n"
+
+
+def test_one_container_switches_between_templates(client: httpx.Client) -> None:
+    """Python's pool has one container: each run whose template differs from the last one's
+    has its waiting child replaced, and every answer is still right."""
+    for i in range(3):
+        assert run(client, f"import numpy as np\nprint(np.arange({i + 2}).sum())") == \
+            f"{sum(range(i + 2))}\n"
+        assert run(client, f"print({i} * 7)") == f"{i * 7}\n"
+
+
+def test_state_does_not_leak_between_runs_on_the_scientific_template(
+        client: httpx.Client) -> None:
+    """The scientific pool has one container: a run that changes the preloaded modules, their
+    options and the files leaves nothing of it to the next."""
+    assert run(client, (
+        "import sympy, pandas, networkx\n"
+        "sympy.LEAKED = 1\npandas.set_option('display.max_rows', 3)\n"
+        "networkx.LEAKED = sympy.Symbol('secret')\n"
+        "open('/tmp/leak', 'w').write('secret')\nprint('set')")) == "set\n"
+    assert run(client, (
+        "import os, sympy, pandas, networkx\n"
+        "print(hasattr(sympy, 'LEAKED'), hasattr(networkx, 'LEAKED'),"
+        " pandas.get_option('display.max_rows'), os.path.exists('/tmp/leak'))")) == \
+        "False False 60 False\n"
