@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Worker and pool
     pool_size: int = Field(
         128, ge=1, le=256, description="Warm containers per worker = concurrent executions. "
-        "Bounded by memory, not cores: an idle warm container holds about 21 MiB, and programs "
+        "Bounded by memory, not cores: an idle warm container holds about 27 MiB, and programs "
         "that wait (sleeps, endless loops waiting for their timeout) take no CPU from the others.")
     language_warm: int = Field(1, ge=0, le=256, description="Warm containers kept per image "
                                "other than Python's; more start on demand, up to pool_size.")
