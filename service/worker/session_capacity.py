@@ -1,7 +1,7 @@
 """How many sessions a worker holds by default: as many idle ones as fit in its share of the
 memory of its Docker host.
 
-An idle session costs its host IDLE_SESSION_MIB, measured by `python -m service.bench.sessions`
+An idle session costs its host IDLE_SESSION_MIB, measured by `python -m tests.bench.sessions`
 (README, Sessions at rollout scale): its container's memory as the engine counts it (the runner,
 its template and the session's process, numpy preloaded: 22.4 MiB after two small cells) plus
 its containerd shim's own (2.7 MiB proportional set size), rounded up. A session that grows
