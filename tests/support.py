@@ -70,6 +70,7 @@ class Service:
             "SANDBOX_RECLAIM_IDLE_S": "3",
             "SANDBOX_LOG_LEVEL": "INFO",
             "SANDBOX_LANGUAGES": "python",  # tests of other languages ask for them
+            "SANDBOX_SCIENTIFIC_POOL_SIZE": "0",  # tests of the scientific pool ask for it
             **self.env_overrides,
         })
 

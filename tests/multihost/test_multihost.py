@@ -36,6 +36,7 @@ def cluster() -> Iterator[Cluster]:
         "SANDBOX_SESSION_WARM": "1",
         "SANDBOX_LANGUAGES": "python",
         "SANDBOX_PRELOAD": "",
+        "SANDBOX_SCIENTIFIC_POOL_SIZE": "0",
         "SANDBOX_HEARTBEAT_S": "0.5",
         "SANDBOX_RECLAIM_IDLE_S": "2",
         "SANDBOX_LOG_LEVEL": "INFO",
