@@ -270,12 +270,11 @@ class SessionBroker:
         try:
             await self.store.session_calls.send(
                 worker_id, wire.SessionCall("", op, session_id, call_id, payload, self.api_id))
-            body = await self._await(future, worker_id, wait_s)
+            return await self._await(future, worker_id, wait_s)
+        except wire.Refused as exc:
+            raise refused(orjson.loads(exc.body)) from None
         finally:
             self.replies.forget(call_id)
-        if body.startswith(b'{"error"'):
-            raise refused(orjson.loads(body))
-        return body
 
     async def _await(self, future: asyncio.Future[bytes], worker_id: str, wait_s: float) -> bytes:
         """The answer; WorkerGone as soon as the worker is seen dead, TimeoutError after wait_s."""

@@ -11,7 +11,6 @@ import logging
 import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 
 import orjson
 
@@ -27,6 +26,7 @@ from service.metrics import (
     SampleKey,
 )
 from service.models import Outcome
+from service.result import ExecutionResult
 from service.store import Store
 from service.store.errors import QueueUnavailable
 from service.store.stats import Tally
@@ -34,43 +34,12 @@ from service.store.stats import Tally
 log = logging.getLogger(__name__)
 
 _LANGUAGE = re.compile(rb'"language":"([A-Za-z0-9_+.-]{1,32})"')
-_OUTCOME = re.compile(rb'"outcome":"([a-z_]{1,32})"')
-_TIMING_KEY = b'"timing":{'
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    language: str
-    outcome: str
-    queue_s: float
-    run_s: float
-    total_s: float
 
 
 def job_language(payload: bytes) -> str:
     """A job's language without parsing its payload: JobSpec serializes `language` first."""
     found = _LANGUAGE.search(payload, 0, 128)
     return found.group(1).decode() if found else "unknown"
-
-
-def summarize(job: wire.Job, result: bytes) -> JobSummary:
-    """Outcome and timing of a result without parsing its (possibly megabytes of) output.
-
-    `"timing":{` cannot occur inside a JSON string (its quotes would be escaped), and the
-    fields before the result's own timing object are strings and scalars, so the first one is
-    it (returned files come after it, and one of them may be named "timing").
-    """
-    found = _OUTCOME.search(result, 0, 512)
-    start = result.find(_TIMING_KEY)
-    if found is None or start < 0:
-        body = orjson.loads(result)
-        outcome, timing = body["outcome"], body["timing"]
-    else:
-        outcome = found.group(1).decode()
-        start += len(_TIMING_KEY) - 1
-        timing = orjson.loads(result[start:result.index(b"}", start) + 1])
-    return JobSummary(job_language(job.payload), outcome, timing["queue_ms"] / 1000,
-                      timing["run_ms"] / 1000, timing["total_ms"] / 1000)
 
 
 class Recorder:
@@ -81,16 +50,17 @@ class Recorder:
         self.source = source
         self.tally = Tally()
 
-    def job_done(self, job: wire.Job, result: bytes) -> None:
-        job_sum = summarize(job, result)
-        labels = (("language", job_sum.language), ("outcome", job_sum.outcome))
+    def job_done(self, job: wire.Job, result: ExecutionResult) -> None:
+        outcome, timing = result.outcome.value, result.timing
+        queue_s, run_s, total_s = timing.queue_ms / 1000, timing.run_ms / 1000, timing.total_ms / 1000
+        labels = (("language", job_language(job.payload)), ("outcome", outcome))
         self.tally.add(JOBS, labels)
-        self.tally.observe(QUEUE_WAIT, labels, job_sum.queue_s)
-        self.tally.observe(RUN_TIME, labels, job_sum.run_s)
-        self.tally.answered(job_sum.outcome, job.tenant, time.time())
-        self.tally.latencies.append(f"{job_sum.queue_s:.6f} {job_sum.run_s:.6f} {job_sum.total_s:.6f}")
-        if job_sum.outcome == Outcome.SANDBOX_ERROR:
-            self._error(job.id, orjson.loads(result).get("message") or "")
+        self.tally.observe(QUEUE_WAIT, labels, queue_s)
+        self.tally.observe(RUN_TIME, labels, run_s)
+        self.tally.answered(outcome, job.tenant, time.time())
+        self.tally.latencies.append(f"{queue_s:.6f} {run_s:.6f} {total_s:.6f}")
+        if result.outcome is Outcome.SANDBOX_ERROR:
+            self._error(job.id, result.message or "")
 
     def reclaimed(self, count: int) -> None:
         if count:

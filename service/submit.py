@@ -16,6 +16,7 @@ from typing import TypeVar
 from service import hangup, wire
 from service.jobspec import TRANSIT_GRACE_S, JobSpec
 from service.models import Priority
+from service.result import sandbox_error
 from service.store import QueueUnavailable, Store
 from service.store.replies import ReplyListener
 from service.tenants import ANONYMOUS_TENANT, Tenant
@@ -98,7 +99,7 @@ class Submitter:
         finally:  # whatever ended the wait, nobody waits for the unfinished jobs any more
             self._abandon(ids, futures, why)
         return [
-            f.result() if f.done() else wire.sandbox_error(job_id, NO_RESULT_IN_TIME)
+            f.result() if f.done() else sandbox_error(job_id, NO_RESULT_IN_TIME).encode()
             for job_id, f in zip(ids, futures, strict=True)
         ]
 
@@ -189,6 +190,6 @@ class Submitter:
                 yield i, futures[i].result()
             why = NO_RESULT_IN_TIME
             for i in sorted(waiting):
-                yield i, wire.sandbox_error(ids[i], NO_RESULT_IN_TIME)
+                yield i, sandbox_error(ids[i], NO_RESULT_IN_TIME).encode()
         finally:
             self._abandon(ids, futures, why)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from service.models import Outcome, Priority
+from service.models import Priority
 
 # Fields of an entry in the job stream.
 F_ID = "id"
@@ -17,6 +17,7 @@ F_TENANT = "tenant"  # also a field of a job hash and of a session hash
 # Fields of a job hash and of a reply-stream entry.
 F_STATE = "state"
 F_RESULT = "result"
+F_REFUSED = "refused"  # of a reply-stream entry: its result is a session call's Refusal
 # Field of a job hash while it runs: the cancel stream of the worker running it.
 F_CANCEL_TO = "cancel_to"
 # Fields of an entry in a worker's session-call stream (with F_ID, F_PAYLOAD and F_REPLY_TO).
@@ -74,34 +75,6 @@ class Job:
         )
 
 
-def sandbox_error(job_id: str, message: str, enqueued_ms: float | None = None) -> bytes:
-    """The result of a job we failed to run: the code is not to blame, a retry is safe."""
-    waited = max(0.0, now_ms() - enqueued_ms) if enqueued_ms else 0.0
-    return _not_run(job_id, Outcome.SANDBOX_ERROR, message, waited)
-
-
-def cancelled(job_id: str, message: str) -> bytes:
-    """The result of a job cancelled before it ended: dropped unstarted, or killed running."""
-    return _not_run(job_id, Outcome.CANCELLED, message, 0.0)
-
-
-def _not_run(job_id: str, outcome: Outcome, message: str, waited_ms: float) -> bytes:
-    """A result without a run to report: no output, no exit status."""
-    return orjson.dumps({
-        "id": job_id,
-        "outcome": outcome,
-        "exit_code": None,
-        "signal": None,
-        "stdout": "",
-        "stderr": "",
-        "stdout_truncated": False,
-        "stderr_truncated": False,
-        "timing": {"queue_ms": round(waited_ms, 3), "run_ms": 0.0, "cpu_ms": None,
-                   "cpu_wait_ms": None, "total_ms": round(waited_ms, 3)},
-        "message": message,
-    })
-
-
 @dataclass(frozen=True)
 class SessionCall:
     """A call to a session (open, run or close), sent to the worker that holds it; the answer
@@ -133,6 +106,21 @@ class SessionCall:
         )
 
 
-def refusal(reason: str, message: str) -> bytes:
-    """The answer to a session call that was not carried out (a result has no "error" key)."""
-    return orjson.dumps({"error": reason, "message": message})
+@dataclass(frozen=True)
+class Refusal:
+    """The answer to a session call that was not carried out; its reply entry says so
+    (F_REFUSED) beside its body, so that no caller tells it from an answer by the bytes."""
+
+    reason: str
+    message: str
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"error": self.reason, "message": self.message})
+
+
+class Refused(Exception):
+    """A worker refused the call: the refusal's body, as its reply entry carried it."""
+
+    def __init__(self, body: bytes):
+        super().__init__(body.decode(errors="replace"))
+        self.body = body

@@ -22,6 +22,7 @@ from service.models import (
     RunResult,
 )
 from service.priority import choose_lane
+from service.result import encode_status
 
 CANCEL_MESSAGE = "cancelled: DELETE /v1/jobs/{id}"
 
@@ -70,9 +71,7 @@ async def job_status(job_id: str, services: Services = Depends(get_services)) ->
     if found is None or not services.tenant.can_see(found[2]):  # another's: as if unknown
         raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
     state, result, _ = found
-    body = b'{"id":%s,"state":"%s","result":%s}' % (
-        orjson.dumps(job_id), state.value.encode(), result or b"null")
-    return json_response(body)
+    return json_response(encode_status(job_id, state, result))
 
 
 @router.delete("/jobs/{job_id}", response_model=JobCancel,
@@ -90,7 +89,5 @@ async def cancel_job(job_id: str, services: Services = Depends(get_services)) ->
     if before is None or found is None:
         raise HTTPException(404, f"no job {job_id!r}: unknown, or its result has expired")
     state, result, _ = found
-    cancelled = b"true" if before is not JobState.DONE else b"false"
-    body = b'{"id":%s,"state":"%s","result":%s,"cancelled":%s}' % (
-        orjson.dumps(job_id), state.value.encode(), result or b"null", cancelled)
-    return json_response(body)
+    return json_response(encode_status(job_id, state, result,
+                                       cancelled=before is not JobState.DONE))

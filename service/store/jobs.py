@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from service import metrics, wire
 from service.models import JobState, Priority
+from service.result import cancelled, sandbox_error
 from service.store import fair_share, job_scripts
 from service.store.errors import QueueUnavailable, raise_if_refused, translate_errors
 from service.store.keys import WORKER_GROUP, Keys
@@ -146,7 +147,7 @@ class JobStore:
         be), None (unknown). The caller has made sure the jobs are the tenant's."""
         counter = metrics.stored_field((metrics.CANCELLED.name, ()))
         calls = [([self.keys.job(job_id), self.keys.metrics, self.keys.tenant_jobs(tenant)],
-                  [wire.cancelled(job_id, message), self.result_ttl_s, job_id, counter])
+                  [cancelled(job_id, message).encode(), self.result_ttl_s, job_id, counter])
                  for job_id in job_ids]
         states = await self._run_script(self._cancel, calls) if calls else []
         return [JobState(state.decode()) if state else None for state in states]
@@ -291,4 +292,4 @@ class JobStore:
             await self._redis.xadd(self.keys.dead_letters,
                                   {**job.fields(), "lane": job.lane.value, "reason": reason},
                                   maxlen=10_000, approximate=True)
-        await self.complete(job, wire.sandbox_error(job.id, reason, job.enqueued_ms))
+        await self.complete(job, sandbox_error(job.id, reason, job.enqueued_ms).encode())

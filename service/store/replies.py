@@ -24,12 +24,16 @@ class Replies:
         self._redis = redis
         self.keys = keys
 
-    async def send(self, reply_to: str, call_id: str, body: bytes) -> None:
-        """Answer one waiting caller on its API process's reply stream."""
+    async def send(self, reply_to: str, call_id: str, body: bytes, refused: bool = False) -> None:
+        """Answer one waiting caller on its API process's reply stream (`refused`: the body is
+        a wire.Refusal)."""
         stream = self.keys.replies(reply_to)
+        fields = {wire.F_ID: call_id, wire.F_RESULT: body}
+        if refused:
+            fields[wire.F_REFUSED] = b"1"
         with translate_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(stream, {wire.F_ID: call_id, wire.F_RESULT: body},
+                pipe.xadd(stream, fields,  # type: ignore[arg-type]
                           maxlen=REPLY_STREAM_MAXLEN, approximate=True)
                 pipe.expire(stream, REPLY_STREAM_TTL_S)
                 await pipe.execute()
@@ -83,6 +87,11 @@ class ReplyListener:
     def _resolve(self, fields: dict[bytes, bytes]) -> None:
         job_id = fields.get(wire.F_ID.encode(), b"").decode()
         future = self.waiters.pop(job_id, None)
-        if future is not None and not future.done():
-            future.set_result(fields.get(wire.F_RESULT.encode(), b""))
+        if future is None or future.done():
+            return
+        body = fields.get(wire.F_RESULT.encode(), b"")
+        if wire.F_REFUSED.encode() in fields:
+            future.set_exception(wire.Refused(body))
+        else:
+            future.set_result(body)
 

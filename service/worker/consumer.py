@@ -22,6 +22,7 @@ import orjson
 
 from service import logs, wire
 from service.backoff import Backoff
+from service.result import ExecutionResult, cancelled, sandbox_error
 from service.settings import Settings
 from service.stats import Recorder
 from service.store import QueueUnavailable, Store
@@ -147,20 +148,21 @@ class Consumer:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             log.info("running job cancelled", extra={"job_id": job.id})
-            result = wire.cancelled(job.id, "cancelled while running")
+            result = cancelled(job.id, "cancelled while running")
         finally:
             self._executing.discard(job.claim_key)
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A
         # cancelled job has its answer already: this only retires its entry.)
-        if await self._retry(lambda: self.jobs.complete(job, result)):
+        body = result.encode()
+        if await self._retry(lambda: self.jobs.complete(job, body)):
             self.stats.job_done(job, result)
 
-    async def _execute(self, job: wire.Job) -> bytes:
+    async def _execute(self, job: wire.Job) -> ExecutionResult:
         if job.id in self._cancelled:  # its cancel came before its task
             raise asyncio.CancelledError
         if job.deadline_ms and wire.now_ms() > job.deadline_ms:
-            return wire.sandbox_error(job.id, "deadline passed before the job could run",
-                                      job.enqueued_ms)
+            return sandbox_error(job.id, "deadline passed before the job could run",
+                                 job.enqueued_ms)
         return await self.executor.run(job)
 
     async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]

@@ -6,11 +6,8 @@ container is unreusable: the pool replaces it, and removing the container kills 
 """
 
 import logging
-import mimetypes
 import os
-from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from service import runner_protocol as rp
@@ -19,13 +16,13 @@ from service.imports import Kind, kind_of_job, template_of
 from service.jobspec import JobSpec
 from service.languages import spec_of
 from service.models import Language, Outcome, Priority
+from service.result import ExecutionResult, from_report, not_run, sandbox_error
 from service.settings import Settings
 from service.store.output import OutputStream
 from service.worker.admission import CpuAdmission, Ticket
 from service.worker.cpu_weight import Demotion
 from service.worker.docker_engine import EngineUnavailable
 from service.worker.exchange import exchange
-from service.worker.outcome import result_body
 from service.worker.pool import ContainerPool, PoolUnavailable, Sandbox
 from service.worker.pools import LanguagePools
 from service.worker.programs import Compiled, Compiler, program_fields, ready_again
@@ -33,33 +30,15 @@ from service.worker.runner_channel import RunnerGone
 
 log = logging.getLogger(__name__)
 
-MEDIA_TYPES = mimetypes.MimeTypes()  # the standard library's table, not this host's files
-
-
-def returned_files(report: dict[str, Any]) -> dict[str, Any]:
-    """The result's `files` (with media types from the names) when files were asked back."""
-    if "files" not in report:
-        return {}
-    files = {name: {"base64": data, "media_type": media_type(name)}
-             for name, data in report["files"].items()}
-    return {"files": files, "files_truncated": report["files_truncated"]}
-
-
-def media_type(name: str) -> str:
-    guessed, _ = MEDIA_TYPES.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
 LEASE_TIMEOUT_S = 30.0
 
 
-def compile_error(job: wire.Job, compiled: Compiled) -> bytes:
+def compile_error(job: wire.Job, compiled: Compiled) -> ExecutionResult:
     """The result of a program that did not compile: nothing ran."""
-    total_ms = max(0.0, wire.now_ms() - job.enqueued_ms)
-    return orjson.dumps({
-        "id": job.id, "outcome": Outcome.COMPILE_ERROR, "exit_code": None, "signal": None,
-        "stdout": "", "stderr": "", "stdout_truncated": False, "stderr_truncated": False,
-        "timing": {"queue_ms": round(total_ms, 3), "run_ms": 0.0, "total_ms": round(total_ms, 3)},
-        "message": compiled.message, "compile": compiled.block,
-    })
+    waited = max(0.0, wire.now_ms() - job.enqueued_ms)
+    result = not_run(job.id, Outcome.COMPILE_ERROR, compiled.message, waited)
+    result.extra["compile"] = compiled.block
+    return result
 
 
 class Running:
@@ -103,12 +82,12 @@ class Executor:
         sandbox.channel.post(rp.cancel_message(job_id))
         return True
 
-    async def run(self, job: wire.Job) -> bytes:
-        """The result of a job, as JSON: always a result, never an exception."""
+    async def run(self, job: wire.Job) -> ExecutionResult:
+        """The result of a job: always a result, never an exception."""
         try:
             spec = JobSpec.model_validate_json(job.payload)
         except ValidationError as exc:
-            return wire.sandbox_error(job.id, f"unreadable job payload: {exc}", job.enqueued_ms)
+            return sandbox_error(job.id, f"unreadable job payload: {exc}", job.enqueued_ms)
         try:
             return await self._run(job, spec)
         except (PoolUnavailable, EngineUnavailable) as exc:
@@ -116,7 +95,7 @@ class Executor:
         except RunnerGone as exc:
             why = f"sandbox failed: {exc}"
         log.warning("sandbox error", extra={"job_id": job.id, "reason": why})
-        return wire.sandbox_error(job.id, why, job.enqueued_ms)
+        return sandbox_error(job.id, why, job.enqueued_ms)
 
     def _pool_for(self, spec: JobSpec, kind: Kind) -> ContainerPool:
         pool = self.pools.for_job(spec, kind)
@@ -125,13 +104,14 @@ class Executor:
                                   "(SANDBOX_LANGUAGES)")
         return pool
 
-    async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
+    async def _run(self, job: wire.Job, spec: JobSpec) -> ExecutionResult:
         if spec.cpu_wait_allowance_s <= 0:  # a plain wall-clock timeout: no admission
             return await self._execute(job, spec, None)
         async with self.admission.admitted(job.lane is Priority.INTERACTIVE) as ticket:
             return await self._execute(job, spec, ticket)
 
-    async def _execute(self, job: wire.Job, spec: JobSpec, ticket: Ticket | None) -> bytes:
+    async def _execute(self, job: wire.Job, spec: JobSpec,
+                       ticket: Ticket | None) -> ExecutionResult:
         kind = kind_of_job(spec)
         pool = self._pool_for(spec, kind)
         sandbox = await pool.lease(LEASE_TIMEOUT_S)
@@ -164,12 +144,10 @@ class Executor:
             pool.release(sandbox, reusable)
         done_ms = wire.now_ms()
         queue_ms = max(0.0, started_ms - job.enqueued_ms)
-        report, outcome = answer.report, answer.outcome
-        body = result_body(job.id, report, outcome, answer.why, queue_ms,
-                           done_ms - job.enqueued_ms)
-        body.update(returned_files(report))
+        result = from_report(job.id, answer.report, answer.outcome, answer.why, queue_ms,
+                             done_ms - job.enqueued_ms)
         if compiled is not None:
-            body["compile"] = compiled.block
-        if outcome is not Outcome.OK:
-            log.info("execution ended", extra={"job_id": job.id, "outcome": outcome})
-        return orjson.dumps(body)
+            result.extra["compile"] = compiled.block
+        if result.outcome is not Outcome.OK:
+            log.info("execution ended", extra={"job_id": job.id, "outcome": result.outcome})
+        return result

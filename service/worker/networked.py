@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from service import wire
 from service.jobspec import JobSpec
+from service.result import ExecutionResult
 from service.settings import Settings
 from service.store.output import OutputStream
 from service.worker import firewall
@@ -108,7 +109,7 @@ class RoutingExecutor(Executor):
         self.networked = (Executor(LanguagePools(networked, {}, networked.size), settings, output)
                           if networked else None)
 
-    async def _run(self, job: wire.Job, spec: JobSpec) -> bytes:
+    async def _run(self, job: wire.Job, spec: JobSpec) -> ExecutionResult:
         if not spec.network:
             return await super()._run(job, spec)
         if self.networked is None:

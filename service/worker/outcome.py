@@ -63,21 +63,3 @@ def classify(report: dict[str, Any]) -> tuple[Outcome, str | None]:
             return Outcome.MEMORY_LIMIT, "an allocation failed (MemoryError)"
         return Outcome.ERROR, None
     return Outcome.OK, None
-
-
-def result_body(job_id: str, report: dict[str, Any], outcome: Outcome, message: str | None,
-                queue_ms: float, total_ms: float) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "outcome": outcome,
-        "exit_code": report["exit_code"],
-        "signal": report["signal"],
-        "stdout": report["stdout"],
-        "stderr": report["stderr"],
-        "stdout_truncated": report["stdout_truncated"],
-        "stderr_truncated": report["stderr_truncated"],
-        "timing": {"queue_ms": round(queue_ms, 3), "run_ms": report["run_ms"],
-                   "cpu_ms": report["cpu_ms"], "cpu_wait_ms": report["cpu_wait_ms"],
-                   "total_ms": round(total_ms, 3)},
-        "message": message,
-    }

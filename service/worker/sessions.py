@@ -15,20 +15,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from service import runner_protocol as rp
 from service import wire
 from service.backoff import Backoff
 from service.jobspec import JobSpec
 from service.models import SessionState
+from service.result import from_report, sandbox_error
 from service.sessions import BindSpec, SessionSpec
 from service.settings import Settings
 from service.store import QueueUnavailable, Store
 from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
 from service.worker.exchange import exchange
-from service.worker.executor import returned_files
-from service.worker.outcome import result_body
 from service.worker.pool import ContainerPool, Sandbox
 from service.worker.runner_channel import RunnerGone
 from service.worker.session_pool import SessionPool
@@ -114,17 +111,19 @@ class SessionHost:
             return
         handlers = {wire.OP_OPEN: self._open, wire.OP_RUN: self._run, wire.OP_CLOSE: self._close}
         handler = handlers.get(call.op)
+        body: bytes | wire.Refusal
         try:
-            body = await handler(call) if handler else wire.refusal(
+            body = await handler(call) if handler else wire.Refusal(
                 "invalid_request", f"unknown session call {call.op!r}")
         except QueueUnavailable as exc:
-            body = wire.refusal("sandbox_unavailable", f"the queue failed: {exc}")
+            body = wire.Refusal("sandbox_unavailable", f"the queue failed: {exc}")
         except Exception as exc:  # a failure of ours: the caller is told, never left waiting
             log.exception("session call failed", extra={"session_id": call.session_id})
-            body = wire.refusal("sandbox_unavailable", f"the session call failed: {exc}")
+            body = wire.Refusal("sandbox_unavailable", f"the session call failed: {exc}")
+        answer, refused = (body.encode(), True) if isinstance(body, wire.Refusal) else (body, False)
         for attempt in range(5):  # the caller waits; if we cannot answer, it sees a timeout
             try:
-                await self.store.replies.send(call.reply_to, call.id, body)
+                await self.store.replies.send(call.reply_to, call.id, answer, refused)
                 return
             except QueueUnavailable:
                 await asyncio.sleep(0.1 * 2 ** attempt)
@@ -163,16 +162,16 @@ class SessionHost:
         if binding is not None:
             await binding.wait()
 
-    async def _open(self, call: wire.SessionCall) -> bytes:
+    async def _open(self, call: wire.SessionCall) -> bytes | wire.Refusal:
         spec = SessionSpec.model_validate_json(call.payload)
         if self._held() >= self.capacity:
-            return wire.refusal("session_limit", "this worker holds as many sessions as it may; "
+            return wire.Refusal("session_limit", "this worker holds as many sessions as it may; "
                                 "retry")
         self._opening += 1
         try:
             sandbox = await self._start(call.session_id, spec)
             if sandbox is None:
-                return wire.refusal("sandbox_unavailable", "no sandbox could be started for the "
+                return wire.Refusal("sandbox_unavailable", "no sandbox could be started for the "
                                     "session; retry")
             try:
                 activated = await self.registry.activate(call.session_id, self.worker_id,
@@ -183,7 +182,7 @@ class SessionHost:
                 raise
             if activated is None:
                 await self.pool.discard(sandbox)
-                return wire.refusal("session_closed", "the caller stopped waiting")
+                return wire.Refusal("session_closed", "the caller stopped waiting")
             self.sessions[call.session_id] = LiveSession(call.session_id, spec, sandbox)
         finally:
             self._opening -= 1
@@ -220,13 +219,13 @@ class SessionHost:
             raise
         return True
 
-    async def _run(self, call: wire.SessionCall) -> bytes:
+    async def _run(self, call: wire.SessionCall) -> bytes | wire.Refusal:
         await self._bound(call.session_id)
         live = self.sessions.get(call.session_id)
         if live is None:
             return await self._gone(call.session_id)
         if live.busy:
-            return wire.refusal("session_busy", "a call is running in this session; wait for it")
+            return wire.Refusal("session_busy", "a call is running in this session; wait for it")
         live.busy = True
         try:
             return await self._run_cell(live, call.id, JobSpec.model_validate_json(call.payload))
@@ -253,10 +252,10 @@ class SessionHost:
                    "the session goes on")
         if state is SessionState.OPEN and not await self._touch(live):
             state = await self._drop_ended(live)
-        body = result_body(call_id, report, answer.outcome, why, 0.0, wire.now_ms() - started_ms)
-        body.update(returned_files(report), value=report.get("value"), session_id=live.id,
-                    session_state=state)
-        return orjson.dumps(body)
+        result = from_report(call_id, report, answer.outcome, why, 0.0,
+                             wire.now_ms() - started_ms)
+        result.extra.update(value=report.get("value"), session_id=live.id, session_state=state)
+        return result.encode()
 
     async def _touch(self, live: LiveSession) -> bool:
         """Push the session's idle expiry back; False if it has ended meanwhile. The cell has
@@ -274,26 +273,26 @@ class SessionHost:
             await self._end(live, state, message)
         else:
             state, message = SessionState.CLOSED, "the session was closed during the call"
-        body = orjson.loads(wire.sandbox_error(call_id, message))
-        body.update(value=None, session_id=live.id, session_state=state)
-        return orjson.dumps(body)
+        result = sandbox_error(call_id, message)
+        result.extra.update(value=None, session_id=live.id, session_state=state)
+        return result.encode()
 
-    async def _close(self, call: wire.SessionCall) -> bytes:
+    async def _close(self, call: wire.SessionCall) -> bytes | wire.Refusal:
         await self._bound(call.session_id)
         live = self.sessions.get(call.session_id)
         if live is not None:
             await self._end(live, SessionState.CLOSED, "closed by its caller")
         info = await self.registry.get(call.session_id)
-        return info.model_dump_json().encode() if info else wire.refusal(
+        return info.model_dump_json().encode() if info else wire.Refusal(
             "not_found", "no such session")
 
-    async def _gone(self, session_id: str) -> bytes:
+    async def _gone(self, session_id: str) -> wire.Refusal:
         """The refusal for a call to a session this worker no longer holds."""
         info = await self.registry.get(session_id)
         state = info.state if info else SessionState.LOST
         reason = {SessionState.CLOSED: "session_closed",
                   SessionState.EXPIRED: "session_expired"}.get(state, "session_lost")
-        return wire.refusal(reason, f"the session is {state.value}")
+        return wire.Refusal(reason, f"the session is {state.value}")
 
     # --- ending ----------------------------------------------------------------------------------
 

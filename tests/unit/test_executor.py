@@ -52,7 +52,7 @@ def execute(engine: FakeEngine, *jobs: wire.Job) -> list[dict]:
         executor, pool = await started(engine)
         results = []
         for each in jobs:
-            results.append(orjson.loads(await executor.run(each)))
+            results.append(orjson.loads((await executor.run(each)).encode()))
             await until(lambda: pool.idle == 1 or engine.failing)
         await pool.close()
         return results
@@ -116,7 +116,7 @@ def test_no_container_in_time_is_a_sandbox_error(monkeypatch: pytest.MonkeyPatch
         engine.failing = True
         engine.kill("c0")
         await until(lambda: pool.idle == 0)
-        result = orjson.loads(await executor.run(job("ok")))
+        result = orjson.loads((await executor.run(job("ok"))).encode())
         await pool.close()
         return result
 

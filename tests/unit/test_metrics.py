@@ -1,4 +1,4 @@
-"""Rendering of /metrics and the cheap reading of results, without Redis."""
+"""Rendering of /metrics and the counting of results, without Redis."""
 
 import math
 
@@ -8,9 +8,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from service import metrics, wire
 from service.jobspec import JobSpec
 from service.metrics import JOBS, QUEUE_WAIT, RECLAIMED
-from service.stats import job_language, percentiles, summarize
+from service.models import Outcome
+from service.result import from_report, sandbox_error
+from service.stats import Recorder, job_language, percentiles
 from service.store.stats import Tally
-from service.worker.outcome import result_body
 
 LABELS = (("language", "python"), ("outcome", "ok"))
 
@@ -86,25 +87,29 @@ def test_label_values_are_escaped() -> None:
     assert sample.labels["route"] == 'a"b\\c\nd'
 
 
-def test_summarize_reads_outcome_and_timing_without_parsing_the_output() -> None:
-    # Output that imitates the fields must not fool the cheap reader.
-    trap = 'x "outcome":"ok","timing":{"queue_ms":1,"run_ms":2,"total_ms":3} y' * 50
-    report = {"exit_code": 1, "signal": None, "stdout": trap, "stderr": trap,
+def test_a_result_is_counted_from_its_fields() -> None:
+    report = {"exit_code": 1, "signal": None, "stdout": "", "stderr": "",
               "stdout_truncated": False, "stderr_truncated": False, "run_ms": 250.0,
               "cpu_ms": 12.5, "cpu_wait_ms": 0.5}
-    result = result_body("abc", report, "error", None, 1500.0, 1800.0)
-    result["files"] = {"timing": {"base64": "", "media_type": "text/plain"}}  # a returned file
-    summary = summarize(job(spec_json()), orjson.dumps(result))
-    assert (summary.language, summary.outcome) == ("python", "error")
-    assert (summary.queue_s, summary.run_s, summary.total_s) == (1.5, 0.25, 1.8)
+    recorder = Recorder(None, "worker")  # type: ignore[arg-type]  # nothing flushed here
+    recorder.job_done(job(spec_json()), from_report("abc", report, Outcome.ERROR, None,
+                                                    1500.0, 1800.0))
+    labels = (("language", "python"), ("outcome", "error"))
+    assert recorder.tally.counts[(JOBS.name, labels)] == 1
+    assert recorder.tally.counts[(f"{QUEUE_WAIT.name}_sum", labels)] == 1.5
+    assert list(recorder.tally.latencies) == ["1.500000 0.250000 1.800000"]
+    assert not recorder.tally.errors
 
 
-def test_summarize_a_sandbox_error() -> None:
-    summary = summarize(job(), wire.sandbox_error("abc", "no container", wire.now_ms() - 2000))
-    assert summary.outcome == "sandbox_error"
-    assert summary.language == "unknown"
-    assert 1.9 < summary.queue_s < 60
-    assert summary.run_s == 0
+def test_a_sandbox_error_is_counted_and_kept() -> None:
+    recorder = Recorder(None, "worker")  # type: ignore[arg-type]
+    recorder.job_done(job(), sandbox_error("abc", "no container", wire.now_ms() - 2000))
+    labels = (("language", "unknown"), ("outcome", "sandbox_error"))
+    assert recorder.tally.counts[(JOBS.name, labels)] == 1
+    queue_s, run_s, _ = map(float, recorder.tally.latencies[0].split())
+    assert 1.9 < queue_s < 60 and run_s == 0
+    (error,) = recorder.tally.errors
+    assert orjson.loads(error)["message"] == "no container"
 
 
 def test_language_is_read_from_the_start_of_a_real_job_payload() -> None:
