@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     max_queue_depth: int = Field(100_000, ge=1, description="Past this many queued jobs: 429.")
     queue_wait_s: float = Field(600.0, gt=0, description="How long a sync caller waits in the queue.")
     redis_connections: int = Field(256, ge=2, le=65536, description="Redis connections of one "
-                                   "API process; a request waits for one when all are busy.")
+                                   "API process or worker; a call waits for one when all are busy.")
     max_batch_items: int = Field(10_000, ge=1, description="Most runs in one /v1/batch call, "
                                  "and most cases in one /v1/judge call.")
     interactive_max_items: int = Field(

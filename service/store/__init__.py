@@ -51,19 +51,13 @@ class Store:
 
     @classmethod
     def for_api(cls, settings: Settings) -> "Store":
-        """An API process's: a request waits for a free connection (as long as a Redis call
-        may take) rather than being told Redis is down when a burst has them all busy."""
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_connections,
-            timeout=SOCKET_TIMEOUT_S, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=2, health_check_interval=30)
-        return cls(aioredis.Redis.from_pool(pool), settings)
+        return cls(_waiting_client(settings), settings)
 
     @classmethod
     def for_worker(cls, settings: Settings) -> "Store":
-        return cls(aioredis.from_url(settings.redis_url, socket_keepalive=True,
-                                     socket_timeout=SOCKET_TIMEOUT_S, health_check_interval=30),
-                   settings)
+        """A worker's: its pool's runs may all finish at once (a hundred callers hanging up
+        together), each answer needing a connection beside the blocking reads."""
+        return cls(_waiting_client(settings), settings)
 
     @classmethod
     def for_counters(cls, settings: Settings) -> "Store":
@@ -82,3 +76,14 @@ class Store:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _waiting_client(settings: Settings) -> aioredis.Redis:
+    """A client whose calls wait for a free connection (as long as a Redis call may take)
+    rather than being told Redis is down when a burst has all SANDBOX_REDIS_CONNECTIONS busy
+    (redis-py's own pool refuses past 100)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_connections,
+        timeout=SOCKET_TIMEOUT_S, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=2, health_check_interval=30)
+    return aioredis.Redis.from_pool(pool)
