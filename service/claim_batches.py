@@ -8,17 +8,17 @@ command in flight), and the script's own work is done in one go.
 
 import asyncio
 
-from service import wire
 from service.store.session_claims import Claim, WarmClaims
+from service.store.workers import WorkerRegistry
 
 MAX_BATCH = 128  # claims per script: Redis serves nothing else while one runs
 
 
 class ClaimBatcher:
-    def __init__(self, claims: WarmClaims, cap: int, silence_s: float):
+    def __init__(self, claims: WarmClaims, cap: int, workers: WorkerRegistry):
         self.claims = claims
         self.cap = cap
-        self.silence_s = silence_s  # a worker silent this long offers nothing
+        self.workers = workers  # a silent worker offers nothing
         self._waiting: list[tuple[Claim, asyncio.Future[tuple[str, str] | int]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -40,8 +40,7 @@ class ClaimBatcher:
     async def _send(self, claims: list[Claim],
                     futures: list[asyncio.Future[tuple[str, str] | int]]) -> None:
         try:
-            found = await self.claims.claim(claims, self.cap,
-                                            wire.now_ms() - self.silence_s * 1000)
+            found = await self.claims.claim(claims, self.cap, self.workers.live_since_ms())
         except Exception as exc:  # QueueUnavailable, mostly: each caller raises it
             for future in futures:
                 if not future.done():

@@ -1,7 +1,8 @@
 """Which template a Python snippet is forked from, by a cheap scan of its import statements.
 
 The runner keeps a bare template (nothing preloaded: the cheapest fork) and a preloaded one
-(numpy in Python's pool; the whole scientific stack in the scientific pool). Any template runs
+(SANDBOX_PRELOAD, numpy, in Python's pool; SANDBOX_SCIENTIFIC_PRELOAD in the scientific pool):
+the packages a snippet must import to want one are those the settings name. Any template runs
 any code, so the scan only has to be right about speed: an import it misses (`__import__`,
 `importlib`, a statement split over lines) is imported by the code itself, as it would be in a
 fresh interpreter.
@@ -12,25 +13,25 @@ from enum import StrEnum
 
 from service.jobspec import JobSpec
 from service.models import Language
+from service.runner_protocol import TEMPLATE_BARE, TEMPLATE_PRELOADED
 
 # `import a.b as c, d` and `from a.b import c`: a statement of a line that has "import".
 STATEMENT = re.compile(r"[ \t]*(?:from[ \t]+([A-Za-z_]\w*)|import[ \t]+([^#]+))")
 NAME = re.compile(r"[ \t]*([A-Za-z_]\w*)")
-NUMPY = frozenset({"numpy"})
-# What the scientific template preloads, by top-level package (see Settings.scientific_preload).
-SCIENTIFIC = frozenset({"scipy", "sympy", "mpmath", "pandas", "networkx", "z3", "ortools",
-                        "pulp", "cvxpy", "matplotlib", "pylab"})
+# Packages a preloaded one imports with another, that code may import by their own names.
+IMPORTED_WITH = {"sympy": ("mpmath",), "matplotlib": ("pylab",)}
 
 
 class Kind(StrEnum):
     BARE = "bare"  # imports nothing that a template preloads
-    NUMPY = "numpy"
+    NUMPY = "numpy"  # what Python's pool preloads (SANDBOX_PRELOAD), nothing of the rest
     SCIENTIFIC = "scientific"
 
 
-# The runner's templates (a request's `template`; see sandbox_runner/template.py).
-TEMPLATE_BARE = "bare"
-TEMPLATE_PRELOADED = "preloaded"
+def packages(modules: str) -> frozenset[str]:
+    """The top-level packages of a comma-separated list of modules, and those they bring."""
+    names = {module.strip().partition(".")[0] for module in modules.split(",") if module.strip()}
+    return frozenset(names.union(*(IMPORTED_WITH.get(name, ()) for name in names)))
 
 
 def imported(code: str) -> set[str]:
@@ -64,22 +65,28 @@ def lines_with(code: str, word: str) -> list[str]:
     return lines
 
 
-def kind_of(code: str) -> Kind:
-    if "import" not in code:
-        return Kind.BARE
-    names = imported(code)
-    if names & SCIENTIFIC:
-        return Kind.SCIENTIFIC
-    return Kind.NUMPY if names & NUMPY else Kind.BARE
+class ImportKinds:
+    """A snippet's kind, by the packages each template preloads (the settings)."""
+
+    def __init__(self, preload: str, scientific_preload: str):
+        self.numpy = packages(preload)
+        self.scientific = packages(scientific_preload) - self.numpy
+
+    def of(self, code: str) -> Kind:
+        if "import" not in code:
+            return Kind.BARE
+        names = imported(code)
+        if names & self.scientific:
+            return Kind.SCIENTIFIC
+        return Kind.NUMPY if names & self.numpy else Kind.BARE
+
+    def of_job(self, spec: JobSpec) -> Kind:
+        """A Python snippet's kind; bare for what the runner execs (another language, a fresh
+        interpreter), which preloads nothing it could use."""
+        if spec.language != Language.PYTHON or spec.fresh_interpreter:
+            return Kind.BARE
+        return self.of(spec.code)
 
 
 def template_of(kind: Kind) -> str:
     return TEMPLATE_BARE if kind is Kind.BARE else TEMPLATE_PRELOADED
-
-
-def kind_of_job(spec: JobSpec) -> Kind:
-    """A Python snippet's kind; bare for what the runner execs (another language, a fresh
-    interpreter), which preloads nothing it could use."""
-    if spec.language != Language.PYTHON or spec.fresh_interpreter:
-        return Kind.BARE
-    return kind_of(spec.code)

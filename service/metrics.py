@@ -1,8 +1,9 @@
 """What the service measures, and how it reads in the Prometheus text format.
 
-Counters and histograms are summed across every API and worker process (service/stats.py keeps
-them in Redis); gauges come from live state at scrape time. Names share the prefix `sandbox_`,
-values are in base units (seconds), counters end in `_total`.
+Counters and histograms are summed across every API and worker process (service/stats.py
+records them, service/store/stats.py keeps them in Redis); gauges come from live state at scrape
+time. Names share the prefix `sandbox_`, values are in base units (seconds), counters end in
+`_total`.
 """
 
 import math
@@ -74,7 +75,7 @@ FAMILIES = STORED + LIVE + PER_TENANT
 
 
 def stored_field(key: SampleKey) -> bytes:
-    """A sample's field in the metrics hash where service/stats.py keeps counters."""
+    """A sample's field in the metrics hash where service/store/stats.py keeps counters."""
     return orjson.dumps(key)
 
 

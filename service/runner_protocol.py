@@ -32,6 +32,8 @@ OP_SESSION_READY = "session_ready"
 OP_CELL = "cell"
 OP_OUTPUT = "output"  # a piece of output, sent before the result when a request streams
 OP_CANCEL = "cancel"  # kill the run of this id; ignored when it has ended
+# A request's `template`: the runner's templates (sandbox_runner/template.py).
+TEMPLATE_BARE, TEMPLATE_PRELOADED = "bare", "preloaded"
 
 # Keys of a `result` message.
 RESULT_KEYS = frozenset({

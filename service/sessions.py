@@ -33,7 +33,6 @@ from service.store import Store
 from service.store.replies import ReplyListener
 from service.store.session_claims import FULL, TENANT_FULL, Claim
 from service.store.sessions import Record, record_ttl_s, session_info
-from service.store.workers import LiveWorkers
 from service.tenants import Tenant
 
 OPEN_WAIT_S = 120.0  # a new container imports the preloaded modules before it answers
@@ -135,9 +134,7 @@ class SessionBroker:
         self.settings = settings
         self.registry = store.sessions
         self.output = store.output
-        self.workers = LiveWorkers(store.workers)
-        self.batcher = ClaimBatcher(store.warm_claims, settings.max_sessions,
-                                    store.workers.silence_s)
+        self.batcher = ClaimBatcher(store.warm_claims, settings.max_sessions, store.workers)
 
     async def open(self, req: SessionRequest, tenant: Tenant, limits: Settings) -> bytes:
         """Open a session for the tenant, its limits checked against `limits` (its caps): a warm
@@ -148,7 +145,7 @@ class SessionBroker:
         claimed = await self._claim(session_id, spec, tenant)
         if claimed is not None:
             return claimed.model_dump_json().encode()
-        workers = await self.workers.read()
+        workers = await self.store.workers.live()
         return await self._open_cold(session_id, spec, pick_worker(workers), tenant)
 
     async def _claim(self, session_id: str, spec: SessionSpec,

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         "numpy,scipy,scipy.optimize,scipy.integrate,scipy.linalg,scipy.stats,scipy.special,"
         "sympy,pandas,networkx,z3,ortools.linear_solver.pywraplp,ortools.sat.python.cp_model,"
         "pulp,cvxpy,matplotlib.pyplot", description="Modules the scientific pool's template "
-        "imports before forking (comma-separated).")
+        "imports before forking (comma-separated); code importing one of their packages (not "
+        "one of preload's alone) runs there.")
     scientific_runner_memory_mb: int = Field(
         512, ge=32, description="Memory added to memory_mb for the runner of a scientific "
         "container (its template holds the imported stack).")

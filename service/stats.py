@@ -102,24 +102,16 @@ def percentiles(values: list[float], points: tuple[int, ...] = (50, 95, 99)) -> 
     return {f"p{p}": ranked[max(0, -(-p * len(ranked) // 100) - 1)] for p in points}
 
 
-class StatsReader:
-    """The cluster-wide sums, for /metrics and the dashboard."""
-
-    def __init__(self, store: Store):
-        self.store = store
-
-    async def stored(self) -> dict[SampleKey, float]:
-        return await self.store.stats.stored()
-
-    async def overview(self, now: float) -> dict[str, object]:
-        """Totals, throughput windows, recent latency percentiles and errors: one round trip."""
-        found = await self.store.stats.overview(now)
-        return {
-            "totals": _totals(found.stored),
-            "throughput": found.throughput,
-            "latency": _latency(found.latencies),
-            "errors": [orjson.loads(e) for e in found.errors],
-        }
+async def dashboard_overview(store: Store, now: float) -> dict[str, object]:
+    """The cluster-wide totals, throughput windows, recent latency percentiles and errors, for
+    the dashboard: one round trip."""
+    found = await store.stats.overview(now)
+    return {
+        "totals": _totals(found.stored),
+        "throughput": found.throughput,
+        "latency": _latency(found.latencies),
+        "errors": [orjson.loads(e) for e in found.errors],
+    }
 
 
 def _totals(stored: dict[SampleKey, float]) -> dict[str, object]:

@@ -1,6 +1,9 @@
 """Starting the real thing for tests: Redis, Docker, the sandbox image, API and worker processes."""
 
 import contextlib
+import importlib
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -8,16 +11,77 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import docker
 import httpx
 
 from service.languages import REGISTRY
 from service.settings import Settings
-from tests.bench.stack import deployment_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+RUNNER_DIR = ROOT / "sandbox_images" / "runner"
 LABEL_DEPLOYMENT = "sandbox.deployment"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def deployment_env(redis_url: str, prefix: str, port: int,
+                   settings: dict[str, str]) -> dict[str, str]:
+    """The environment of one deployment's processes: this one's, less any SANDBOX_ setting but
+    the tag of the sandbox images this checkout built, plus the deployment's own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SANDBOX_") or k == "SANDBOX_IMAGE_TAG"}
+    env.update({"SANDBOX_REDIS_URL": redis_url, "SANDBOX_KEY_PREFIX": prefix,
+                "SANDBOX_PORT": str(port), **settings})
+    return env
+
+
+def wait_ready(base_url: str, min_idle: int, timeout: float) -> None:
+    """Until the deployment's API answers ready with at least `min_idle` warm containers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, KeyError):
+            r = httpx.get(f"{base_url}/readyz?verbose=true", timeout=2)
+            if r.status_code == 200 and r.json()["checks"]["idle_containers"] >= min_idle:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"the service at {base_url} did not become ready")
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each process still running, then wait for each; one that outlives 40 s is
+    killed and reaped."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def runner_module(name: str) -> ModuleType:
+    """The runner's module sandbox_runner.<name> (standard library only, so importable here as
+    it is), imported from sandbox_images/runner without leaving that on sys.path."""
+    sys.path.insert(0, str(RUNNER_DIR))
+    try:
+        return importlib.import_module(f"sandbox_runner.{name}")
+    finally:
+        sys.path.remove(str(RUNNER_DIR))
+
+
+def run(client: httpx.Client, code: str, **fields) -> dict:
+    """The result of POST /v1/run, which must answer 200."""
+    response = client.post("/v1/run", json={"code": code, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def ensure_docker() -> None:
@@ -105,26 +169,10 @@ class Service:
         self.wait_ready()
 
     def wait_ready(self, min_idle: int = 1, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                r = httpx.get(f"{self.base_url}/readyz?verbose=true", timeout=2)
-                if r.status_code == 200 and r.json()["checks"]["idle_containers"] >= min_idle:
-                    return
-            time.sleep(0.2)
-        raise TimeoutError("the service did not become ready")
+        wait_ready(self.base_url, min_idle, timeout)
 
     def stop(self) -> None:
-        procs = [p for p in [*self.workers, self.api] if p is not None]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes([p for p in [*self.workers, self.api] if p is not None])
         remove_containers(self.prefix)
 
 
@@ -197,3 +245,16 @@ def full_queue(redis_url: str) -> Iterator[httpx.Client]:
     """A client of a service whose queue is full."""
     with queue_holding(redis_url, QUEUE_DEPTH) as (_, client):
         yield client
+
+
+def wait_done(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:
+    """GET /v1/jobs/{id} until the job is done: its last answer, with the states seen on the way."""
+    deadline = time.monotonic() + timeout
+    states = []
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/jobs/{job_id}").json()
+        states.append(body["state"])
+        if body["state"] == "done":
+            return {**body, "seen": states}
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not done: {states[-5:]}")

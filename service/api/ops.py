@@ -12,7 +12,7 @@ from service import metrics
 from service.api.auth import require_admin
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
-from service.stats import StatsReader
+from service.stats import dashboard_overview
 from service.tenants import TenantDirectory
 
 router = APIRouter(tags=["operations"])
@@ -23,16 +23,12 @@ WORKER_COUNTS = ("pid", "containers", "capacity", "busy", "idle_containers", "ex
                  "replaced")
 
 
-def _reader(services: Services) -> StatsReader:
-    return StatsReader(services.store)
-
-
 @router.get("/metrics", dependencies=[Depends(require_admin)],
             response_class=Response, responses={200: {"content": {metrics.CONTENT_TYPE: {}}}})
 async def prometheus_metrics(request: Request,
                              services: Services = Depends(shared_services)) -> Response:
     """Every API and worker process's counters summed, and the live gauges."""
-    stored = await _reader(services).stored()
+    stored = await services.store.stats.stored()
     workers = await services.store.workers.live()
     gauges = metrics.live_gauges(await services.store.jobs.depths(), workers)
     names = [t.name for t in _directory(request).in_force()]
@@ -91,7 +87,7 @@ async def stats(request: Request, services: Services = Depends(shared_services))
                  "busy": gauges[(metrics.POOL_BUSY.name, ())]},
         "workers": sorted((_worker_row(w) for w in workers), key=lambda w: str(w["id"])),
         "tenants": await tenant_rows(request, services, workers, now),
-        **await _reader(services).overview(now),
+        **await dashboard_overview(services.store, now),
     }
     return JsonResponse(body)
 

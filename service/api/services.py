@@ -29,7 +29,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
-        store = Store.for_api(settings)
+        store = Store.connect(settings)
         api_id = uuid.uuid4().hex[:12]
         replies = store.reply_listener(api_id)
         return cls(settings, store, replies,

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from service.api.auth import require_key
 from service.api.errors import RETRY_AFTER_FULL_S, documented, error_response
 from service.api.event_stream import EVENT_STREAM, events, wants_events
-from service.api.responses import JsonResponse
+from service.api.responses import JsonResponse, json_response
 from service.api.services import Services, get_services
 from service.models import (
     SessionInfo,
@@ -42,10 +42,6 @@ async def get_broker(request: Request) -> SessionBroker:
 async def on_refused(_: Request, exc: SessionRefused) -> JsonResponse:
     retry = {"Retry-After": str(RETRY_AFTER_FULL_S)} if exc.status in (429, 503) else None
     return error_response(exc.status, exc.reason, str(exc), headers=retry)
-
-
-def json_response(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="application/json")
 
 
 @router.post("", status_code=201, response_model=SessionInfo, responses=ERRORS)

@@ -50,13 +50,8 @@ class Store:
         self.stats = StatsStore(redis, self.keys)
 
     @classmethod
-    def for_api(cls, settings: Settings) -> "Store":
-        return cls(_waiting_client(settings), settings)
-
-    @classmethod
-    def for_worker(cls, settings: Settings) -> "Store":
-        """A worker's: its pool's runs may all finish at once (a hundred callers hanging up
-        together), each answer needing a connection beside the blocking reads."""
+    def connect(cls, settings: Settings) -> "Store":
+        """An API process's or a worker's."""
         return cls(_waiting_client(settings), settings)
 
     @classmethod
@@ -81,7 +76,8 @@ class Store:
 def _waiting_client(settings: Settings) -> aioredis.Redis:
     """A client whose calls wait for a free connection (as long as a Redis call may take)
     rather than being told Redis is down when a burst has all SANDBOX_REDIS_CONNECTIONS busy
-    (redis-py's own pool refuses past 100)."""
+    (redis-py's own pool refuses past 100): an API process's burst of requests, or a worker's
+    pool of runs all answered at once (a hundred callers hanging up together)."""
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_connections,
         timeout=SOCKET_TIMEOUT_S, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,

@@ -16,6 +16,9 @@ from service.store.keys import Keys
 
 log = logging.getLogger(__name__)
 
+# A reply entry's fields, as redis-py gives them.
+ID, RESULT, REFUSED = (name.encode() for name in (wire.F_ID, wire.F_RESULT, wire.F_REFUSED))
+
 
 class Replies:
     """The worker's side: answers to callers waiting on an API process."""
@@ -85,12 +88,12 @@ class ReplyListener:
                     self._resolve(fields)
 
     def _resolve(self, fields: dict[bytes, bytes]) -> None:
-        job_id = fields.get(wire.F_ID.encode(), b"").decode()
+        job_id = fields.get(ID, b"").decode()
         future = self.waiters.pop(job_id, None)
         if future is None or future.done():
             return
-        body = fields.get(wire.F_RESULT.encode(), b"")
-        if wire.F_REFUSED.encode() in fields:
+        body = fields.get(RESULT, b"")
+        if REFUSED in fields:
             future.set_exception(wire.Refused(body))
         else:
             future.set_result(body)

@@ -2,11 +2,8 @@
 counts as gone (HEARTBEATS_OF_SILENCE heartbeats without one).
 
 The API processes read the live workers to send sessions where there is room, to answer the
-probes and to fill the dashboard; LiveWorkers keeps what one read for WORKERS_FRESH_S, so that a
-burst of session opens reads them once.
+probes and to fill the dashboard.
 """
-
-import asyncio
 
 from redis import asyncio as aioredis
 
@@ -15,7 +12,6 @@ from service.store.errors import translate_errors
 from service.store.keys import Keys
 
 HEARTBEATS_OF_SILENCE = 3  # a worker silent this many heartbeats counts as gone
-WORKERS_FRESH_S = 0.5  # how long an API process uses the live workers it read
 
 
 class WorkerRegistry:
@@ -33,11 +29,14 @@ class WorkerRegistry:
                 pipe.zadd(self.keys.workers, {worker_id: wire.now_ms()})
                 await pipe.execute()
 
+    def live_since_ms(self) -> float:
+        """A worker whose last heartbeat is older than this (ms since the epoch) is gone."""
+        return wire.now_ms() - self.silence_s * 1000
+
     async def live(self) -> list[dict[str, str]]:
         """Self-descriptions of the workers not silent."""
-        since = wire.now_ms() - self.silence_s * 1000
         with translate_errors():
-            ids = await self._redis.zrangebyscore(self.keys.workers, since, "+inf")
+            ids = await self._redis.zrangebyscore(self.keys.workers, self.live_since_ms(), "+inf")
             if not ids:
                 return []
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -53,7 +52,7 @@ class WorkerRegistry:
         """Whether the worker's last heartbeat is younger than its silence."""
         with translate_errors():
             last = await self._redis.zscore(self.keys.workers, worker_id)
-        return last is not None and wire.now_ms() - last < self.silence_s * 1000
+        return last is not None and last > self.live_since_ms()
 
     async def forget(self, worker_id: str) -> None:
         with translate_errors():
@@ -62,26 +61,3 @@ class WorkerRegistry:
                 pipe.zrem(self.keys.workers, worker_id)
                 await pipe.execute()
 
-
-class LiveWorkers:
-    """The live workers as an API process sees them when it opens sessions: read at most every
-    WORKERS_FRESH_S."""
-
-    def __init__(self, registry: WorkerRegistry):
-        self.registry = registry
-        self._workers_read: asyncio.Future[list[dict[str, str]]] | None = None
-        self._workers_at = 0.0
-
-    async def read(self) -> list[dict[str, str]]:
-        """The live workers' descriptions; callers at once all wait on the same read."""
-        loop = asyncio.get_running_loop()
-        if self._workers_read is None or (self._workers_read.done()
-                                          and loop.time() - self._workers_at >= WORKERS_FRESH_S):
-            self._workers_at = loop.time()
-            self._workers_read = asyncio.ensure_future(self.registry.live())
-        try:
-            return await asyncio.shield(self._workers_read)
-        except BaseException:
-            if self._workers_read.done():
-                self._workers_read = None  # a failed read is not kept
-            raise

@@ -25,35 +25,26 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.worker.cgroups import Cgroup
+
 SAMPLE_S = 0.1
 BUSY_CPUS = 0.5  # of a core, running or ready to run
-CGROUP_THREADS = (  # where the engine keeps a container's threads (host ids)
-    "/sys/fs/cgroup/cpu/docker/{id}/tasks",  # v1, cgroupfs driver
-    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.threads",  # v2, systemd driver
-    "/sys/fs/cgroup/docker/{id}/cgroup.threads",  # v2, cgroupfs driver
-)
 
 
-def read_threads(container_id: str) -> tuple[int, bool] | None:
+def read_threads(cgroup: Cgroup) -> tuple[int, bool]:
     """Of a container's threads: the time they have run or waited to run, summed (each one's
     /proc/<tid>/schedstat, which counts a wait once it has ended), and whether one of them is
-    running or ready to run now; None if this host does not show the container."""
-    for pattern in CGROUP_THREADS:
+    running or ready to run now."""
+    total, ready = 0, False
+    for tid in cgroup.threads():
         try:
-            threads = Path(pattern.format(id=container_id)).read_text().split()
-        except OSError:
-            continue
-        total, ready = 0, False
-        for tid in threads:
-            try:
-                fields = Path(f"/proc/{tid}/schedstat").read_text().split()
-                state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
-            except (OSError, IndexError):
-                continue  # it ended meanwhile
-            total += int(fields[0]) + int(fields[1])
-            ready = ready or state == "R"
-        return total, ready
-    return None
+            fields = Path(f"/proc/{tid}/schedstat").read_text().split()
+            state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        total += int(fields[0]) + int(fields[1])
+        ready = ready or state == "R"
+    return total, ready
 
 
 @dataclass
@@ -61,19 +52,19 @@ class Ticket:
     """One admitted run: busy until a sample of its container says otherwise."""
 
     number: int
-    container_id: str | None = None
+    attached: bool = False  # its request is with its runner: from then on it is sampled
+    cgroup: Cgroup | None = None
     runnable_ns: int | None = None
     sampled: float = field(default_factory=time.monotonic)
     busy: bool = True
 
     def sample(self, now: float) -> None:
-        if self.container_id is None or now - self.sampled < SAMPLE_S:
+        if not self.attached or now - self.sampled < SAMPLE_S:
             return
-        seen = read_threads(self.container_id)
-        if seen is None or self.runnable_ns is None:
+        if self.cgroup is None or self.runnable_ns is None:
             self.busy = False  # not seen from here: busy for its first sample only
             return
-        runnable, ready = seen
+        runnable, ready = read_threads(self.cgroup)
         rate = (runnable - self.runnable_ns) / 1e9 / (now - self.sampled)
         self.busy = ready or rate >= BUSY_CPUS
         self.runnable_ns, self.sampled = runnable, now
@@ -115,8 +106,9 @@ class CpuAdmission:
             self._left.set()
 
     @staticmethod
-    def attach(ticket: Ticket, container_id: str) -> None:
-        ticket.container_id = container_id
-        seen = read_threads(container_id)
-        ticket.runnable_ns = None if seen is None else seen[0]
+    def attach(ticket: Ticket, cgroup: Cgroup | None) -> None:
+        """From now on, the run's container (its cgroup, where this host shows it) says whether
+        the run is busy."""
+        ticket.attached, ticket.cgroup = True, cgroup
+        ticket.runnable_ns = None if cgroup is None else read_threads(cgroup)[0]
         ticket.sampled = time.monotonic()

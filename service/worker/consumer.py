@@ -27,6 +27,7 @@ from service.settings import Settings
 from service.stats import Recorder
 from service.store import QueueUnavailable, Store
 from service.worker.executor import Executor
+from service.worker.outcome import CANCELLED_WHILE_RUNNING
 from service.worker.pool import ContainerPool
 from service.worker.sessions import SessionHost
 
@@ -148,7 +149,7 @@ class Consumer:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             log.info("running job cancelled", extra={"job_id": job.id})
-            result = cancelled(job.id, "cancelled while running")
+            result = cancelled(job.id, CANCELLED_WHILE_RUNNING)
         finally:
             self._executing.discard(job.claim_key)
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from service import runner_protocol as rp
 from service import wire
-from service.imports import Kind, kind_of_job, template_of
+from service.imports import ImportKinds, Kind, template_of
 from service.jobspec import JobSpec
 from service.languages import spec_of
 from service.models import Language, Outcome, Priority
@@ -53,8 +53,9 @@ class Running:
     def started(self) -> None:
         self.executor.running[self.job_id] = self.sandbox
         if self.ticket is not None:
-            self.executor.admission.attach(self.ticket, self.sandbox.container_id)
-        self.demotion = Demotion(self.sandbox.container_id, lambda: self.sandbox.weigh(True))
+            self.executor.admission.attach(self.ticket, self.sandbox.cgroup)
+        if self.sandbox.cgroup is not None:
+            self.demotion = Demotion(self.sandbox.cgroup, lambda: self.sandbox.weigh(True))
 
     def ended(self) -> None:
         self.executor.running.pop(self.job_id, None)
@@ -65,6 +66,7 @@ class Running:
 class Executor:
     def __init__(self, pools: LanguagePools, settings: Settings, output: OutputStream):
         self.pools = pools
+        self.kinds = ImportKinds(settings.preload, settings.scientific_preload)
         self.settings = settings
         self.output = output  # where a streamed job's output goes as it comes
         self.compiler = Compiler(settings)
@@ -112,9 +114,10 @@ class Executor:
 
     async def _execute(self, job: wire.Job, spec: JobSpec,
                        ticket: Ticket | None) -> ExecutionResult:
-        kind = kind_of_job(spec)
+        kind = self.kinds.of_job(spec)
         pool = self._pool_for(spec, kind)
-        sandbox = await pool.lease(LEASE_TIMEOUT_S)
+        template = template_of(kind)
+        sandbox = await pool.lease(LEASE_TIMEOUT_S, template)
         reusable = False
         compiled = None
         started_ms = wire.now_ms()
@@ -128,7 +131,8 @@ class Executor:
                     await ready_again(sandbox)
                 reusable = False
             await pool.set_memory(sandbox, spec.sandbox_memory_mb())
-            message = rp.run_message(job.id, spec, template_of(kind))
+            message = rp.run_message(job.id, spec, template)
+            sandbox.template = template  # its runner's next child is forked from it too
             if spec.language != Language.PYTHON:
                 message.update(program_fields(spec, compiled))
             sandbox.executions += 1

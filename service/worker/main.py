@@ -69,7 +69,7 @@ async def serve_worker(settings: Settings) -> None:
     pool = pools.python
     networked = (NetworkedPool(engine, settings, owner, settings.image_for("python"), pid_alive)
                  if settings.allow_network else None)
-    store = Store.for_worker(settings)
+    store = Store.connect(settings)
     capacity = session_capacity(settings, await asyncio.to_thread(engine.host_memory))
     sessions = SessionHost(store, pool, settings, worker_id, capacity)
     executor = RoutingExecutor(pools, settings, store.output, networked)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from service import runner_protocol as rp
 from service.backoff import Backoff
 from service.settings import Settings
-from service.worker.cpu_weight import write_weight
+from service.worker.cgroups import Cgroup, find_cgroup
 from service.worker.docker_engine import (
     EngineUnavailable,
     Owner,
@@ -41,10 +41,12 @@ class Sandbox:
     memory_mb: int
     executions: int = 0
     born: float = field(default_factory=time.monotonic)
+    cgroup: Cgroup | None = None  # where this host shows it
+    template: str | None = None  # of its runner's waiting child (the last run's), if known
     cpu_low: bool = False  # at the low CPU weight (see cpu_weight.py)
 
     def weigh(self, low: bool) -> None:
-        if low != self.cpu_low and write_weight(self.container_id, low):
+        if low != self.cpu_low and self.cgroup is not None and self.cgroup.weigh(low):
             self.cpu_low = low
 
 
@@ -98,17 +100,27 @@ class ContainerPool:
 
     # --- leasing -------------------------------------------------------------------------------
 
-    async def lease(self, timeout: float) -> Sandbox:
+    async def lease(self, timeout: float, template: str | None = None) -> Sandbox:
+        """An idle container; one whose waiting child is of `template` if there is one (the
+        runner of another replaces its child first: a fork and a clean-up on the run's path)."""
         deadline = time.monotonic() + timeout
         while True:
             self._prune()
             if self._idle:
-                return self._idle.popleft()
+                return self._take_idle(template)
             self._idle_event.clear()
             try:
                 await asyncio.wait_for(self._idle_event.wait(), deadline - time.monotonic())
             except TimeoutError as exc:
                 raise PoolUnavailable(self.last_error or "no warm container became free") from exc
+
+    def _take_idle(self, template: str | None) -> Sandbox:
+        if template is not None:
+            for sandbox in self._idle:
+                if sandbox.template == template:
+                    self._idle.remove(sandbox)
+                    return sandbox
+        return self._idle.popleft()
 
     def _put_idle(self, sandbox: Sandbox) -> None:
         self._idle.append(sandbox)
@@ -212,7 +224,7 @@ class ContainerPool:
             with contextlib.suppress(EngineUnavailable):
                 await asyncio.to_thread(self.engine.remove, container_id)
             raise
-        sandbox = Sandbox(container_id, channel, memory_mb)
+        sandbox = Sandbox(container_id, channel, memory_mb, cgroup=find_cgroup(container_id))
         if pooled:
             self._all[container_id] = sandbox
         try:

@@ -40,12 +40,12 @@ class ElasticPool(ContainerPool):
         super().start()
         self._background(self._shrink_forever())
 
-    async def lease(self, timeout: float) -> Sandbox:
+    async def lease(self, timeout: float, template: str | None = None) -> Sandbox:
         self._prune()
         if not self._idle and self.live + self._growing < self.ceiling:
             self._growing += 1
             self._background(self._grow())
-        return await super().lease(timeout)
+        return await super().lease(timeout, template)
 
     async def _grow(self) -> None:
         try:

@@ -1,11 +1,12 @@
 """Warm containers kept for sessions, so that opening one takes a ready sandbox.
 
 Each holds a runner whose waiting child has not yet been given anything. Each is offered in
-Redis (session_claims.py) as it comes up; an API process opening a session claims one, and this
-worker then turns its waiting child into the session's (a `session` request, answered in
-milliseconds) instead of starting a container for it (300-370 ms, over a second when several
-start at once). A container claimed is replaced in the background. They are kept apart from the
-pool of one-shot runs: a session's container never served anyone else, and leaves with it.
+Redis (service/store/session_claims.py) as it comes up; an API process opening a session claims
+one, and this worker then turns its waiting child into the session's (a `session` request,
+answered in milliseconds) instead of starting a container for it (300-370 ms, over a second
+when several start at once). A container claimed is replaced in the background. They are kept
+apart from the pool of one-shot runs: a session's container never served anyone else, and
+leaves with it.
 """
 
 import asyncio

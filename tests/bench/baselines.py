@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from service import runner_protocol as rp
-from service.imports import kind_of, template_of
+from service.imports import ImportKinds, template_of
 from service.jobspec import JobSpec
 from service.models import Language
 from service.settings import Settings
@@ -112,7 +112,8 @@ class RunnerFloor:
         self.settings = settings
         self.engine = DockerEngine(settings)
         self.owner = Owner(f"bench-floor-{time.time_ns()}", "floor", "bench", 0)
-        self.message = rp.run_message("floor", _spec(code), template_of(kind_of(code)))
+        kinds = ImportKinds(settings.preload, settings.scientific_preload)
+        self.message = rp.run_message("floor", _spec(code), template_of(kinds.of(code)))
         self.count = containers
         self.started: list[tuple[str, Any, bool]] = []
         self.channels: list[RunnerChannel] = []

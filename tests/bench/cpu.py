@@ -29,17 +29,31 @@ def pids_named(name: str) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
+def container_ids(prefix: str) -> list[str]:
+    """Full ids of the running sandbox containers of a deployment (an engine that cannot list
+    them fails the measurement rather than counting none)."""
+    return subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                           f"label=sandbox.deployment={prefix}"], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def container_cpu_s(container_id: str) -> float | None:
+    """CPU seconds of one container from its cgroup (cgroup v1); None once it is gone."""
+    try:
+        return int((CGROUP_CPU / container_id / "cpuacct.usage").read_text()) / 1e9
+    except FileNotFoundError:
+        return None
+
+
+def containers_cpu(ids: list[str]) -> dict[str, float]:
+    """CPU seconds of each of these containers still there."""
+    usage = {c: container_cpu_s(c) for c in ids}
+    return {c: seconds for c, seconds in usage.items() if seconds is not None}
+
+
 def containers_cpu_s(prefix: str) -> float:
-    """CPU of every sandbox container of a deployment, from its cgroup (cgroup v1)."""
-    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
-                          f"label=sandbox.deployment={prefix}"], capture_output=True, text=True,
-                         check=False).stdout.split()
-    total = 0
-    for container_id in ids:
-        usage = CGROUP_CPU / container_id / "cpuacct.usage"
-        if usage.exists():
-            total += int(usage.read_text())
-    return total / 1e9
+    """CPU seconds of every running sandbox container of a deployment, together."""
+    return sum(containers_cpu(container_ids(prefix)).values())
 
 
 class CpuMeter:

@@ -1,9 +1,6 @@
 """A whole local deployment for measuring: its own Redis, API and worker processes."""
 
-import contextlib
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,26 +9,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def deployment_env(redis_url: str, prefix: str, port: int,
-                   settings: dict[str, str]) -> dict[str, str]:
-    """The environment of one deployment's processes: this one's, less any SANDBOX_ setting but
-    the tag of the sandbox images this checkout built, plus the deployment's own."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SANDBOX_") or k == "SANDBOX_IMAGE_TAG"}
-    env.update({"SANDBOX_REDIS_URL": redis_url, "SANDBOX_KEY_PREFIX": prefix,
-                "SANDBOX_PORT": str(port), **settings})
-    return env
+from tests.support import ROOT, deployment_env, free_port, stop_processes, wait_ready
 
 
 class LocalStack:
@@ -70,14 +48,7 @@ class LocalStack:
                                 cwd=ROOT, stdout=subprocess.DEVNULL)
 
     def wait_ready(self, idle: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError, KeyError):
-                r = httpx.get(f"{self.base_url}/readyz?verbose=true", timeout=2)
-                if r.status_code == 200 and r.json()["checks"]["idle_containers"] >= idle:
-                    return
-            time.sleep(0.2)
-        raise TimeoutError("the local stack did not become ready")
+        wait_ready(self.base_url, idle, timeout)
 
     def redis_pid(self) -> int:
         return int((self.data_dir / "redis.pid").read_text())
@@ -87,13 +58,7 @@ class LocalStack:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(self.procs)
         subprocess.run(["redis-cli", "-p", str(self.redis_port), "shutdown", "nosave"],
                        capture_output=True, check=False)
         shutil.rmtree(self.data_dir, ignore_errors=True)

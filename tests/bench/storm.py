@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import httpx
 
 from service.settings import Settings
-from tests.bench.cpu import containers_cpu_s, pids_named, process_cpu_s
+from tests.bench.cpu import container_ids, containers_cpu_s, pids_named, process_cpu_s
 from tests.bench.stack import LocalStack
 from tests.bench.workloads import percentiles
 
@@ -42,12 +41,6 @@ READY_TIMEOUT_S = 900  # a pool of the default size warms up in minutes on a bus
 def engine_cpu_s() -> float:
     return sum(process_cpu_s(pid) for pid in [
         *pids_named("dockerd"), *pids_named("containerd"), *pids_named("containerd-shim-runc-v2")])
-
-
-def container_ids(prefix: str) -> list[str]:
-    return subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
-                           f"label=sandbox.deployment={prefix}"], capture_output=True, text=True,
-                          check=False).stdout.split()
 
 
 def idle_memory_mib(prefix: str) -> dict[str, float]:

@@ -8,7 +8,6 @@ modules its runner preloaded. On a stack of its own at a pool of 4.
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from typing import Any
 
 import docker
 
-from tests.bench.cpu import CGROUP_CPU, CpuMeter
+from tests.bench.cpu import CpuMeter, container_ids, containers_cpu
 from tests.bench.sessions import container_memory
 from tests.bench.stack import LocalStack
 from tests.bench.workloads import Load, percentiles, progress
@@ -64,28 +63,13 @@ async def one_at_a_time(load: Load, repeat: int) -> dict[str, Any]:
     return figures
 
 
-def deployment_containers(prefix: str) -> list[str]:
-    return subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
-                           f"label=sandbox.deployment={prefix}"], capture_output=True, text=True,
-                          check=True).stdout.split()
-
-
-def containers_cpu(containers: list[str]) -> dict[str, float]:
-    """CPU seconds of each container still there, from its cgroup."""
-    usage = {}
-    for container in containers:
-        with contextlib.suppress(FileNotFoundError):
-            usage[container] = int((CGROUP_CPU / container / "cpuacct.usage").read_text()) / 1e9
-    return usage
-
-
 async def batch_cpu(stack: LocalStack, load: Load, codes: list[str],
                     expected: list[str]) -> dict[str, Any]:
     """CPU per item of one /v1/batch, machine-wide and per component (no container of the
     deployment is replaced meanwhile: see measure)."""
     meter = CpuMeter(api_pids=[stack.procs[-1].pid], worker_pids=[p.pid for p in stack.procs[:-1]],
                      redis_pids=[stack.redis_pid()], prefix=stack.prefix)
-    containers = deployment_containers(stack.prefix)  # listed once: a busy engine's list can miss some
+    containers = container_ids(stack.prefix)  # listed once: a busy engine's list can miss some
     before, jiffies = meter.snapshot(), busy_jiffies()
     sandboxes = containers_cpu(containers)
     started = asyncio.get_running_loop().time()

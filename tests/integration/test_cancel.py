@@ -14,9 +14,8 @@ import pytest
 import redis
 
 from service.store.keys import Keys
-from tests.integration.test_jobs import wait_done
 from tests.reliability.helpers import eventually
-from tests.support import Service, sandbox_containers, sandbox_uid_processes
+from tests.support import Service, sandbox_containers, sandbox_uid_processes, wait_done
 
 # Runs until killed, with a child of its own: a process the host sees (sandbox_uid_processes)
 # for as long as the execution lives.

@@ -4,7 +4,6 @@ refusals; and its wire shapes read real answers as the server's own models do.""
 import asyncio
 import itertools
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -22,7 +21,7 @@ from sandbox_client import (
 )
 
 import service.models as server_models
-from tests.support import Service, full_queue
+from tests.support import Service, full_queue, wait_done
 
 
 @pytest.fixture
@@ -164,15 +163,6 @@ def test_submit_and_cancel(sandbox: SandboxClient) -> None:
     assert caught.value.status == 404
 
 
-def wait_done(client: httpx.Client, job_id: str) -> bytes:
-    for _ in range(600):
-        answer = client.get(f"/v1/jobs/{job_id}")
-        if answer.json()["state"] == "done":
-            return answer.content
-        time.sleep(0.1)
-    raise TimeoutError(job_id)
-
-
 def real_answers(client: httpx.Client) -> list[tuple[str, bytes]]:
     """(model name, raw answer) from the service, of every shape the client reads."""
     run = {"code": "open('a.txt', 'w').write('x'); import sys; print(1); sys.exit(3)",
@@ -188,7 +178,9 @@ def real_answers(client: httpx.Client) -> list[tuple[str, bytes]]:
         "cases": [{"stdin": "1", "expected_stdout": "1"}, {"stdin": "2", "expected_stdout": "3"},
                   {"stdin": "4", "expected_stdout": "4"}]}).content))
     queued = client.post("/v1/jobs", json={"code": "print(5)"})
-    answers += [("JobAccepted", queued.content), ("JobStatus", wait_done(client, queued.json()["id"]))]
+    job_id = queued.json()["id"]
+    wait_done(client, job_id)
+    answers += [("JobAccepted", queued.content), ("JobStatus", client.get(f"/v1/jobs/{job_id}").content)]
     slow = client.post("/v1/jobs", json={"code": "import time; time.sleep(60)"}).json()["id"]
     answers += [("JobStatus", client.get(f"/v1/jobs/{slow}").content),
                 ("JobCancel", client.delete(f"/v1/jobs/{slow}").content)]

@@ -2,15 +2,11 @@
 
 import httpx
 
+from tests.support import run
+
 LOOP = "while True: pass"
 SLEEP = "import time; time.sleep(0.5); print('awake')"
 BUSY = "print(sum(i * i for i in range(3 * 10**6)))"
-
-
-def run(client: httpx.Client, code: str, **fields) -> dict:
-    response = client.post("/v1/run", json={"code": code, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_every_result_has_its_cpu_time(client: httpx.Client) -> None:

@@ -10,14 +10,9 @@ import httpx
 import pytest
 
 from tests.security.probe import probe
+from tests.support import run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run(client: httpx.Client, code: str, **fields) -> dict:
-    response = client.post("/v1/run", json={"code": code, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def content(result: dict, name: str) -> bytes:

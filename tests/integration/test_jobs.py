@@ -4,19 +4,7 @@ import time
 
 import httpx
 
-from tests.support import api_only
-
-
-def wait_done(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    states = []
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/jobs/{job_id}").json()
-        states.append(body["state"])
-        if body["state"] == "done":
-            return {**body, "seen": states}
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} not done: {states[-5:]}")
+from tests.support import api_only, wait_done
 
 
 def test_job_lifecycle(client: httpx.Client) -> None:

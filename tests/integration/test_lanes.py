@@ -16,15 +16,14 @@ from service.store import Store
 from service.store.jobs import JobStore
 from service.store.keys import WORKER_GROUP
 from service.tenants import ANONYMOUS
-from tests.integration.test_jobs import wait_done
-from tests.support import Service
+from tests.support import Service, wait_done
 
 INTERACTIVE, BULK = Priority.INTERACTIVE, Priority.BULK
 
 
 @pytest_asyncio.fixture
 async def queue(redis_url: str) -> AsyncIterator[JobStore]:
-    store = Store.for_worker(Settings(redis_url=redis_url, key_prefix=f"test-{uuid.uuid4().hex[:8]}",
+    store = Store.connect(Settings(redis_url=redis_url, key_prefix=f"test-{uuid.uuid4().hex[:8]}",
                                       result_ttl_s=60, max_queue_depth=1000))
     await store.jobs.ensure_group()
     yield store.jobs

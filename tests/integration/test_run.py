@@ -7,13 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.support import Service, sandbox_uid_processes
-
-
-def run(client: httpx.Client, code: str, **fields) -> dict:
-    response = client.post("/v1/run", json={"code": code, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()
+from tests.support import Service, run, sandbox_uid_processes
 
 
 def test_print(client: httpx.Client) -> None:

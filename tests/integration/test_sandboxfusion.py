@@ -214,3 +214,17 @@ def test_fetch_files(client: httpx.Client) -> None:
     assert base64.b64decode(files["out.txt"]) == b"written"
     assert base64.b64decode(files["b[1].bin"]) == bytes([0, 255])
     assert "absent.txt" not in files
+
+
+def test_fetch_files_from_tmp_and_mnt(client: httpx.Client) -> None:
+    code = ("open('/mnt/out.txt', 'w').write('m')\nopen('/tmp/t.txt', 'w').write('t')\n"
+            "open('rel.txt', 'w').write('r')\n")
+    body = client.post("/run_code", json={
+        "code": code, "language": "python",
+        "fetch_files": ["/mnt/out.txt", "/tmp/t.txt", "rel.txt", "/mnt/missing"]}).json()
+    assert body["status"] == "Success", body
+    assert {k: base64.b64decode(v) for k, v in body["files"].items()} == {
+        "/mnt/out.txt": b"m", "/tmp/t.txt": b"t", "rel.txt": b"r"}
+    after = client.post("/run_code", json={"code": "import os; print(os.listdir('/mnt'))",
+                                           "language": "python"}).json()
+    assert after["run_result"]["stdout"] == "[]\n"  # cleaned up like /tmp

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import Service
+from tests.support import Service, run
 
 # One container in each pool, so that consecutive runs share their container.
 POOLS = {"SANDBOX_POOL_SIZE": "1", "SANDBOX_SCIENTIFIC_POOL_SIZE": "1",
@@ -26,10 +26,9 @@ def client(redis_url: str, docker_engine: None) -> Iterator[httpx.Client]:
         service.stop()
 
 
-def run(client: httpx.Client, code: str) -> str:
-    response = client.post("/v1/run", json={"code": code, "timeout": 60})
-    assert response.status_code == 200, response.text
-    result = response.json()
+def stdout_of(client: httpx.Client, code: str) -> str:
+    """The stdout of a run that must end ok."""
+    result = run(client, code, timeout=60)
     assert result["outcome"] == "ok", result["stderr"]
     return result["stdout"]
 
@@ -42,39 +41,39 @@ def run(client: httpx.Client, code: str) -> str:
 ])
 def test_scientific_snippets_answer_right(client: httpx.Client, code: str,
                                           expected: str) -> None:
-    assert run(client, code) == expected
+    assert stdout_of(client, code) == expected
 
 
 def test_code_is_forked_from_the_template_its_imports_name(client: httpx.Client) -> None:
-    assert run(client, LOADED) == "[]\n"  # bare: nothing preloaded
-    assert run(client, "import numpy\n" + LOADED) == "['numpy']\n"
-    assert run(client, "import sympy\n" + LOADED) == "['numpy', 'pandas', 'sympy']\n"
+    assert stdout_of(client, LOADED) == "[]\n"  # bare: nothing preloaded
+    assert stdout_of(client, "import numpy\n" + LOADED) == "['numpy']\n"
+    assert stdout_of(client, "import sympy\n" + LOADED) == "['numpy', 'pandas', 'sympy']\n"
 
 
 def test_a_dynamic_import_works_on_the_bare_template(client: httpx.Client) -> None:
     code = LOADED + "sympy = __import__('sympy')\nprint(sympy.sqrt(16), 'sympy' in sys.modules)"
-    assert run(client, code) == "[]\n4 True\n"
+    assert stdout_of(client, code) == "[]\n4 True\n"
 
 
 def test_one_container_switches_between_templates(client: httpx.Client) -> None:
     """Python's pool has one container: each run whose template differs from the last one's
     has its waiting child replaced, and every answer is still right."""
     for i in range(3):
-        assert run(client, f"import numpy as np\nprint(np.arange({i + 2}).sum())") == \
+        assert stdout_of(client, f"import numpy as np\nprint(np.arange({i + 2}).sum())") == \
             f"{sum(range(i + 2))}\n"
-        assert run(client, f"print({i} * 7)") == f"{i * 7}\n"
+        assert stdout_of(client, f"print({i} * 7)") == f"{i * 7}\n"
 
 
 def test_state_does_not_leak_between_runs_on_the_scientific_template(
         client: httpx.Client) -> None:
     """The scientific pool has one container: a run that changes the preloaded modules, their
     options and the files leaves nothing of it to the next."""
-    assert run(client, (
+    assert stdout_of(client, (
         "import sympy, pandas, networkx\n"
         "sympy.LEAKED = 1\npandas.set_option('display.max_rows', 3)\n"
         "networkx.LEAKED = sympy.Symbol('secret')\n"
         "open('/tmp/leak', 'w').write('secret')\nprint('set')")) == "set\n"
-    assert run(client, (
+    assert stdout_of(client, (
         "import os, sympy, pandas, networkx\n"
         "print(hasattr(sympy, 'LEAKED'), hasattr(networkx, 'LEAKED'),"
         " pandas.get_option('display.max_rows'), os.path.exists('/tmp/leak'))")) == \

@@ -15,7 +15,7 @@ ROUNDS = 300
 
 def store(redis_url: str) -> Store:
     """As a worker makes its own."""
-    return Store.for_worker(Settings(redis_url=redis_url,
+    return Store.connect(Settings(redis_url=redis_url,
                                      key_prefix=f"test-{uuid.uuid4().hex[:8]}"))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import docker
 import httpx
 
-from tests.support import Service, sandbox_containers, sandbox_uid_processes
+from tests.support import Service, run, sandbox_containers, sandbox_uid_processes
 
 PROBE = r'''
 import json, os, re, sys
@@ -54,12 +54,6 @@ print(json.dumps({
     "tmp_size": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
 }))
 '''
-
-
-def run(client: httpx.Client, code: str, **fields) -> dict:
-    response = client.post("/v1/run", json={"code": code, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @dataclass

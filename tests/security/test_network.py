@@ -20,8 +20,8 @@ import pytest
 
 from service.worker import firewall
 from service.worker.networked import LABEL_BRIDGE
-from tests.security.probe import Warm, run
-from tests.support import Service
+from tests.security.probe import Warm
+from tests.support import Service, run
 
 KEY = "network-test-key-0123456789"
 PORT_PROBE = (

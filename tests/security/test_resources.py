@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.security.probe import Warm, run
+from tests.security.probe import Warm
+from tests.support import run
 
 FORK_BOMBS = {
     "fork loop": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",

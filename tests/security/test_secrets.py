@@ -6,8 +6,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.security.probe import run
-from tests.support import ROOT, Service
+from tests.support import ROOT, Service, run
 
 CANARY = "canary-7f3a9c1e5b2d4e6f"
 KEY = "sk-secret-api-key-5e8d2c"

@@ -3,10 +3,12 @@ runner: a thread at the far end of a socket pair that speaks the runner's frames
 with a request is read from the request's code, one of SCRIPTS' names (or "silent", "vanish":
 no answer; "dirty": no `ready` after its result)."""
 
+import asyncio
 import contextlib
 import itertools
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,6 +32,13 @@ SCRIPTS: dict[str, dict[str, Any]] = {
     "segfault": {"exit_code": None, "signal": 11},
     "dirty": {"stdout": "hi\n"},
 }
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Until `condition` holds (polled every 10 ms); TimeoutError past `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 def receive(sock: socket.socket) -> dict[str, Any] | None:
@@ -88,7 +97,6 @@ class FakeEngine:
         self.runners: dict[str, FakeRunner] = {}  # of every container started
         self.started: list[str] = []
         self.removed: list[str] = []
-        self.memory: dict[str, int] = {}
         self._ids = itertools.count()
 
     def new_socket_dir(self, deployment: str) -> str | None:
@@ -117,7 +125,6 @@ class FakeEngine:
     def set_memory(self, container_id: str, memory_bytes: int) -> None:
         if self.memory_fails:
             raise EngineUnavailable("cannot update the container")
-        self.memory[container_id] = memory_bytes
 
     @property
     def running(self) -> set[str]:

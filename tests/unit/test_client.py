@@ -15,6 +15,7 @@ import orjson
 import pytest
 from sandbox_client import (
     AsyncSandboxClient,
+    JudgeRequest,
     Outcome,
     RetryPolicy,
     RunRequest,
@@ -55,6 +56,26 @@ class Script:
 def client(handler: Callable[[httpx.Request], httpx.Response], **options) -> SandboxClient:
     return SandboxClient("http://sandbox.test", transport=httpx.MockTransport(handler),
                          retry=options.pop("retry", FAST), **options)
+
+
+def aclient(handler: Callable[[httpx.Request], httpx.Response], **options) -> AsyncSandboxClient:
+    return AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(handler),
+                              retry=options.pop("retry", FAST), **options)
+
+
+async def call(client_kind: str, handler: Callable[[httpx.Request], httpx.Response], method: str,
+               *args, **options):
+    """`method(*args, **options)` of the sync or the async client, over the same handler."""
+    if client_kind == "sync":
+        with client(handler) as sandbox:
+            return getattr(sandbox, method)(*args, **options)
+    async with aclient(handler) as sandbox:
+        return await getattr(sandbox, method)(*args, **options)
+
+
+def codes_of(request: httpx.Request) -> list[str]:
+    """The codes of a /v1/batch request, in order."""
+    return [item["code"] for item in orjson.loads(request.content)["items"]]
 
 
 FULL = (429, {"error": "queue_full", "message": "full"}, {"Retry-After": "0"})
@@ -154,8 +175,7 @@ def test_a_timeout_is_not_retried() -> None:
 
 async def test_async_dropped_connections_are_retried() -> None:
     dropping = Dropping(httpx.RemoteProtocolError, drops=2)
-    async with AsyncSandboxClient("http://sandbox.test", retry=FAST,
-                                  transport=httpx.MockTransport(dropping)) as sandbox:
+    async with aclient(dropping) as sandbox:
         assert (await sandbox.run("print(1)")).outcome is Outcome.OK
     assert dropping.requests == 3
 
@@ -196,7 +216,7 @@ def batch_server(fail_first: set[str]) -> tuple[Callable[[httpx.Request], httpx.
 
     def handle(request: httpx.Request) -> httpx.Response:
         assert request.url.params["stream"] == "true"
-        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        codes = codes_of(request)
         sent.append(codes)
         results = []
         for index, code in enumerate(codes):
@@ -314,9 +334,7 @@ async def test_async_concurrency_is_bounded_and_retries() -> None:
                                   headers={"Retry-After": "0"})
         return httpx.Response(200, json=run_json(code))
 
-    sandbox = AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(handle),
-                                 max_concurrency=4, retry=FAST)
-    async with sandbox:
+    async with aclient(handle, max_concurrency=4) as sandbox:
         results = await asyncio.gather(*(sandbox.run(f"c{i}") for i in range(20)))
     assert [r.stdout for r in results] == [f"out of c{i}" for i in range(20)]
     assert 1 <= gauge.peak <= 4
@@ -330,9 +348,7 @@ async def test_async_batch_and_judge_retry_our_failures() -> None:
     def route(request: httpx.Request) -> httpx.Response:
         return handle(request) if request.url.path == "/v1/batch" else judged(request)
 
-    sandbox = AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(route),
-                                 retry=FAST, batch_size=2)
-    async with sandbox:
+    async with aclient(route, batch_size=2) as sandbox:
         results = await sandbox.batch(["a", "b", "c"])
         verdict = await sandbox.judge("x", [{"assertion": "assert True"}])
     assert [r.outcome for r in results] == [Outcome.OK] * 3
@@ -356,7 +372,7 @@ def test_batch_progress_counts_each_run_once() -> None:
 
 def test_progress_counts_our_failures_when_retries_run_out() -> None:
     def b_always_fails(request: httpx.Request) -> httpx.Response:
-        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        codes = codes_of(request)
         return ndjson([(i, run_json(c, "sandbox_error" if c == "b" else "ok"))
                        for i, c in enumerate(codes)])
 
@@ -367,7 +383,7 @@ def test_progress_counts_our_failures_when_retries_run_out() -> None:
     assert reports == [(1, 3), (2, 3), (3, 3)]
 
 
-class CutStream(httpx.SyncByteStream):
+class CutStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """The first `lines` lines of an answer, then the connection drops."""
 
     def __init__(self, lines: list[bytes]):
@@ -377,12 +393,18 @@ class CutStream(httpx.SyncByteStream):
         yield from self.lines
         raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
 
+    async def __aiter__(self):
+        for line in self.lines:
+            yield line
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
 
-def test_a_stream_cut_midway_resends_only_the_unanswered_runs() -> None:
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+async def test_a_stream_cut_midway_resends_only_the_unanswered_runs(client_kind: str) -> None:
     sent: list[list[str]] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
-        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        codes = codes_of(request)
         sent.append(codes)
         lines = [orjson.dumps({"index": i, "result": run_json(c)}) + b"\n"
                  for i, c in enumerate(codes)]
@@ -391,8 +413,8 @@ def test_a_stream_cut_midway_resends_only_the_unanswered_runs() -> None:
         return httpx.Response(200, content=b"".join(lines))
 
     reports: list[tuple[int, int]] = []
-    with client(handle) as sandbox:
-        results = sandbox.batch(["a", "b", "c", "d"], progress=lambda *r: reports.append(r))
+    results = await call(client_kind, handle, "batch", ["a", "b", "c", "d"],
+                         progress=lambda *r: reports.append(r))
     assert [r.stdout for r in results] == ["out of a", "out of b", "out of c", "out of d"]
     assert sent == [["a", "b", "c", "d"], ["b", "d"]]
     assert reports == [(1, 4), (2, 4), (3, 4), (4, 4)]
@@ -460,6 +482,41 @@ def test_judge_without_progress_is_one_request() -> None:
     assert sent == [list(range(25))]
 
 
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+async def test_judge_with_progress_and_one_case_is_one_request(client_kind: str) -> None:
+    handle, sent = judge_server({})
+    reports: list[tuple[int, int]] = []
+    result = await call(client_kind, handle, "judge", "x", [{"stdin": "7"}],
+                        progress=lambda *r: reports.append(r))
+    assert sent == [[7]]
+    assert (result.passed, result.total) == (1, 1)
+    assert reports == [(1, 1)]
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+async def test_judge_with_progress_and_no_cases_gets_the_service_refusal(client_kind: str) -> None:
+    refused = Script((422, {"error": "invalid_request", "message": "cases: at least 1"}, {}))
+    reports: list[tuple[int, int]] = []
+    with pytest.raises(SandboxHTTPError) as caught:
+        await call(client_kind, refused, "judge", "x", [], progress=lambda *r: reports.append(r))
+    assert caught.value.status == 422
+    assert refused.requests == [("/v1/judge", {"code": "x", "cases": []})]
+    assert reports == []
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+async def test_a_judge_request_given_takes_the_fields_and_cases(client_kind: str) -> None:
+    script = Script((200, judge_json("passed"), {}))
+    request = JudgeRequest(code="x", cases=[{"stdin": "1"}], timeout=2)
+    await call(client_kind, script, "judge", request, memory_mb=64)
+    await call(client_kind, script, "judge", request, [{"stdin": "2"}], timeout=5)
+    await call(client_kind, script, "judge", request)
+    assert [body for _, body in script.requests] == [
+        {"code": "x", "cases": [{"stdin": "1"}], "timeout": 2, "memory_mb": 64},
+        {"code": "x", "cases": [{"stdin": "2"}], "timeout": 5},
+        {"code": "x", "cases": [{"stdin": "1"}], "timeout": 2}]
+
+
 async def test_async_batch_and_judge_progress() -> None:
     batch_handle, _ = batch_server({"c1"})
     judge_handle, _ = judge_server({})
@@ -469,8 +526,7 @@ async def test_async_batch_and_judge_progress() -> None:
 
     runs: list[tuple[int, int]] = []
     cases: list[tuple[int, int]] = []
-    async with AsyncSandboxClient("http://sandbox.test", transport=httpx.MockTransport(route),
-                                  retry=FAST, batch_size=2) as sandbox:
+    async with aclient(route, batch_size=2) as sandbox:
         await sandbox.batch([f"c{i}" for i in range(5)], progress=lambda *r: runs.append(r))
         await sandbox.judge("x", [{"stdin": str(i)} for i in range(4)],
                             progress=lambda *r: cases.append(r))
@@ -507,14 +563,15 @@ def test_cancel_of_an_unknown_job_raises() -> None:
     assert (caught.value.status, caught.value.error) == (404, "not_found")
 
 
-def test_answers_that_end_short_every_time_raise() -> None:
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+async def test_answers_that_end_short_every_time_raise(client_kind: str) -> None:
     sent: list[int] = []
 
     def short(request: httpx.Request) -> httpx.Response:
-        codes = [item["code"] for item in orjson.loads(request.content)["items"]]
+        codes = codes_of(request)
         sent.append(len(codes))
         return ndjson([(0, run_json(codes[0]))]) if codes[0] == "a" else ndjson([])
 
-    with client(short) as sandbox, pytest.raises(httpx.RemoteProtocolError):
-        sandbox.batch(["a", "b"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        await call(client_kind, short, "batch", ["a", "b"])
     assert sent == [2] + [1] * FAST.max_retries

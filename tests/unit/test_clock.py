@@ -1,24 +1,17 @@
 """The runner's time limits (sandbox_runner.clock): which one a run reaches, from its counters."""
 
-import importlib
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "runner"
+from tests.support import runner_module
+
 S = 1_000_000_000  # ns
 
 
 @pytest.fixture(scope="module")
 def clock() -> ModuleType:
-    """Standard library only, so importable here as it is."""
-    sys.path.insert(0, str(RUNNER_DIR))
-    try:
-        return importlib.import_module("sandbox_runner.clock")
-    finally:
-        sys.path.remove(str(RUNNER_DIR))
+    return runner_module("clock")
 
 
 class Counters:

@@ -3,9 +3,6 @@ report of the runner becomes in the result, whether its container serves again, 
 failures reported as sandbox_error. The same through HTTP, Redis and Docker:
 tests/integration/test_run.py and tests/reliability/."""
 
-import asyncio
-from collections.abc import Callable
-
 import orjson
 import pytest
 
@@ -18,7 +15,7 @@ from service.worker.docker_engine import Owner
 from service.worker.executor import Executor
 from service.worker.pool import ContainerPool
 from service.worker.pools import LanguagePools
-from tests.unit.fake_engine import FakeEngine
+from tests.unit.fake_engine import FakeEngine, until
 
 SETTINGS = Settings(pool_size=1)
 
@@ -32,12 +29,6 @@ def job(code: str, **changes: object) -> wire.Job:
                     wire.now_ms(), 0.0)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def started(engine: FakeEngine) -> tuple[Executor, ContainerPool]:
     pool = ContainerPool(engine, SETTINGS, Owner("unit", "w", "h", 1), "sandbox-python")
     pool.start()
@@ -46,18 +37,15 @@ async def started(engine: FakeEngine) -> tuple[Executor, ContainerPool]:
     return Executor(LanguagePools(pool, {}, 1), SETTINGS, output), pool  # type: ignore[arg-type]
 
 
-def execute(engine: FakeEngine, *jobs: wire.Job) -> list[dict]:
+async def execute(engine: FakeEngine, *jobs: wire.Job) -> list[dict]:
     """Each job's result, run one after the other; the pool closed after."""
-    async def scenario() -> list[dict]:
-        executor, pool = await started(engine)
-        results = []
-        for each in jobs:
-            results.append(orjson.loads((await executor.run(each)).encode()))
-            await until(lambda: pool.idle == 1 or engine.failing)
-        await pool.close()
-        return results
-
-    return asyncio.run(scenario())
+    executor, pool = await started(engine)
+    results = []
+    for each in jobs:
+        results.append(orjson.loads((await executor.run(each)).encode()))
+        await until(lambda: pool.idle == 1 or engine.failing)
+    await pool.close()
+    return results
 
 
 @pytest.mark.parametrize(("code", "outcome", "reused"), [
@@ -70,9 +58,9 @@ def execute(engine: FakeEngine, *jobs: wire.Job) -> list[dict]:
     ("output_limit", Outcome.OUTPUT_LIMIT, False),
     ("segfault", Outcome.KILLED, False),
 ])
-def test_a_report_becomes_its_outcome(code: str, outcome: Outcome, reused: bool) -> None:
+async def test_a_report_becomes_its_outcome(code: str, outcome: Outcome, reused: bool) -> None:
     engine = FakeEngine()
-    result, after = execute(engine, job(code), job("ok"))
+    result, after = await execute(engine, job(code), job("ok"))
     RunResult.model_validate(result)
     assert (result["id"], result["outcome"]) == (f"job-{code}", outcome)
     assert after["outcome"] == Outcome.OK
@@ -80,52 +68,47 @@ def test_a_report_becomes_its_outcome(code: str, outcome: Outcome, reused: bool)
     assert len(engine.runners["c0" if reused else "c1"].requests) == (2 if reused else 1)
 
 
-def test_the_result_carries_the_report() -> None:
-    (result,) = execute(FakeEngine(), job("timeout"))
+async def test_the_result_carries_the_report() -> None:
+    (result,) = await execute(FakeEngine(), job("timeout"))
     assert result["message"] == "time limit reached (timeout); the process group was killed"
     assert (result["exit_code"], result["signal"]) == (None, 9)
     assert result["timing"]["run_ms"] == 2.0 and result["timing"]["cpu_ms"] == 1.0
     assert result["timing"]["total_ms"] >= result["timing"]["queue_ms"] >= 0
 
 
-def test_a_runner_that_goes_away_is_a_sandbox_error() -> None:
+async def test_a_runner_that_goes_away_is_a_sandbox_error() -> None:
     engine = FakeEngine()
-    result, after = execute(engine, job("vanish"), job("ok"))
+    result, after = await execute(engine, job("vanish"), job("ok"))
     assert result["outcome"] == Outcome.SANDBOX_ERROR
     assert result["message"].startswith("sandbox failed: runner closed its stream")
     assert after["outcome"] == Outcome.OK and engine.started == ["c0", "c1"]  # replaced
 
 
-def test_an_engine_failure_is_a_sandbox_error_not_the_codes() -> None:
+async def test_an_engine_failure_is_a_sandbox_error_not_the_codes() -> None:
     """The container's memory cannot be set for the job: ours, and the container goes."""
     engine = FakeEngine()
     engine.memory_fails = True
-    (result,) = execute(engine, job("ok", memory_mb=64))
+    (result,) = await execute(engine, job("ok", memory_mb=64))
     RunResult.model_validate(result)
     assert result["outcome"] == Outcome.SANDBOX_ERROR
     assert result["message"] == "no sandbox available: cannot update the container"
     assert engine.runners["c0"].requests == [] and engine.started == ["c0", "c1"]
 
 
-def test_no_container_in_time_is_a_sandbox_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_container_in_time_is_a_sandbox_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(executor_module, "LEASE_TIMEOUT_S", 0.2)
     engine = FakeEngine()
-
-    async def scenario() -> dict:
-        executor, pool = await started(engine)
-        engine.failing = True
-        engine.kill("c0")
-        await until(lambda: pool.idle == 0)
-        result = orjson.loads((await executor.run(job("ok"))).encode())
-        await pool.close()
-        return result
-
-    result = asyncio.run(scenario())
+    executor, pool = await started(engine)
+    engine.failing = True
+    engine.kill("c0")
+    await until(lambda: pool.idle == 0)
+    result = orjson.loads((await executor.run(job("ok"))).encode())
+    await pool.close()
     assert result["outcome"] == Outcome.SANDBOX_ERROR
     assert result["message"].startswith("no sandbox available: ")
 
 
-def test_an_unreadable_job_is_a_sandbox_error() -> None:
-    (result,) = execute(FakeEngine(), wire.Job("0-1", "bad", b"{}", "replies", wire.now_ms(), 0.0))
+async def test_an_unreadable_job_is_a_sandbox_error() -> None:
+    (result,) = await execute(FakeEngine(), wire.Job("0-1", "bad", b"{}", "replies", wire.now_ms(), 0.0))
     assert (result["id"], result["outcome"]) == ("bad", Outcome.SANDBOX_ERROR)
     assert result["message"].startswith("unreadable job payload")

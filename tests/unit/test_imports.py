@@ -2,7 +2,11 @@
 
 import pytest
 
-from service.imports import TEMPLATE_BARE, TEMPLATE_PRELOADED, Kind, imported, kind_of, template_of
+from service.imports import ImportKinds, Kind, imported, packages, template_of
+from service.runner_protocol import TEMPLATE_BARE, TEMPLATE_PRELOADED
+from service.settings import Settings
+
+KINDS = ImportKinds(Settings().preload, Settings().scientific_preload)  # the defaults
 
 
 @pytest.mark.parametrize(("code", "names"), [
@@ -32,7 +36,16 @@ def test_import_statements_are_found(code: str, names: set[str]) -> None:
     ("importlib.import_module('pandas')", Kind.BARE),  # dynamic: imported by the code itself
 ])
 def test_kind_follows_the_heaviest_import(code: str, kind: Kind) -> None:
-    assert kind_of(code) is kind
+    assert KINDS.of(code) is kind
+
+
+def test_the_kinds_follow_what_the_templates_preload() -> None:
+    assert packages("numpy, scipy.optimize,sympy") == {"numpy", "scipy", "sympy", "mpmath"}
+    custom = ImportKinds("numpy,requests", "numpy,sympy")
+    assert custom.of("import requests") is Kind.NUMPY
+    assert custom.of("from mpmath import mp") is Kind.SCIENTIFIC
+    assert custom.of("import pandas") is Kind.BARE
+    assert custom.of("import numpy") is Kind.NUMPY  # preloaded by both: Python's pool
 
 
 def test_only_bare_code_is_forked_from_the_bare_template() -> None:

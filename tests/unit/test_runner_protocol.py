@@ -2,27 +2,20 @@
 definitions, read from the runner's modules (standard library only, importable here as they
 are). tests/integration/test_runner_contract.py checks the messages of the real runner."""
 
-import importlib
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from service import runner_protocol as rp
+from service.jobspec import ABSOLUTE_ROOTS
 from service.worker.outcome import TIME_LIMITS
-
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "runner"
+from tests.support import runner_module
 
 
 @pytest.fixture(scope="module")
 def runner() -> dict[str, ModuleType]:
-    sys.path.insert(0, str(RUNNER_DIR))
-    try:
-        return {name: importlib.import_module(f"sandbox_runner.{name}")
-                for name in ("frames", "clock")}
-    finally:
-        sys.path.remove(str(RUNNER_DIR))
+    return {name: runner_module(name) for name in ("frames", "clock", "template", "config")}
 
 
 def test_both_sides_speak_the_same_protocol_version(runner: dict[str, ModuleType]) -> None:
@@ -48,3 +41,11 @@ def test_the_time_limits_are_named_alike(runner: dict[str, ModuleType]) -> None:
     assert (rp.LIMIT_TIMEOUT, rp.LIMIT_WALL, rp.LIMIT_CPU) == (
         clock.TIMEOUT, clock.WALL_LIMIT, clock.CPU_TIMEOUT)
     assert set(TIME_LIMITS) == {rp.LIMIT_TIMEOUT, rp.LIMIT_WALL, rp.LIMIT_CPU}
+
+
+def test_templates_and_absolute_return_roots_are_named_alike(
+        runner: dict[str, ModuleType]) -> None:
+    """An unknown template name would silently fork from the preloaded template."""
+    template = runner["template"]
+    assert (rp.TEMPLATE_BARE, rp.TEMPLATE_PRELOADED) == (template.BARE, template.PRELOADED)
+    assert tuple(root.rstrip("/") for root in ABSOLUTE_ROOTS) == runner["config"].ABSOLUTE_ROOTS

@@ -1,9 +1,7 @@
 """Narrow checks of session limits and of the runner's reading of files to send back."""
 
 import base64
-import importlib
 import os
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -15,18 +13,13 @@ from service.models import SessionInfo, SessionRequest, SessionState
 from service.sessions import SessionRefused, build_session_spec, refused, require_open
 from service.settings import Settings
 from service.worker.session_capacity import IDLE_SESSION_MIB, session_capacity
-
-RUNNER_DIR = Path(__file__).resolve().parents[2] / "sandbox_images" / "runner"
+from tests.support import runner_module
 
 
 @pytest.fixture(scope="module")
 def runner() -> ModuleType:
-    """The runner's file reading (standard library only, so importable here as it is)."""
-    sys.path.insert(0, str(RUNNER_DIR))
-    try:
-        return importlib.import_module("sandbox_runner.files")
-    finally:
-        sys.path.remove(str(RUNNER_DIR))
+    """The runner's file reading."""
+    return runner_module("files")
 
 
 @pytest.mark.parametrize(("pattern", "name", "matches"), [
@@ -79,7 +72,7 @@ def test_collect_caps_and_since(runner: ModuleType, tmp_path: Path) -> None:
     assert by_count["files_truncated"] is True
     by_size = runner.collect_files(str(tmp_path), request(["*.txt"], size=250))
     assert sorted(by_size["files"]) == ["f0.txt", "f1.txt"] and by_size["files_truncated"]
-    coarse = sys.modules["sandbox_runner.config"].CLOCK_REALTIME_COARSE  # files' own clock
+    coarse = runner_module("config").CLOCK_REALTIME_COARSE  # files' own clock
     later = time.clock_gettime_ns(coarse) + 10**9
     assert runner.collect_files(str(tmp_path), request(["*.txt"]), since_ns=later)["files"] == {}
 

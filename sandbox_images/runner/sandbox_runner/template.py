@@ -88,10 +88,9 @@ def wait_status(info):
 class Template:
     """The runner's handle on the template process."""
 
-    def __init__(self, name, child_main, close_in_template):
+    def __init__(self, child_main, close_in_template):
         """Fork the template. child_main(*fds) becomes each child (it never returns);
         close_in_template: the runner's fds, which the template must not hold."""
-        self.name = name
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
@@ -137,15 +136,14 @@ class Templates:
     preloaded one, which so shares their memory with the runner."""
 
     def __init__(self, child_main, close_in_template, modules):
-        self.bare = Template(BARE, child_main, close_in_template)
+        self.bare = Template(child_main, close_in_template)
         self.by_name = {BARE: self.bare}
         modules = installed(modules)
         if modules:
             preload(modules)
             gc.collect()
             gc.freeze()
-            self.by_name[PRELOADED] = Template(PRELOADED, child_main,
-                                               {*close_in_template, self.bare.fd})
+            self.by_name[PRELOADED] = Template(child_main, {*close_in_template, self.bare.fd})
         self.default = self.by_name.get(PRELOADED, self.bare)
 
     def pick(self, name):

@@ -8,34 +8,37 @@ from typing import Any
 import httpx
 
 from sandbox_client.models import (
-    BatchLine,
     JobAccepted,
     JobCancel,
     JobStatus,
     JudgeCase,
     JudgeRequest,
     JudgeResult,
-    Outcome,
     Priority,
     RunItem,
     RunRequest,
     RunResult,
 )
 from sandbox_client.parts import (
+    DEFAULT_TIMEOUT,
+    STREAMED,
     batch_body,
+    batch_finished,
     body,
     chunks,
+    finished,
     headers,
     judge_failed_us,
     judge_parts,
     judge_request,
     merge_judged,
     needs_retry,
+    record,
     run_request,
+    take_line,
 )
 from sandbox_client.progress import ProgressArg, Tally, tally
 from sandbox_client.retry import DROPPED, RetryPolicy, retry_now
-from sandbox_client.sync_client import DEFAULT_TIMEOUT, STREAMED
 
 Answers = AsyncIterator[tuple[int, RunResult]]
 
@@ -69,7 +72,7 @@ class AsyncSandboxClient:
                 async with self._slots:
                     response = await self._http.request(method, path, json=payload)
             except DROPPED:
-                if attempt >= self.retry.max_retries:
+                if self.retry.spent(attempt):
                     raise
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
@@ -90,34 +93,28 @@ class AsyncSandboxClient:
                     if response.is_success:
                         async for line in response.aiter_lines():
                             if line:
-                                answer = BatchLine.model_validate_json(line)
-                                pending.discard(sent[answer.index])
-                                yield sent[answer.index], answer.result
+                                yield take_line(line, sent, pending)
                     else:
                         await response.aread()
                         retry_now(response, attempt, self.retry)  # raises unless retryable
                         retry_after = response.headers.get("retry-after")
             except DROPPED:
-                if attempt >= self.retry.max_retries:
+                if self.retry.spent(attempt):
                     raise
-            if not pending:
+            if batch_finished(pending, attempt, self.retry):
                 return
-            if attempt >= self.retry.max_retries:  # answers that ended short, every time
-                raise httpx.RemoteProtocolError(f"{len(pending)} runs of the batch got no result")
             await asyncio.sleep(self.retry.delay(attempt, retry_after))
 
     async def _settle(self, requests: Sequence[RunRequest],
                       send: Callable[[Sequence[RunRequest]], Answers], done: Tally
                       ) -> list[RunResult]:
+        """As SandboxClient._settle."""
         results: list[RunResult | None] = [None] * len(requests)
         for attempt in itertools.count():  # ends by return or raise
             todo = needs_retry(results)
             async for i, result in send([requests[i] for i in todo]):
-                results[todo[i]] = result
-                if result.outcome is not Outcome.SANDBOX_ERROR:
-                    done()
-            if not needs_retry(results) or attempt >= self.retry.max_retries:
-                done(len(needs_retry(results)))
+                record(results, todo[i], result, done)
+            if finished(results, attempt, self.retry, done):
                 return results  # type: ignore[return-value]  # every slot is filled
             await asyncio.sleep(self.retry.delay(attempt))
 
@@ -147,7 +144,7 @@ class AsyncSandboxClient:
         for attempt in itertools.count():  # ends by return or raise
             answer = await self._request("POST", "/v1/judge", payload)
             result = JudgeResult.model_validate_json(answer)
-            if not judge_failed_us(result) or attempt >= self.retry.max_retries:
+            if not judge_failed_us(result) or self.retry.spent(attempt):
                 done(result.total)
                 return result
             await asyncio.sleep(self.retry.delay(attempt))
@@ -156,9 +153,9 @@ class AsyncSandboxClient:
                     cases: Sequence[JudgeCase | dict[str, Any]] | None = None, *,
                     progress: ProgressArg = None, **fields: Any) -> JudgeResult:
         request = judge_request(code, cases, fields)
-        if not progress:
-            return await self._judge(request, Tally(len(request.cases), None))
         with tally(progress, len(request.cases), "case") as done:
+            if not progress or len(request.cases) < 2:
+                return await self._judge(request, done)
             answers = await asyncio.gather(*(self._judge(part, done)
                                              for part in judge_parts(request)))
         return merge_judged(request, answers)

@@ -28,6 +28,10 @@ class RetryPolicy:
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
 
+    def spent(self, attempt: int) -> bool:
+        """True when attempt number `attempt` (0 first) was the last one allowed."""
+        return attempt >= self.max_retries
+
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before retry number `attempt` (0 first): exponential backoff with
         jitter, and never less than the server's Retry-After."""
@@ -64,6 +68,6 @@ def retry_now(response: httpx.Response, attempt: int, policy: RetryPolicy) -> bo
     retryable one once the retries are spent). The response must have been read."""
     if response.is_success:
         return False
-    if response.status_code in RETRY_STATUSES and attempt < policy.max_retries:
+    if response.status_code in RETRY_STATUSES and not policy.spent(attempt):
         return True
     raise refusal(response)

@@ -10,36 +10,37 @@ from typing import Any
 import httpx
 
 from sandbox_client.models import (
-    BatchLine,
     JobAccepted,
     JobCancel,
     JobStatus,
     JudgeCase,
     JudgeRequest,
     JudgeResult,
-    Outcome,
     Priority,
     RunItem,
     RunRequest,
     RunResult,
 )
 from sandbox_client.parts import (
+    DEFAULT_TIMEOUT,
+    STREAMED,
     batch_body,
+    batch_finished,
     body,
     chunks,
+    finished,
     headers,
     judge_failed_us,
     judge_parts,
     judge_request,
     merge_judged,
     needs_retry,
+    record,
     run_request,
+    take_line,
 )
 from sandbox_client.progress import ProgressArg, Tally, tally
 from sandbox_client.retry import DROPPED, RetryPolicy, retry_now
-
-DEFAULT_TIMEOUT = httpx.Timeout(900.0, connect=10.0)  # a queued batch may wait minutes
-STREAMED = {"stream": "true"}  # /v1/batch answers each run as it ends (NDJSON)
 
 Answers = Iterator[tuple[int, RunResult]]  # (place among the runs sent, result) as they end
 
@@ -74,7 +75,7 @@ class SandboxClient:
                 with self._slots:
                     response = self._http.request(method, path, json=payload)
             except DROPPED:
-                if attempt >= self.retry.max_retries:
+                if self.retry.spent(attempt):
                     raise
                 time.sleep(self.retry.delay(attempt))
                 continue
@@ -95,20 +96,16 @@ class SandboxClient:
                         json=batch_body([requests[i] for i in sent], priority)) as response:
                     if response.is_success:
                         for line in filter(None, response.iter_lines()):
-                            answer = BatchLine.model_validate_json(line)
-                            pending.discard(sent[answer.index])
-                            yield sent[answer.index], answer.result
+                            yield take_line(line, sent, pending)
                     else:
                         response.read()
                         retry_now(response, attempt, self.retry)  # raises unless retryable
                         retry_after = response.headers.get("retry-after")
             except DROPPED:
-                if attempt >= self.retry.max_retries:
+                if self.retry.spent(attempt):
                     raise
-            if not pending:
+            if batch_finished(pending, attempt, self.retry):
                 return
-            if attempt >= self.retry.max_retries:  # answers that ended short, every time
-                raise httpx.RemoteProtocolError(f"{len(pending)} runs of the batch got no result")
             time.sleep(self.retry.delay(attempt, retry_after))
 
     def _settle(self, requests: Sequence[RunRequest], send: Callable[[Sequence[RunRequest]], Answers],
@@ -118,11 +115,8 @@ class SandboxClient:
         for attempt in itertools.count():  # ends by return or raise
             todo = needs_retry(results)
             for i, result in send([requests[i] for i in todo]):
-                results[todo[i]] = result
-                if result.outcome is not Outcome.SANDBOX_ERROR:
-                    done()
-            if not needs_retry(results) or attempt >= self.retry.max_retries:
-                done(len(needs_retry(results)))  # our failures, returned as they are
+                record(results, todo[i], result, done)
+            if finished(results, attempt, self.retry, done):
                 return results  # type: ignore[return-value]  # every slot is filled
             time.sleep(self.retry.delay(attempt))
 
@@ -154,7 +148,7 @@ class SandboxClient:
         payload = body(request)
         for attempt in itertools.count():  # ends by return or raise
             result = JudgeResult.model_validate_json(self._request("POST", "/v1/judge", payload))
-            if not judge_failed_us(result) or attempt >= self.retry.max_retries:
+            if not judge_failed_us(result) or self.retry.spent(attempt):
                 done(result.total)
                 return result
             time.sleep(self.retry.delay(attempt))
@@ -165,12 +159,12 @@ class SandboxClient:
         """Judge a program against test cases; judged again if any case met a failure of ours.
         With `progress`, the cases go in up to JUDGE_PARTS parts at once, counted as each ends."""
         request = judge_request(code, cases, fields)
-        if not progress:
-            return self._judge(request, Tally(len(request.cases), None))
-        parts = judge_parts(request)
-        with tally(progress, len(request.cases), "case") as done, \
-                ThreadPoolExecutor(max(1, min(self.max_concurrency, len(parts)))) as pool:
-            return merge_judged(request, list(pool.map(lambda p: self._judge(p, done), parts)))
+        with tally(progress, len(request.cases), "case") as done:
+            if not progress or len(request.cases) < 2:
+                return self._judge(request, done)
+            parts = judge_parts(request)
+            with ThreadPoolExecutor(min(self.max_concurrency, len(parts))) as pool:
+                return merge_judged(request, list(pool.map(lambda p: self._judge(p, done), parts)))
 
     def submit(self, code: RunItem, **fields: Any) -> str:
         """Queue one snippet (POST /v1/jobs) and return its job id at once."""
