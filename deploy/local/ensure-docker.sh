@@ -3,12 +3,25 @@
 # where none runs. Idempotent; used by `make serve` and `make test`.
 set -euo pipefail
 
-if docker info >/dev/null 2>&1; then exit 0; fi
+answers() { timeout 20 docker info >/dev/null 2>&1; }
+
+if answers; then exit 0; fi
+if pgrep -x dockerd >/dev/null; then
+  # It runs but does not answer: hung (Debian 12's engine, 20.10, can deadlock in libnetwork
+  # when many containers are removed at once). Its containers were started with --rm and the
+  # new engine removes them as it starts.
+  echo "dockerd does not answer: restarting it" >&2
+  pkill -TERM -x dockerd || true
+  for _ in $(seq 1 50); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done
+  pkill -KILL -x dockerd || true
+  pkill -KILL -x containerd || true
+  rm -f /var/run/docker.pid
+fi
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "installing docker.io" >&2
   apt-get update -q >/dev/null && apt-get install -y -q docker.io >/dev/null
 fi
-if ! docker info >/dev/null 2>&1; then
+if ! answers; then
   echo "starting dockerd" >&2
   # A dockerd that died without cleaning up leaves its pid file, and a new one refuses to start.
   pidfile=/var/run/docker.pid
@@ -16,8 +29,8 @@ if ! docker info >/dev/null 2>&1; then
   log="${DOCKERD_LOG:-/var/log/dockerd.log}"
   nohup dockerd >>"$log" 2>&1 &
   for _ in $(seq 1 100); do
-    docker info >/dev/null 2>&1 && break
+    answers && break
     sleep 0.2
   done
 fi
-docker info >/dev/null 2>&1 || { echo "dockerd did not start; see its log" >&2; exit 1; }
+answers || { echo "dockerd did not start; see its log" >&2; exit 1; }

@@ -6,15 +6,15 @@ hash Keys.queues lists the tenants that have streams, with their weight and max_
 counts, per tenant and lane, the jobs waiting (stream length less pending entries) and running
 (the consumer group's pending entries: a job is pending from its claim to its completion,
 whichever worker holds it, so the count cannot drift; a reclaim moves it, a completion, dead
-letter or dropped cancel ends it). Then it fills the worker's free room from the interactive lane
-first and from the bulk lane with what is left (so bulk work takes exactly the capacity
-interactive work does not use), and within a lane gives the room out one job at a time by stride
-scheduling: of the tenants with work waiting there and running jobs under their max_running,
-the one with the smallest virtual time gets the next job, and its virtual time moves on by
-1/weight. A tenant that was idle starts from the deployment's virtual time (the last job's), so
-an idle spell earns no credit and costs no penalty. Backlogged tenants of weights 1 and 3 thus
-get jobs 1:3, and a small batch queued behind a large one waits for its share, not for the
-large one's end.
+letter or dropped cancel ends it). Then it fills the worker's free room from the interactive
+lane first and from the bulk lane with what is left (so bulk work takes exactly the capacity
+interactive work does not use), each lane up to the worker's cap for it, and within a lane
+gives the room out one job at a time by stride scheduling: of the tenants with work waiting
+there and running jobs under their max_running, the one with the smallest virtual time gets
+the next job, and its virtual time moves on by 1/weight. A tenant that was idle starts from
+the deployment's virtual time (the last job's), so an idle spell earns no credit and costs no
+penalty. Backlogged tenants of weights 1 and 3 thus get jobs 1:3, and a small batch queued
+behind a large one waits for its share, not for the large one's end.
 
 Each chosen stream is read once (XREADGROUP COUNT n) and each job read is started (or dropped,
 if cancelled) as the lane claim did, so the cost is one read per tenant served plus two counts
@@ -33,11 +33,11 @@ def queue_entry(weight: int, max_running: int | None) -> str:
     return f"{weight} {max_running or 0}"
 
 
-# KEYS: [1] the worker's cancel stream, [2] the queues hash, [3] the pass hash, [4] the
-# jobs-queued stream. ARGV: [1] group, [2] consumer, [3] room, [4] the prefix of a job hash's key,
-# [5..] the lanes' stream prefixes in the order they are served. Returns {entries read,
-# {{lane index (0-based), entry id, fields}, ...}, and when nothing was read the jobs-queued
-# stream's last id (to wait for the next job from), else ''}.
+# KEYS: [1] the worker's cancel stream, [2] the queues hash, [3] the pass hash. ARGV: [1] group,
+# [2] consumer, [3] room, [4] the prefix of a job hash's key, [5..] per lane in the order they are
+# served, its stream prefix and the most jobs it may fill of the room. Returns {entries read,
+# {{lane index (0-based), entry id, fields}, ...}, per lane 1 if jobs were left waiting there
+# (for want of room, or past their tenant's max_running), else 0}.
 CLAIM = START_FUNCTION + f"""
 local room = tonumber(ARGV[3])
 local entries = redis.call('HGETALL', KEYS[2])
@@ -48,7 +48,7 @@ for i = 1, #entries, 2 do
   names[#names + 1] = tenant
   weight[tenant], cap[tenant], running[tenant] = tonumber(w), tonumber(m), 0
 end
-for lane = 5, #ARGV do
+for lane = 5, #ARGV, 2 do
   waiting[lane] = {{}}
   for _, tenant in ipairs(names) do
     local stream = ARGV[lane] .. tenant
@@ -69,9 +69,9 @@ for i, tenant in ipairs(names) do
   pass[tenant] = math.max(tonumber(stored[i + 1] or '0'), now)
 end
 local read, taken = 0, {{}}
-for lane = 5, #ARGV do
+for lane = 5, #ARGV, 2 do
   local given = {{}}
-  for _ = 1, room do
+  for _ = 1, math.min(room, tonumber(ARGV[lane + 1])) do
     local best = nil
     for _, t in ipairs(names) do
       if waiting[lane][t] > 0 and (cap[t] == 0 or running[t] < cap[t])
@@ -97,19 +97,25 @@ for lane = 5, #ARGV do
         if fields[i] == '{wire.F_ID}' then job_id = fields[i + 1] end
       end
       if start(stream, entry[1], ARGV[4] .. job_id) == 1 then
-        taken[#taken + 1] = {{lane - 5, entry[1], fields}}
+        taken[#taken + 1] = {{(lane - 5) / 2, entry[1], fields}}
       end
     end
     moved[#moved + 1] = tenant
     moved[#moved + 1] = tostring(pass[tenant])
   end
 end
-if read == 0 then
-  local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)
-  return {{0, taken, last[1] and last[1][1] or '0-0'}}
+local left = {{}}
+for lane = 5, #ARGV, 2 do
+  local any = 0
+  for _, tenant in ipairs(names) do
+    if waiting[lane][tenant] > 0 then any = 1 end
+  end
+  left[#left + 1] = any
 end
-moved[#moved + 1] = '{VIRTUAL_TIME}'
-moved[#moved + 1] = tostring(now)
-redis.call('HSET', KEYS[3], unpack(moved))
-return {{read, taken, ''}}
+if read > 0 then
+  moved[#moved + 1] = '{VIRTUAL_TIME}'
+  moved[#moved + 1] = tostring(now)
+  redis.call('HSET', KEYS[3], unpack(moved))
+end
+return {{read, taken, left}}
 """

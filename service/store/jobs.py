@@ -12,7 +12,8 @@ shuts interactive callers out.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 
 # The lanes, in the order workers serve them: one stream each per tenant (Keys.jobs(lane, tenant)).
 LANES = (Priority.INTERACTIVE, Priority.BULK)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a claim took: `read` entries, of which `jobs` to run (the others were cancelled
+    jobs, dropped on the way), and the lanes where jobs were `left` waiting."""
+
+    read: int
+    jobs: list[wire.Job]
+    left: frozenset[Priority]
 
 
 class JobStore:
@@ -167,30 +178,40 @@ class JobStore:
                         if "BUSYGROUP" not in str(exc):
                             raise
 
-    async def claim(self, consumer: str, room: int, block_ms: int) -> list[wire.Job]:
-        """New jobs for this consumer, at most `room`, interactive ones first, shared between
-        tenants by weight within their max_running (fair_share.py), each marked running
-        here (cancelled ones are dropped on the way); when there was nothing to take, waits up
-        to block_ms for a job to be queued and tries once more."""
-        read, jobs, last = await self._claim_now(consumer, room)
-        if not read and last:
-            with translate_errors():
-                await self._redis.xread({self.keys.jobs_queued: last}, count=1, block=block_ms)
-            _, jobs, _ = await self._claim_now(consumer, room)
-        return jobs
-
-    async def _claim_now(self, consumer: str, room: int) -> tuple[int, list[wire.Job], str]:
-        """The claim script: (entries read, the jobs to run, where to wait from if none)."""
-        keys = [self.keys.cancels(consumer), self.keys.queues, self.keys.fair_pass,
-                self.keys.jobs_queued]
-        args = [WORKER_GROUP, consumer, room, self.keys.job(""),
-                *(self.keys.lane_prefix(lane) for lane in LANES)]
+    async def claim(self, consumer: str, room: int,
+                    caps: Mapping[Priority, int] | None = None) -> Claimed:
+        """New jobs for this consumer, at most `room` and at most caps[lane] of a lane,
+        interactive ones first, shared between tenants by weight within their max_running
+        (fair_share.py), each marked running here."""
+        caps = caps or {}
+        keys = [self.keys.cancels(consumer), self.keys.queues, self.keys.fair_pass]
+        args: list[str | int] = [WORKER_GROUP, consumer, room, self.keys.job("")]
+        for lane in LANES:
+            args += [self.keys.lane_prefix(lane), caps.get(lane, room)]
         (reply,) = await self._run_script(self._claim, [(keys, args)])
-        read, taken, last = reply
-        jobs = [wire.Job.from_entry(entry_id, dict(zip(flat[::2], flat[1::2], strict=True)),
-                                    LANES[lane])
-                for lane, entry_id, flat in taken]
-        return read, jobs, last.decode() if isinstance(last, bytes) else str(last)
+        read, taken, left = reply
+        return Claimed(read, [wire.Job.from_entry(entry_id,
+                                                  dict(zip(flat[::2], flat[1::2], strict=True)),
+                                                  LANES[lane])
+                              for lane, entry_id, flat in taken],
+                       frozenset(lane for lane, more in zip(LANES, left, strict=True) if more))
+
+    async def queued_mark(self) -> str:
+        """Where to wait for the next job queued from (wait_queued)."""
+        with translate_errors():
+            last = await self._redis.xrevrange(self.keys.jobs_queued, count=1)
+        return last[0][0].decode() if last else "0-0"
+
+    async def wait_queued(self, mark: str, block_ms: int) -> str:
+        """Wait up to block_ms for a job (of any lane and tenant) queued after `mark`: the new
+        mark, or `mark` itself if none was."""
+        with translate_errors():
+            reply = await self._redis.xread({self.keys.jobs_queued: mark}, count=1,
+                                           block=block_ms)
+        for _, entries in reply or ():
+            for entry_id, _ in entries:
+                mark = entry_id.decode()
+        return mark
 
     async def start(self, consumer: str, jobs: Sequence[wire.Job]) -> list[wire.Job]:
         """Mark jobs running on this consumer, in one round trip; those cancelled meanwhile are

@@ -52,6 +52,7 @@ class Ticket:
     """One admitted run: busy until a sample of its container says otherwise."""
 
     number: int
+    urgent: bool
     attached: bool = False  # its request is with its runner: from then on it is sampled
     cgroup: Cgroup | None = None
     runnable_ns: int | None = None
@@ -78,26 +79,30 @@ class CpuAdmission:
         self._left = asyncio.Event()  # a run ended: its slot may be free
         self._urgent_waiting = 0  # interactive runs waiting: the next free slot is theirs
 
-    def busy(self) -> int:
+    def busy(self, urgent_only: bool = False) -> int:
         now = time.monotonic()
         for ticket in self._tickets.values():
             ticket.sample(now)
-        return sum(ticket.busy for ticket in self._tickets.values())
+        return sum(ticket.busy for ticket in self._tickets.values()
+                   if ticket.urgent or not urgent_only)
 
     @contextlib.asynccontextmanager
     async def admitted(self, urgent: bool = False) -> AsyncIterator[Ticket]:
         """Once fewer than `slots` admitted runs are busy; `attach` the run's container. An
         `urgent` run (of the interactive lane) goes before every other waiting one, as it was
-        claimed before them: a bulk run enters only while no urgent one waits."""
+        claimed before them: a bulk run enters only while no urgent one waits. And an urgent
+        run counts only the urgent ones busy: bulk runs hold a sixteenth of the CPU weight
+        (cpu_weight.py) and are not charged for their waits, so it need not wait for them."""
         self._urgent_waiting += urgent
         try:
-            while self.busy() >= self.slots or (not urgent and self._urgent_waiting):
+            while (self.busy(urgent) >= self.slots
+                   or (not urgent and self._urgent_waiting)):
                 self._left.clear()  # until a run ends, or the next sample
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._left.wait(), SAMPLE_S)
         finally:
             self._urgent_waiting -= urgent
-        ticket = Ticket(next(self._numbers))
+        ticket = Ticket(next(self._numbers), urgent)
         self._tickets[ticket.number] = ticket
         try:
             yield ticket

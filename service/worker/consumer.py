@@ -2,6 +2,12 @@
 Every few heartbeats the same loop also takes over jobs of silent workers (and dead-letters
 those delivered too often), so that the two never take more jobs than there are containers.
 
+Bulk jobs are claimed only a few ahead of what CPU admission lets start (BULK_AHEAD per
+admission slot): a worker behind a batch would otherwise hold a container's worth of bulk jobs
+claimed and waiting, and an interactive job queued after them would wait in Redis for one of
+them to end. With the bulk lane capped, the loop has room left, and claims the interactive job
+the moment a watcher of the jobs-queued stream says one was queued.
+
 Alongside it: a heartbeat (keeps this worker's running jobs claimed and tells the dashboard it
 lives), and a reader of this worker's cancel stream: a cancelled job running here is killed by
 its runner, the container kept (or, if the runner does not end it, its task is cancelled and
@@ -22,6 +28,7 @@ import orjson
 
 from service import logs, wire
 from service.backoff import Backoff
+from service.models import Priority
 from service.result import ExecutionResult, cancelled, sandbox_error
 from service.settings import Settings
 from service.stats import Recorder
@@ -33,7 +40,9 @@ from service.worker.sessions import SessionHost
 
 log = logging.getLogger(__name__)
 
-CLAIM_BLOCK_MS = 1000
+QUEUED_BLOCK_MS = 1000
+CLAIM_AGAIN_S = 1.0  # claim at least this often, woken or not
+BULK_AHEAD = 1  # bulk jobs claimed and not yet started, per CPU admission slot
 CANCEL_BLOCK_MS = 1000
 CANCEL_GRACE_S = 5.0  # for a runner to end a cancelled run before its container is replaced
 CANCELS_REMEMBERED = 1024  # ids of cancelled jobs kept, should one arrive before its task
@@ -55,9 +64,12 @@ class Consumer:
         self.inflight: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._jobs: dict[tuple[str, str, str], wire.Job] = {}
         self._executing: set[tuple[str, str, str]] = set()  # claim keys of jobs not yet answered
+        self._bulk_waiting: set[tuple[str, str, str]] = set()  # claimed bulk jobs not started
         self._cancelled: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._slot_free = asyncio.Event()
-        pool.on_idle = self._slot_free.set
+        self._wake = asyncio.Event()  # a container freed, a bulk job started, a job queued
+        self._queued = True  # a job was queued since the last claim (or may have been)
+        self._left: frozenset[Priority] = frozenset()  # lanes the last claim left jobs in
+        pool.on_idle = self._wake.set
         self._stopping = asyncio.Event()
         self.stats = Recorder(store, worker_id)
 
@@ -67,15 +79,22 @@ class Consumer:
         while Docker is away its jobs wait in the queue (for another worker) rather than here."""
         return max(0, min(self.pool.size - len(self.inflight), self.pool.idle))
 
+    @property
+    def bulk_room(self) -> int:
+        """Bulk jobs this worker may claim now: a few more than CPU admission can start."""
+        ahead = BULK_AHEAD * self.executor.admission.slots
+        return max(0, min(self.free_slots, ahead - len(self._bulk_waiting)))
+
     def stop(self) -> None:
         self._stopping.set()
-        self._slot_free.set()
+        self._wake.set()
 
     async def run(self, grace_s: float) -> None:
         """Serve until stop(); then let running jobs finish for up to grace_s."""
         await self._retry(self.jobs.ensure_group)
         helpers = [asyncio.create_task(self._heartbeat_loop()),
-                   asyncio.create_task(self._cancel_loop())]
+                   asyncio.create_task(self._cancel_loop()),
+                   asyncio.create_task(self._queued_loop())]
         try:
             await self._claim_loop()
             await self._drain(grace_s)
@@ -104,27 +123,72 @@ class Consumer:
 
     async def _claim_loop(self) -> None:
         """New jobs, and now and then those of silent workers: one at a time, so that the two
-        never take more jobs between them than there are free containers."""
+        never take more jobs between them than there are free containers. A claim is made
+        when there is room for jobs that may be waiting: a job was queued since the last
+        claim, or that claim left some behind in a lane this worker now has room for; and at
+        least every CLAIM_AGAIN_S."""
         backoff = Backoff()
         reclaim_at = time.monotonic() + self._reclaim_interval()
+        claim_at = 0.0
+        progress = True  # the last claim took jobs: there may be more
         while not self._stopping.is_set():
-            if not self.free_slots:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
+            if not (progress and self._claim_due()):
+                # Until something changes; with room, claim every CLAIM_AGAIN_S whatever.
+                wait_s = max(0.0, claim_at - time.monotonic()) if self.free_slots else None
+                try:
+                    async with asyncio.timeout(wait_s):
+                        await self._wake.wait()
+                    timed_out = False
+                except TimeoutError:
+                    timed_out = True
+                self._wake.clear()
+                if not (self.free_slots and (timed_out or self._claim_due())):
+                    progress = False
+                    continue
             try:
                 if time.monotonic() >= reclaim_at:
                     reclaim_at = time.monotonic() + self._reclaim_interval()
                     await self._reclaim()
+                    progress = True  # what was due is claimed next, without waiting
                     continue
-                jobs = await self.jobs.claim(self.worker_id, self.free_slots, CLAIM_BLOCK_MS)
+                self._queued = False
+                claimed = await self.jobs.claim(self.worker_id, self.free_slots,
+                                                {Priority.BULK: self.bulk_room})
+                backoff.reset()
+            except QueueUnavailable as exc:
+                self._queued = progress = True
+                log.warning("queue unavailable, retrying", extra={"error": str(exc)})
+                await backoff.wait()
+                continue
+            self._left, progress = claimed.left, claimed.read > 0
+            claim_at = time.monotonic() + CLAIM_AGAIN_S
+            for job in claimed.jobs:
+                self._start(job)
+
+    def _claim_due(self) -> bool:
+        if not self.free_slots:
+            return False
+        return (self._queued or Priority.INTERACTIVE in self._left
+                or (Priority.BULK in self._left and self.bulk_room > 0))
+
+    async def _queued_loop(self) -> None:
+        """Wake the claim loop whenever a job is queued."""
+        mark = None
+        backoff = Backoff()
+        while True:
+            try:
+                if mark is None:
+                    mark = await self.jobs.queued_mark()
+                queued = await self.jobs.wait_queued(mark, QUEUED_BLOCK_MS)
                 backoff.reset()
             except QueueUnavailable as exc:
                 log.warning("queue unavailable, retrying", extra={"error": str(exc)})
                 await backoff.wait()
                 continue
-            for job in jobs:
-                self._start(job)
+            if queued != mark:
+                mark = queued
+                self._queued = True
+                self._wake.set()
 
     def _start(self, job: wire.Job) -> None:
         if job.claim_key in self.inflight:  # reclaimed from ourselves (Redis was away a while)
@@ -132,12 +196,19 @@ class Consumer:
         task = asyncio.create_task(self._handle(job), name=f"job-{job.id}")
         self.inflight[job.claim_key] = task
         self._jobs[job.claim_key] = job
+        if job.lane is Priority.BULK:
+            self._bulk_waiting.add(job.claim_key)
         task.add_done_callback(lambda _: self._finished(job.claim_key))
 
     def _finished(self, key: tuple[str, str, str]) -> None:
         del self.inflight[key]
         del self._jobs[key]
-        self._slot_free.set()
+        self._under_way(key)
+
+    def _under_way(self, key: tuple[str, str, str]) -> None:
+        """A claimed job has started (or ended): room for the next."""
+        self._bulk_waiting.discard(key)
+        self._wake.set()
 
     async def _handle(self, job: wire.Job) -> None:
         logs.bind_job(job.id, job.tenant)
@@ -150,6 +221,9 @@ class Consumer:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             log.info("running job cancelled", extra={"job_id": job.id})
             result = cancelled(job.id, CANCELLED_WHILE_RUNNING)
+        except Exception:  # a fault of ours: answered as one, not left to be reclaimed
+            log.exception("job failed in the worker", extra={"job_id": job.id})
+            result = sandbox_error(job.id, "internal error in the worker", job.enqueued_ms)
         finally:
             self._executing.discard(job.claim_key)
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A
@@ -164,7 +238,7 @@ class Consumer:
         if job.deadline_ms and wire.now_ms() > job.deadline_ms:
             return sandbox_error(job.id, "deadline passed before the job could run",
                                  job.enqueued_ms)
-        return await self.executor.run(job)
+        return await self.executor.run(job, lambda: self._under_way(job.claim_key))
 
     async def _retry(self, call) -> object:  # type: ignore[no-untyped-def]
         backoff = Backoff()

@@ -7,6 +7,7 @@ container is unreusable: the pool replaces it, and removing the container kills 
 
 import logging
 import os
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -84,14 +85,16 @@ class Executor:
         sandbox.channel.post(rp.cancel_message(job_id))
         return True
 
-    async def run(self, job: wire.Job) -> ExecutionResult:
-        """The result of a job: always a result, never an exception."""
+    async def run(self, job: wire.Job,
+                  under_way: Callable[[], None] = lambda: None) -> ExecutionResult:
+        """The result of a job: always a result, never an exception. `under_way` is called
+        once it has passed CPU admission (at once if it needs none)."""
         try:
             spec = JobSpec.model_validate_json(job.payload)
         except ValidationError as exc:
             return sandbox_error(job.id, f"unreadable job payload: {exc}", job.enqueued_ms)
         try:
-            return await self._run(job, spec)
+            return await self._run(job, spec, under_way)
         except (PoolUnavailable, EngineUnavailable) as exc:
             why = f"no sandbox available: {exc}"
         except RunnerGone as exc:
@@ -106,10 +109,13 @@ class Executor:
                                   "(SANDBOX_LANGUAGES)")
         return pool
 
-    async def _run(self, job: wire.Job, spec: JobSpec) -> ExecutionResult:
+    async def _run(self, job: wire.Job, spec: JobSpec,
+                   under_way: Callable[[], None]) -> ExecutionResult:
         if spec.cpu_wait_allowance_s <= 0:  # a plain wall-clock timeout: no admission
+            under_way()
             return await self._execute(job, spec, None)
         async with self.admission.admitted(job.lane is Priority.INTERACTIVE) as ticket:
+            under_way()
             return await self._execute(job, spec, ticket)
 
     async def _execute(self, job: wire.Job, spec: JobSpec,

@@ -109,11 +109,12 @@ class RoutingExecutor(Executor):
         self.networked = (Executor(LanguagePools(networked, {}, networked.size), settings, output)
                           if networked else None)
 
-    async def _run(self, job: wire.Job, spec: JobSpec) -> ExecutionResult:
+    async def _run(self, job: wire.Job, spec: JobSpec,
+                   under_way: Callable[[], None]) -> ExecutionResult:
         if not spec.network:
-            return await super()._run(job, spec)
+            return await super()._run(job, spec, under_way)
         if self.networked is None:
             raise PoolUnavailable("this worker does not allow network access "
                                   "(SANDBOX_ALLOW_NETWORK)")
         self.executions += 1
-        return await self.networked._run(job, spec)
+        return await self.networked._run(job, spec, under_way)

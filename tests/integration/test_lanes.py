@@ -41,12 +41,12 @@ async def test_a_claim_takes_interactive_jobs_first_and_fills_its_room_with_bulk
         queue: JobStore) -> None:
     bulk = await enqueue(queue, BULK, 5)
     interactive = await enqueue(queue, INTERACTIVE, 2)
-    jobs = await queue.claim("w1", 3, 100)
+    jobs = (await queue.claim("w1", 3)).jobs
     assert [(job.lane, job.id) for job in jobs] == [
         (INTERACTIVE, interactive[0]), (INTERACTIVE, interactive[1]), (BULK, bulk[0])]
     for job in jobs:
         assert (await queue.status(job.id))[0] is JobState.RUNNING
-    rest = await queue.claim("w2", 10, 100)
+    rest = (await queue.claim("w2", 10)).jobs
     assert [job.id for job in rest] == bulk[1:]
     assert await queue.depths() == {"interactive": 2, "bulk": 5}  # running, not yet answered
 
@@ -57,8 +57,8 @@ async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobStore,
     assert await queue.tenant_jobs([ANONYMOUS]) == {ANONYMOUS: 2}
     assert await queue.cancel([first], "gone", ANONYMOUS) == [JobState.QUEUED]
     assert await queue.tenant_jobs([ANONYMOUS]) == {ANONYMOUS: 1}  # no longer counts against its quota
-    jobs = await queue.claim("w1", 5, 100)
-    assert [job.id for job in jobs] == [second]
+    claimed = await queue.claim("w1", 5)
+    assert claimed.read == 2 and [job.id for job in claimed.jobs] == [second]
     assert await queue.depths() == {"interactive": 0, "bulk": 1}  # the cancelled one retired
     async with aioredis.from_url(redis_url) as redis:
         pending = await redis.xpending(queue.keys.jobs(BULK, ANONYMOUS), WORKER_GROUP)
@@ -69,7 +69,7 @@ async def test_a_job_cancelled_while_queued_is_dropped_at_claim(queue: JobStore,
 
 async def test_a_cancel_after_the_result_leaves_the_result(queue: JobStore) -> None:
     (job_id,) = await enqueue(queue, INTERACTIVE, 1)
-    (job,) = await queue.claim("w1", 1, 100)
+    (job,) = (await queue.claim("w1", 1)).jobs
     assert await queue.complete(job, b'{"outcome":"ok"}')
     assert await queue.cancel([job_id, "unknown"], "late", ANONYMOUS) == [JobState.DONE, None]
     assert await queue.status(job_id) == (JobState.DONE, b'{"outcome":"ok"}', ANONYMOUS)
@@ -77,7 +77,7 @@ async def test_a_cancel_after_the_result_leaves_the_result(queue: JobStore) -> N
 
 async def test_a_completion_after_a_cancel_is_not_a_second_answer(queue: JobStore) -> None:
     (job_id,) = await enqueue(queue, INTERACTIVE, 1)
-    (job,) = await queue.claim("w1", 1, 100)
+    (job,) = (await queue.claim("w1", 1)).jobs
     assert await queue.cancel([job_id], "gone", ANONYMOUS) == [JobState.RUNNING]
     # The worker running it is told, on its own cancel stream.
     _, told = await queue.read_cancels("w1", "0", 100)
@@ -88,16 +88,31 @@ async def test_a_completion_after_a_cancel_is_not_a_second_answer(queue: JobStor
     assert await queue.depths() == {"interactive": 0, "bulk": 0}
 
 
-async def test_a_waiting_claim_is_woken_by_a_job_queued_and_takes_only_its_room(
-        queue: JobStore) -> None:
-    claiming = asyncio.create_task(queue.claim("w1", 1, 60_000))
-    await asyncio.sleep(0.3)  # found nothing: waits for a job to be queued
-    bulk = await enqueue(queue, BULK, 1)
-    interactive = await enqueue(queue, INTERACTIVE, 1)
-    jobs = await asyncio.wait_for(claiming, 30)  # woken, not left to its minute
-    others = await queue.claim("w2", 5, 100)
-    assert len(jobs) == 1
-    assert sorted(job.id for job in [*jobs, *others]) == sorted(bulk + interactive)
+async def test_a_lane_is_claimed_only_up_to_its_cap_and_what_is_left_is_said(queue: JobStore) -> None:
+    bulk = await enqueue(queue, BULK, 5)
+    interactive = await enqueue(queue, INTERACTIVE, 2)
+    claimed = await queue.claim("w1", 10, {BULK: 1})
+    assert [job.id for job in claimed.jobs] == [*interactive, bulk[0]]
+    assert claimed.left == {BULK}
+    assert (await queue.claim("w1", 10, {BULK: 0})).read == 0
+    rest = await queue.claim("w2", 10)
+    assert [job.id for job in rest.jobs] == bulk[1:] and rest.left == set()
+    more = await enqueue(queue, INTERACTIVE, 2)
+    claimed = await queue.claim("w1", 1)
+    assert [job.id for job in claimed.jobs] == more[:1] and claimed.left == {INTERACTIVE}
+
+
+async def test_a_wait_for_jobs_queued_is_woken_by_one(queue: JobStore) -> None:
+    mark = await queue.queued_mark()
+    assert await queue.wait_queued(mark, 100) == mark  # nothing queued: waited, same mark
+    waiting = asyncio.create_task(queue.wait_queued(mark, 60_000))
+    await asyncio.sleep(0.3)
+    await enqueue(queue, BULK, 1)
+    woken = await asyncio.wait_for(waiting, 30)  # woken, not left to its minute
+    assert woken != mark and woken == await queue.queued_mark()
+    await queue.enqueue([(uuid.uuid4().hex, b"{}"), (uuid.uuid4().hex, b"{}")], "", 0,
+                        INTERACTIVE)
+    assert await queue.wait_queued(woken, 100) != woken  # a batch wakes it too
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +159,33 @@ def test_priority_within_what_the_operator_allows(one_container: httpx.Client) -
     assert (bad.status_code, bad.json()["error"]) == (422, "invalid_request")
     single = client.post("/v1/run", json={"code": "print(2)", "priority": "bulk"})
     assert single.json()["stdout"] == "2\n"
+
+
+@pytest.fixture(scope="module")
+def one_cpu_slot(redis_url: str, docker_engine: None):  # type: ignore[no-untyped-def]
+    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "6", "SANDBOX_CPU_SLOTS": "1"})
+    svc.start(workers=1)
+    with httpx.Client(base_url=svc.base_url, timeout=60) as client:
+        yield client
+    svc.stop()
+
+
+def test_bulk_jobs_are_claimed_only_a_few_ahead_of_what_can_start(
+        one_cpu_slot: httpx.Client) -> None:
+    """One CPU slot, six containers: of six busy bulk jobs, the worker holds the one running
+    and one more (BULK_AHEAD per slot), not six (a third while the one that ended is being
+    answered); the others wait in Redis, where an interactive job queued now is not behind
+    them."""
+    client = one_cpu_slot
+    code = "import time\nend = time.time() + 0.5\nwhile time.time() < end: pass\nprint('b')"
+    backlog = [client.post("/v1/jobs", json={"code": code, "priority": "bulk"}).json()["id"]
+               for _ in range(6)]
+    most_claimed, done = 0, 0
+    while done < len(backlog):
+        states = [client.get(f"/v1/jobs/{job_id}").json()["state"] for job_id in backlog]
+        most_claimed, done = max(most_claimed, states.count("running")), states.count("done")
+    assert 2 <= most_claimed <= 3
+    assert all(wait_done(client, job_id)["result"]["stdout"] == "b\n" for job_id in backlog)
 
 
 OWN_CPU_WEIGHT = (  # the run's container's CPU weight, as its own cgroup shows it (v1 or v2)
