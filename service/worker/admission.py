@@ -23,28 +23,11 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from service.worker.cgroups import Cgroup
 
 SAMPLE_S = 0.1
 BUSY_CPUS = 0.5  # of a core, running or ready to run
-
-
-def read_threads(cgroup: Cgroup) -> tuple[int, bool]:
-    """Of a container's threads: the time they have run or waited to run, summed (each one's
-    /proc/<tid>/schedstat, which counts a wait once it has ended), and whether one of them is
-    running or ready to run now."""
-    total, ready = 0, False
-    for tid in cgroup.threads():
-        try:
-            fields = Path(f"/proc/{tid}/schedstat").read_text().split()
-            state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue  # it ended meanwhile
-        total += int(fields[0]) + int(fields[1])
-        ready = ready or state == "R"
-    return total, ready
 
 
 @dataclass
@@ -65,7 +48,7 @@ class Ticket:
         if self.cgroup is None or self.runnable_ns is None:
             self.busy = False  # not seen from here: busy for its first sample only
             return
-        runnable, ready = read_threads(self.cgroup)
+        runnable, ready = self.cgroup.runnable()
         rate = (runnable - self.runnable_ns) / 1e9 / (now - self.sampled)
         self.busy = ready or rate >= BUSY_CPUS
         self.runnable_ns, self.sampled = runnable, now
@@ -115,5 +98,5 @@ class CpuAdmission:
         """From now on, the run's container (its cgroup, where this host shows it) says whether
         the run is busy."""
         ticket.attached, ticket.cgroup = True, cgroup
-        ticket.runnable_ns = None if cgroup is None else read_threads(cgroup)[0]
+        ticket.runnable_ns = None if cgroup is None else cgroup.runnable()[0]
         ticket.sampled = time.monotonic()

@@ -1,12 +1,11 @@
-"""A container's cgroup, as the worker's host shows it: its threads (CPU admission), the CPU time
-it has used and its CPU weight (cpu_weight.py).
+"""A container's cgroup, as the worker's host shows it: its threads and the time they have run or
+waited to run (CPU admission, cpu_weight.py), and its CPU weight (cpu_weight.py).
 
 Where the engine keeps a container's cgroup depends on the cgroup version and the engine's driver;
 it is found once, when the container starts. Where this host does not show it (a remote engine,
 a worker in a pod) there is none, and what reads or writes it is skipped.
 """
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +13,6 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Layout:
     threads: str  # the file listing its threads (host ids)
-    usage: str  # the file of the CPU time it used, the line's prefix, seconds per unit
-    usage_prefix: str
-    usage_unit: float
     weight: str  # its CPU weight: the file, the engine's default, the low one
     default_weight: str
     low_weight: str
@@ -27,13 +23,10 @@ class Layout:
 # seconds for a turn to end its run at a time limit or a cancel.
 LAYOUTS = (
     Layout("/sys/fs/cgroup/cpu/docker/{id}/tasks",  # v1, cgroupfs driver
-           "/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage", "", 1e-9,
            "/sys/fs/cgroup/cpu/docker/{id}/cpu.shares", "1024", "64"),
     Layout("/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.threads",  # v2, systemd driver
-           "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat", "usage_usec ", 1e-6,
            "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.weight", "100", "6"),
     Layout("/sys/fs/cgroup/docker/{id}/cgroup.threads",  # v2, cgroupfs driver
-           "/sys/fs/cgroup/docker/{id}/cpu.stat", "usage_usec ", 1e-6,
            "/sys/fs/cgroup/docker/{id}/cpu.weight", "100", "6"),
 )
 
@@ -53,14 +46,20 @@ class Cgroup:
         except OSError:
             return []
 
-    def cpu_used_s(self) -> float | None:
-        """The CPU time it has used, in seconds; None once it is gone."""
-        prefix = self.layout.usage_prefix
-        with contextlib.suppress(OSError, ValueError):
-            for line in self._file(self.layout.usage).read_text().splitlines():
-                if line.startswith(prefix):
-                    return int(line.removeprefix(prefix)) * self.layout.usage_unit
-        return None
+    def runnable(self) -> tuple[int, bool]:
+        """Of its threads: the time they have run or waited to run, in nanoseconds, summed
+        (each one's /proc/<tid>/schedstat, which counts a wait once it has ended), and whether
+        one of them is running or ready to run now (state R)."""
+        total, ready = 0, False
+        for tid in self.threads():
+            try:
+                fields = Path(f"/proc/{tid}/schedstat").read_text().split()
+                state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
+            except (OSError, IndexError):
+                continue  # it ended meanwhile
+            total += int(fields[0]) + int(fields[1])
+            ready = ready or state == "R"
+        return total, ready
 
     def weigh(self, low: bool) -> bool:
         """Set its CPU weight to the low one or to the default; False if that failed."""

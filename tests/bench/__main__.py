@@ -96,8 +96,7 @@ async def l1_beside_f1(load: Load, floor: RunnerFloor,
 
 async def cpu_breakdown(stack: LocalStack, load: Load, count: int) -> dict[str, float]:
     """CPU each component spends per print(1), with 16 requests in flight."""
-    meter = CpuMeter(api_pids=[stack.procs[-1].pid], worker_pids=[p.pid for p in stack.procs[:-1]],
-                     redis_pids=[stack.redis_pid()], prefix=stack.prefix)
+    meter = stack.cpu_meter()
     before = meter.snapshot()
     await load.closed_loop("CPU breakdown", [PRINT_ONE] * count, in_flight=16)
     return CpuMeter.per_request_ms(before, meter.snapshot(), count)

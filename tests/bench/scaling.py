@@ -35,8 +35,7 @@ def redis_calls(stack: LocalStack) -> dict[str, int]:
 
 
 def cpu_meter(stack: LocalStack) -> CpuMeter:
-    return CpuMeter(api_pids=[stack.procs[-1].pid], worker_pids=[p.pid for p in stack.procs[:-1]],
-                    redis_pids=[stack.redis_pid()], prefix=stack.prefix)
+    return stack.cpu_meter()
 
 
 @dataclass(frozen=True)

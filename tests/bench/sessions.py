@@ -2,7 +2,7 @@
 opened at once (as a trainer opens one per rollout), each is used twice, and then, while they
 sit idle, the memory each one's container holds is read from the engine.
 
-    python -m tests.bench.sessions [--sessions 64] [--warm 64] [--json PATH]
+    python -m tests.bench.sessions [--sessions 64] [--warm 64] [--api-processes 1] [--json PATH]
 
 `--warm 0` opens them with no warm container kept for sessions: each starts one.
 """
@@ -52,8 +52,7 @@ async def open_and_use(stack: LocalStack, count: int) -> tuple[list[str], dict[s
     machine's two cores are the service's), then run two cells in each, all at once."""
     conns = await asyncio.gather(*(Connection.open("127.0.0.1", stack.port)
                                    for _ in range(count)))
-    meter = CpuMeter(api_pids=[stack.procs[-1].pid], worker_pids=[p.pid for p in stack.procs[:-1]],
-                     redis_pids=[stack.redis_pid()], prefix=stack.prefix)
+    meter = stack.cpu_meter()
     try:
         before = meter.snapshot()
         opened = await asyncio.gather(*(timed(c, "/v1/sessions", {}) for c in conns))
@@ -123,13 +122,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=64)
     parser.add_argument("--warm", type=int, default=64)
+    parser.add_argument("--api-processes", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     env = {"SANDBOX_SESSION_WARM": str(args.warm),
            "SANDBOX_MAX_SESSIONS": str(max(args.sessions, 64)),
            "SANDBOX_MAX_SESSIONS_PER_WORKER": str(max(args.sessions, args.warm))}
-    with LocalStack(workers=1, env=env) as stack:
-        figures: dict[str, Any] = {"sessions": args.sessions, "warm": args.warm}
+    with LocalStack(workers=1, env=env, api_processes=args.api_processes) as stack:
+        figures: dict[str, Any] = {"sessions": args.sessions, "warm": args.warm,
+                                   "api_processes": args.api_processes}
         figures["load_average_1m"] = os.getloadavg()[0]  # the machine is shared: say how busy
         figures["warm_up_s"] = round(wait_warm(stack, args.warm), 1)
         ids, figures["N1"] = asyncio.run(open_and_use(stack, args.sessions))

@@ -9,13 +9,15 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from tests.bench.cpu import CpuMeter
 from tests.support import ROOT, deployment_env, free_port, stop_processes, wait_ready
 
 
 class LocalStack:
     def __init__(self, workers: int = 1, pool_size: int = 4, env: dict[str, str] | None = None,
-                 ready_timeout: float = 120):
+                 ready_timeout: float = 120, api_processes: int = 1):
         self.workers = workers
+        self.api_processes = api_processes
         self.ready_timeout = ready_timeout
         self.pool_size = pool_size
         self.extra_env = env or {}
@@ -39,16 +41,25 @@ class LocalStack:
                         str(self.data_dir)], check=True, capture_output=True)
         for _ in range(self.workers):
             self.procs.append(self._spawn("worker"))
-        self.procs.append(self._spawn("api"))
+        self.procs.append(self._spawn("api", "--workers", str(self.api_processes)))
         self.wait_ready(self.workers * self.pool_size, self.ready_timeout)
         return self
 
-    def _spawn(self, role: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "service.cli", role], env=self.env(),
-                                cwd=ROOT, stdout=subprocess.DEVNULL)
+    def _spawn(self, role: str, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "service.cli", role, *args],
+                                env=self.env(), cwd=ROOT, stdout=subprocess.DEVNULL)
 
     def wait_ready(self, idle: int, timeout: float = 120) -> None:
         wait_ready(self.base_url, idle, timeout)
+
+    def cpu_meter(self) -> CpuMeter:
+        """A meter of this stack's processes: the API's (with uvicorn's worker processes, if
+        it has more than one), the workers', Redis's, the sandboxes'."""
+        api = self.procs[-1].pid
+        children = subprocess.run(["pgrep", "-P", str(api)], capture_output=True, text=True)
+        return CpuMeter(api_pids=[api, *map(int, children.stdout.split())],
+                        worker_pids=[p.pid for p in self.procs[:-1]],
+                        redis_pids=[self.redis_pid()], prefix=self.prefix)
 
     def redis_pid(self) -> int:
         return int((self.data_dir / "redis.pid").read_text())

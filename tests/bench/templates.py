@@ -67,8 +67,7 @@ async def batch_cpu(stack: LocalStack, load: Load, codes: list[str],
                     expected: list[str]) -> dict[str, Any]:
     """CPU per item of one /v1/batch, machine-wide and per component (no container of the
     deployment is replaced meanwhile: see measure)."""
-    meter = CpuMeter(api_pids=[stack.procs[-1].pid], worker_pids=[p.pid for p in stack.procs[:-1]],
-                     redis_pids=[stack.redis_pid()], prefix=stack.prefix)
+    meter = stack.cpu_meter()
     containers = container_ids(stack.prefix)  # listed once: a busy engine's list can miss some
     before, jiffies = meter.snapshot(), busy_jiffies()
     sandboxes = containers_cpu(containers)

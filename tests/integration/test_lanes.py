@@ -212,5 +212,5 @@ def test_bulk_runs_and_long_runs_yield_the_cpu_to_fresh_interactive_ones(
     low = {"1024": "64", "100": "6"}[default]
     assert weight(priority="bulk") == low
     assert weight() == default  # the same container (a pool of one), weighed again
-    assert weight(busy=True) == low  # lowered once it has used DEMOTE_AFTER_CPU_S of CPU
+    assert weight(busy=True) == low  # lowered once it has wanted the CPU for DEMOTE_AFTER_S
     assert weight() == default
