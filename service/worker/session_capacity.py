@@ -3,14 +3,14 @@ memory of its Docker host.
 
 An idle session costs its host IDLE_SESSION_MIB, measured by `python -m tests.bench.sessions`
 (README, Sessions at rollout scale): its container's memory as the engine counts it (the runner,
-its template and the session's process, numpy preloaded: 22.4 MiB after two small cells) plus
+its bare and numpy templates and the session's process: 28.3 MiB after two small cells) plus
 its containerd shim's own (2.7 MiB proportional set size), rounded up. A session that grows
 holds more: the share left over is for that, the one-shot pool and the host itself.
 """
 
 from service.settings import Settings
 
-IDLE_SESSION_MIB = 26
+IDLE_SESSION_MIB = 31
 
 
 def session_capacity(settings: Settings, host_memory_bytes: int) -> int:
