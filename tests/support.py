@@ -208,6 +208,18 @@ def sandbox_uid_processes(prefix: str, uid: int = 10001) -> list[str]:
 
 
 @contextlib.contextmanager
+def served(redis_url: str, env: dict[str, str], workers: int = 1) -> Iterator[httpx.Client]:
+    """A service of its own (env over the test defaults), and a client of it."""
+    svc = Service(redis_url, env)
+    svc.start(workers=workers)
+    try:
+        with httpx.Client(base_url=svc.base_url, timeout=60) as client:
+            yield client
+    finally:
+        svc.stop()
+
+
+@contextlib.contextmanager
 def api_only(redis_url: str, **env: str) -> Iterator[Service]:
     """An API process with no worker: what it queues stays queued, so a small queue stays full."""
     service = Service(redis_url, env)

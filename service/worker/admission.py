@@ -94,9 +94,9 @@ class CpuAdmission:
             self._left.set()
 
     @staticmethod
-    def attach(ticket: Ticket, cgroup: Cgroup | None) -> None:
-        """From now on, the run's container (its cgroup, where this host shows it) says whether
-        the run is busy."""
+    def attach(ticket: Ticket, cgroup: Cgroup | None, runnable_ns: int | None) -> None:
+        """From now on, the run's container (its cgroup, where this host shows it, and its
+        threads' run-and-wait time now) says whether the run is busy."""
         ticket.attached, ticket.cgroup = True, cgroup
-        ticket.runnable_ns = None if cgroup is None else cgroup.runnable()[0]
+        ticket.runnable_ns = runnable_ns
         ticket.sampled = time.monotonic()

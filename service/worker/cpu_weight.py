@@ -30,10 +30,10 @@ class Demotion:
     (looked at every CHECK_EVERY_S): a long computation, or a loop waiting for its timeout.
     Sleepers and programs blocked on input are left alone."""
 
-    def __init__(self, cgroup: Cgroup, lower: Callable[[], None]):
+    def __init__(self, cgroup: Cgroup, started_ns: int, lower: Callable[[], None]):
         self.cgroup = cgroup
         self.lower = lower
-        self.started = cgroup.runnable()[0]
+        self.started = started_ns  # its threads' run-and-wait time when the run started
         self.loop = asyncio.get_running_loop()
         self.handle = self.loop.call_later(CHECK_EVERY_S, self.check)
 

@@ -53,10 +53,12 @@ class Running:
 
     def started(self) -> None:
         self.executor.running[self.job_id] = self.sandbox
+        cgroup = self.sandbox.cgroup
+        runnable_ns = None if cgroup is None else cgroup.runnable()[0]  # read once, for both
         if self.ticket is not None:
-            self.executor.admission.attach(self.ticket, self.sandbox.cgroup)
-        if self.sandbox.cgroup is not None:
-            self.demotion = Demotion(self.sandbox.cgroup, lambda: self.sandbox.weigh(True))
+            self.executor.admission.attach(self.ticket, cgroup, runnable_ns)
+        if cgroup is not None and runnable_ns is not None:
+            self.demotion = Demotion(cgroup, runnable_ns, lambda: self.sandbox.weigh(True))
 
     def ended(self) -> None:
         self.executor.running.pop(self.job_id, None)

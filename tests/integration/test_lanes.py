@@ -3,7 +3,7 @@ and a bulk backlog never holds an interactive job back."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from service.store import Store
 from service.store.jobs import JobStore
 from service.store.keys import WORKER_GROUP
 from service.tenants import ANONYMOUS
-from tests.support import Service, wait_done
+from tests.support import served, wait_done
 
 INTERACTIVE, BULK = Priority.INTERACTIVE, Priority.BULK
 
@@ -116,12 +116,9 @@ async def test_a_wait_for_jobs_queued_is_woken_by_one(queue: JobStore) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_container(redis_url: str, docker_engine: None):  # type: ignore[no-untyped-def]
-    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "1", "SANDBOX_INTERACTIVE_MAX_ITEMS": "2"})
-    svc.start(workers=1)
-    with httpx.Client(base_url=svc.base_url, timeout=60) as client:
-        yield client
-    svc.stop()
+def one_container(redis_url: str, docker_engine: None) -> Iterator[httpx.Client]:
+    with served(redis_url, {"SANDBOX_POOL_SIZE": "1", "SANDBOX_INTERACTIVE_MAX_ITEMS": "2"}) as c:
+        yield c
 
 
 def test_an_interactive_job_overtakes_a_bulk_backlog(one_container: httpx.Client) -> None:
@@ -162,12 +159,9 @@ def test_priority_within_what_the_operator_allows(one_container: httpx.Client) -
 
 
 @pytest.fixture(scope="module")
-def one_cpu_slot(redis_url: str, docker_engine: None):  # type: ignore[no-untyped-def]
-    svc = Service(redis_url, {"SANDBOX_POOL_SIZE": "6", "SANDBOX_CPU_SLOTS": "1"})
-    svc.start(workers=1)
-    with httpx.Client(base_url=svc.base_url, timeout=60) as client:
+def one_cpu_slot(redis_url: str, docker_engine: None) -> Iterator[httpx.Client]:
+    with served(redis_url, {"SANDBOX_POOL_SIZE": "6", "SANDBOX_CPU_SLOTS": "1"}) as client:
         yield client
-    svc.stop()
 
 
 def test_bulk_jobs_are_claimed_only_a_few_ahead_of_what_can_start(

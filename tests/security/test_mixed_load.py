@@ -3,7 +3,6 @@ service with two workers. Every normal answer must be right; afterwards no proce
 sandbox uid and, once the service has stopped, no container of it may be left."""
 
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from tests.security.probe import containers, uid_processes
-from tests.support import Service
+from tests.support import Service, stop_processes
 
 HOSTILE = [
     ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", {}),
@@ -52,19 +51,6 @@ def pair(redis_url: str, docker_engine: None) -> Iterator[Service]:
     svc.stop()
 
 
-def stop_processes(svc: Service) -> None:
-    """Stop API and workers the way an operator would (SIGTERM), leaving containers alone."""
-    procs = [p for p in [*svc.workers, svc.api] if p is not None]
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.slow
 def test_hostile_among_normal(pair: Service) -> None:
     jobs = [(code, {**fields, "timeout": 2}, None) for code, fields in HOSTILE * 7][:100]
@@ -93,7 +79,8 @@ def test_hostile_among_normal(pair: Service) -> None:
     while uid_processes(pair.prefix) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert uid_processes(pair.prefix) == []
-    stop_processes(pair)
+    # API and workers stopped the way an operator would (SIGTERM), containers left alone
+    stop_processes([p for p in [*pair.workers, pair.api] if p is not None])
     deadline = time.monotonic() + 30
     while containers(pair.prefix) and time.monotonic() < deadline:
         time.sleep(0.2)
