@@ -6,8 +6,11 @@ it is found once, when the container starts. Where this host does not show it (a
 a worker in a pod) there is none, and what reads or writes it is skipped.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+READ_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -39,26 +42,27 @@ class Cgroup:
     def _file(self, pattern: str) -> Path:
         return Path(pattern.format(id=self.container_id))
 
-    def threads(self) -> list[str]:
+    def threads(self) -> list[bytes]:
         """Its threads' ids; none once it is gone."""
-        try:
-            return self._file(self.layout.threads).read_text().split()
-        except OSError:
-            return []
+        return (read_small(self.layout.threads.format(id=self.container_id)) or b"").split()
 
     def runnable(self) -> tuple[int, bool]:
         """Of its threads: the time they have run or waited to run, in nanoseconds, summed
         (each one's /proc/<tid>/schedstat, which counts a wait once it has ended), and whether
-        one of them is running or ready to run now (state R)."""
+        one of them is running or ready to run now (state R). Read as bytes, without Python's
+        file objects: this is on every run's path, a dozen small files."""
         total, ready = 0, False
         for tid in self.threads():
-            try:
-                fields = Path(f"/proc/{tid}/schedstat").read_text().split()
-                state = Path(f"/proc/{tid}/stat").read_text().rpartition(")")[2].split()[0]
-            except (OSError, IndexError):
+            schedstat = read_small(b"/proc/%s/schedstat" % tid)
+            stat = read_small(b"/proc/%s/stat" % tid)
+            if schedstat is None or stat is None:
                 continue  # it ended meanwhile
-            total += int(fields[0]) + int(fields[1])
-            ready = ready or state == "R"
+            fields = schedstat.split()
+            try:
+                total += int(fields[0]) + int(fields[1])
+            except (IndexError, ValueError):
+                continue
+            ready = ready or stat.rpartition(b")")[2][1:2] == b"R"
         return total, ready
 
     def weigh(self, low: bool) -> bool:
@@ -70,6 +74,24 @@ class Cgroup:
         except OSError:
             return False
         return True
+
+
+def read_small(path: str | bytes) -> bytes | None:
+    """A small file of /proc or /sys, whole; None if it cannot be read. (A short read is its
+    end: these files hand over all they have that fits.)"""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = [os.read(fd, READ_SIZE)]
+        while len(chunks[-1]) == READ_SIZE:
+            chunks.append(os.read(fd, READ_SIZE))
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def find_cgroup(container_id: str) -> Cgroup | None:

@@ -7,6 +7,7 @@ a `print` sent while a hundred programs loop until their timeouts, or beside a t
 is served as soon as it is ready, and those others take whatever it leaves. Waits count as well
 as CPU used: a hundred loops sharing two cores each get a fiftieth of a core, and counting their
 CPU alone they would take 25 s to be demoted, every `print` meanwhile one of a hundred equals.
+(A run's time is counted from its container's first reading, 50 ms in: executor.py.)
 The weight decides nothing when nobody else wants the CPU: alone, a low-weight run gets all
 that its container's quota allows. A run's timeout (on the native routes) is charged without
 its waits for a CPU, so a lower weight never turns a verdict into a timeout there.

@@ -5,6 +5,7 @@ its task is cancelled instead (the runner did not end it in time, see consumer.p
 container is unreusable: the pool replaces it, and removing the container kills the code.
 """
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from service.worker.runner_channel import RunnerGone
 log = logging.getLogger(__name__)
 
 LEASE_TIMEOUT_S = 30.0
+MEASURE_AFTER_S = 0.05  # a run's container is first read this long after the run starts
 
 
 def compile_error(job: wire.Job, compiled: Compiled) -> ExecutionResult:
@@ -44,15 +46,25 @@ def compile_error(job: wire.Job, compiled: Compiled) -> ExecutionResult:
 
 class Running:
     """What goes with a run from when its runner has the request (the code starts then) to its
-    answer: a cancel reaches it, admission measures its container, a long run is demoted."""
+    answer: a cancel reaches it, admission measures its container, a long run is demoted.
+
+    Its container is first measured MEASURE_AFTER_S after it starts, not at once: reading a
+    container's threads is a dozen /proc files, and most runs have ended by then. Until that
+    first reading the run counts as busy for admission (as it would until its first sample),
+    and its demotion counts its run-and-wait time from then."""
 
     def __init__(self, executor: "Executor", job_id: str, sandbox: Sandbox,
                  ticket: Ticket | None):
         self.executor, self.job_id, self.sandbox, self.ticket = executor, job_id, sandbox, ticket
         self.demotion: Demotion | None = None
+        self.measuring: asyncio.TimerHandle | None = None
 
     def started(self) -> None:
         self.executor.running[self.job_id] = self.sandbox
+        self.measuring = asyncio.get_running_loop().call_later(MEASURE_AFTER_S, self.measure)
+
+    def measure(self) -> None:
+        self.measuring = None
         cgroup = self.sandbox.cgroup
         runnable_ns = None if cgroup is None else cgroup.runnable()[0]  # read once, for both
         if self.ticket is not None:
@@ -62,6 +74,8 @@ class Running:
 
     def ended(self) -> None:
         self.executor.running.pop(self.job_id, None)
+        if self.measuring is not None:
+            self.measuring.cancel()
         if self.demotion is not None:
             self.demotion.cancel()
 
