@@ -50,6 +50,17 @@ def test_code_is_forked_from_the_template_its_imports_name(client: httpx.Client)
     assert stdout_of(client, "import sympy\n" + LOADED) == "['numpy', 'pandas', 'sympy']\n"
 
 
+def test_the_bare_template_holds_no_module_of_sessions_or_preloading(
+        client: httpx.Client) -> None:
+    """Each fork and exit costs more the more memory its template holds: the bare one is forked
+    before the runner imports what sessions and preloading need; the preloaded one, which
+    sessions are forked from, holds the sessions' module."""
+    held = ("import sys\nprint(sorted(m for m in ('sandbox_runner.cells', 'sandbox_runner.preload',"
+            " 'inspect', 'hashlib', 'subprocess', 'shutil') if m in sys.modules))\n")
+    assert stdout_of(client, held) == "[]\n"
+    assert "'sandbox_runner.cells'" in stdout_of(client, "import numpy\n" + held)
+
+
 def test_a_dynamic_import_works_on_the_bare_template(client: httpx.Client) -> None:
     code = LOADED + "sympy = __import__('sympy')\nprint(sympy.sqrt(16), 'sympy' in sys.modules)"
     assert stdout_of(client, code) == "[]\n4 True\n"

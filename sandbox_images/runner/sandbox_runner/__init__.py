@@ -8,6 +8,7 @@
     cells       a session's child: one namespace, one cell per frame
     template    the bare and the preloaded template: the processes every child is forked
                 from, which never hold request data
+    preload     what the preloaded template imports before it is forked
     warmup      what a preloaded template runs once its modules are imported
     clock       what an execution used of the CPU and of time, and which time limit it reached
     zygote      the next execution's child, forked and sandboxed ahead of time, and the

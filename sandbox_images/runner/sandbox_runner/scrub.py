@@ -3,7 +3,6 @@ uid may live on, and what it wrote in the scratch places goes."""
 
 import os
 import signal
-import subprocess
 import time
 
 from sandbox_runner.config import CLEANUP_ROUNDS, SANDBOX_UID, SCRATCH_DIRS
@@ -94,7 +93,9 @@ def scrub():
             clean = clean and not os.listdir(path)
         except OSError:
             pass
-    if has_sysv_ipc():
+    if has_sysv_ipc():  # rare: subprocess is imported only then (template.py says why)
+        import subprocess
+
         subprocess.run(["ipcrm", "--all"], check=False, capture_output=True)
         clean = clean and not has_sysv_ipc()
     return clean

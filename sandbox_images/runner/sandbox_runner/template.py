@@ -18,56 +18,17 @@ Messages on a SOCK_SEQPACKET socket pair, one per send:
 """
 
 import gc
-import importlib.util
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 
 from sandbox_runner.child import prepare_interpreter
-from sandbox_runner.config import SCRATCH_DIRS, WORK_ROOT
-from sandbox_runner.warmup import warm_up
 
 MESSAGE_SIZE = 64
 CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (left out when none: it is last)
 BARE, PRELOADED = "bare", "preloaded"  # a request's `template`
-
-
-def preload(modules):
-    """Import the modules, as root, and warm them up (see warmup.py). What they write in the
-    scratch places goes once they are imported, so that what a child finds there is what it
-    made: matplotlib, whose config directory (the image's font cache) is read-only, gets a
-    writable copy of it there."""
-    before = {path: set(os.listdir(path)) for path in SCRATCH_DIRS if os.path.isdir(path)}
-    config = os.environ.get("MPLCONFIGDIR")
-    if config and os.path.isdir(config):
-        os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="preload-", dir=WORK_ROOT)
-        shutil.copytree(config, os.environ["MPLCONFIGDIR"], dirs_exist_ok=True)
-    for name in modules:
-        try:
-            __import__(name)
-            warm_up(name)
-        except Exception as exc:
-            print("preload %s failed: %s" % (name, exc), file=sys.stderr)
-    for path, names in before.items():
-        for name in set(os.listdir(path)) - names:
-            remove(os.path.join(path, name))
-
-
-def remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        os.unlink(path)
-
-
-def installed(modules):
-    """Those of `modules` whose package this interpreter has (an image without numpy preloads
-    nothing, and so has no preloaded template)."""
-    return [name for name in modules if importlib.util.find_spec(name.partition(".")[0])]
 
 
 def reseed():
@@ -138,6 +99,10 @@ class Templates:
     def __init__(self, child_main, close_in_template, modules):
         self.bare = Template(child_main, close_in_template)
         self.by_name = {BARE: self.bare}
+        # Only now: the bare template holds none of these modules, and each child's fork and
+        # exit cost grows with the memory of the template it is forked from.
+        from sandbox_runner.preload import installed, preload
+
         modules = installed(modules)
         if modules:
             preload(modules)

@@ -14,7 +14,6 @@ import signal
 import sys
 import traceback
 
-from sandbox_runner.cells import serve_cells
 from sandbox_runner.child import (
     apply_limits,
     drop_privileges,
@@ -69,6 +68,10 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
     if not (req.get("fresh_interpreter") or req.get("command")):  # an exec'd program starts
         python_signals()  # from the defaults (an ignored SIGPIPE would outlive the exec)
     if req.get("op") == "session":
+        # Imported here: the bare template does not hold it (template.py); the preloaded one,
+        # which sessions are forked from, does (preload.py).
+        from sandbox_runner.cells import serve_cells
+
         serve_cells(req, ctl_r, main, status_w)
     # A one-shot run's exit status is taken from the kernel alone: the code could write
     # anything on a pipe it holds, so it holds none.
