@@ -22,27 +22,45 @@ from collections.abc import Callable
 
 from service.worker.cgroups import Cgroup
 
-DEMOTE_AFTER_S = 0.5
-CHECK_EVERY_S = 0.25
+DEMOTE_AFTER_S = 0.25
+RECHECK_S = 0.05  # the least time between two readings of a run's threads
 
 
 class Demotion:
-    """Lowers a run's weight once its threads have run or waited to run for DEMOTE_AFTER_S
-    (looked at every CHECK_EVERY_S): a long computation, or a loop waiting for its timeout.
-    Sleepers and programs blocked on input are left alone."""
+    """Lowers a run's weight once it has wanted the CPU for DEMOTE_AFTER_S: a long computation,
+    or a loop waiting for its timeout. Sleepers and programs blocked on input are left alone.
 
-    def __init__(self, cgroup: Cgroup, started_ns: int, lower: Callable[[], None]):
+    Wanting the CPU is read from its threads: the time they have run or waited to run (their
+    schedstat), or a thread of it ready to run (state R) at two readings DEMOTE_AFTER_S apart
+    with none in between saying otherwise. The second is for a crowded host: schedstat counts a
+    wait only once it has ended, and a hundred loops on two cores each wait a fiftieth of a
+    second and more for every turn. Its threads are read when the threshold could first have
+    been reached, then again when what is left of it could have passed, every RECHECK_S at
+    most."""
+
+    def __init__(self, cgroup: Cgroup, started_ns: int, ready: bool,
+                 lower: Callable[[], None]):
         self.cgroup = cgroup
         self.lower = lower
         self.started = started_ns  # its threads' run-and-wait time when the run started
         self.loop = asyncio.get_running_loop()
-        self.handle = self.loop.call_later(CHECK_EVERY_S, self.check)
+        self.ready_since = self.loop.time() if ready else None  # ready at every reading since
+        self.handle = self.loop.call_later(DEMOTE_AFTER_S, self.check)
 
     def check(self) -> None:
-        if (self.cgroup.runnable()[0] - self.started) / 1e9 >= DEMOTE_AFTER_S:
+        runnable, ready = self.cgroup.runnable()
+        now = self.loop.time()
+        if not ready:
+            self.ready_since = None
+        elif self.ready_since is None:
+            self.ready_since = now
+        left = DEMOTE_AFTER_S - (runnable - self.started) / 1e9
+        if self.ready_since is not None:
+            left = min(left, DEMOTE_AFTER_S - (now - self.ready_since))
+        if left <= 0:
             self.lower()
             return
-        self.handle = self.loop.call_later(CHECK_EVERY_S, self.check)
+        self.handle = self.loop.call_later(max(RECHECK_S, left), self.check)
 
     def cancel(self) -> None:
         self.handle.cancel()

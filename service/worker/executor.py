@@ -66,11 +66,12 @@ class Running:
     def measure(self) -> None:
         self.measuring = None
         cgroup = self.sandbox.cgroup
-        runnable_ns = None if cgroup is None else cgroup.runnable()[0]  # read once, for both
+        runnable_ns, ready = (None, False) if cgroup is None else cgroup.runnable()  # for both
         if self.ticket is not None:
             self.executor.admission.attach(self.ticket, cgroup, runnable_ns)
         if cgroup is not None and runnable_ns is not None:
-            self.demotion = Demotion(cgroup, runnable_ns, lambda: self.sandbox.weigh(True))
+            self.demotion = Demotion(cgroup, runnable_ns, ready,
+                                     lambda: self.sandbox.weigh(True))
 
     def ended(self) -> None:
         self.executor.running.pop(self.job_id, None)
