@@ -15,7 +15,9 @@ if pgrep -x dockerd >/dev/null; then
   for _ in $(seq 1 50); do pgrep -x dockerd >/dev/null || break; sleep 0.2; done
   pkill -KILL -x dockerd || true
   pkill -KILL -x containerd || true
-  rm -f /var/run/docker.pid
+  # The new engine refuses a containerd it finds still running (its pid file), and then times out.
+  for _ in $(seq 1 50); do pgrep -x 'dockerd|containerd' >/dev/null || break; sleep 0.2; done
+  rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
 fi
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "installing docker.io" >&2

@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from service.worker.cgroups import READ_SIZE, Cgroup, Layout, read_small
@@ -28,7 +29,11 @@ def test_runnable_sums_the_listed_threads_and_sees_one_running(tmp_path: Path) -
         assert 0 < total <= ours
         assert ready  # this thread, reading, is running
         (tmp_path / "tasks").write_text(f"{spinner.native_id}\n")
-        assert cgroup.runnable()[1] is False  # the other one waits on an event
+        # The other one waits on an event (once it has got there: it may be just starting).
+        deadline = time.monotonic() + 5
+        while cgroup.runnable()[1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cgroup.runnable()[1] is False
     finally:
         stop.set()
         spinner.join()
