@@ -82,7 +82,15 @@ def main():
     while True:
         try:
             req = read_frame(proto_in)
-        except (ValueError, OSError):
+        except (ValueError, OSError) as exc:
+            # The worker's stream cannot be read: say why, on it if it still takes a frame (the
+            # worker logs the reason with the run's sandbox error) and in the container's log.
+            reason = "runner cannot read its request: %r" % exc
+            print(reason, file=sys.stderr)
+            try:
+                write_frame(proto_out, {"op": "error", "error": reason})
+            except OSError:
+                pass
             return 2
         if req is None:
             child.close()

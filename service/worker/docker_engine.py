@@ -70,6 +70,14 @@ def container_memory_bytes(settings: Settings, memory_mb: int) -> int:
     return (memory_mb + settings.runner_memory_mb) * MIB
 
 
+# Under another runtime (gVisor) the container's pids count that runtime's own: the sandbox
+# kernel's threads and, on gVisor's ptrace platform, a host process per address space of the code.
+# A runner with five processes of its own was seen at 149; at the limit the sandbox kernel cannot
+# make a new address space and panics, and the container exits with status 2 (at the default of
+# 128: about 1 in 150 executions of a batch). The code's own processes are bounded as before.
+RUNTIME_PIDS = 384
+
+
 def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
                    network: str | None = None, socket_dir: str | None = None,
                    executable_tmpfs: bool = False) -> dict[str, Any]:
@@ -94,7 +102,7 @@ def container_spec(settings: Settings, image: str, owner: Owner, memory_mb: int,
         "cap_drop": ["ALL"],
         "cap_add": list(RUNNER_CAPABILITIES),
         "security_opt": ["no-new-privileges"],
-        "pids_limit": settings.container_pids,
+        "pids_limit": settings.container_pids + (RUNTIME_PIDS if settings.runtime else 0),
         "mem_limit": memory,
         "memswap_limit": memory,
         "mem_swappiness": 0,

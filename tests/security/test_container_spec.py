@@ -8,7 +8,7 @@ from service.jobspec import InvalidRequest, build_job_spec
 from service.models import RunRequest
 from service.settings import Settings
 from service.worker import firewall
-from service.worker.docker_engine import Owner, container_spec
+from service.worker.docker_engine import RUNTIME_PIDS, Owner, container_spec
 from service.worker.networked import bridge_name, network_options
 
 OWNER = Owner("dep", "host-1-abc", "host", 1)
@@ -35,7 +35,8 @@ def test_hardening_holds_whatever_the_runtime(runtime: str | None) -> None:
     assert host["cap_drop"] == ["ALL"]
     assert sorted(host["cap_add"]) == ["KILL", "SETGID", "SETUID"]
     assert host["security_opt"] == ["no-new-privileges"]
-    assert host["pids_limit"] == Settings().container_pids
+    # Under gVisor the container's pids also count the sandbox kernel's threads and processes.
+    assert host["pids_limit"] == Settings().container_pids + (RUNTIME_PIDS if runtime else 0)
     assert host["mem_limit"] == host["memswap_limit"]
     assert host["ipc_mode"] == "private"
     assert "privileged" not in host and "devices" not in host
