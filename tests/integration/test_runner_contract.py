@@ -2,6 +2,8 @@
 definitions in service/runner_protocol.py, over the real transport, in a real container."""
 
 import asyncio
+import json
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -142,3 +144,21 @@ def test_the_result_says_which_time_limit_ended_the_run(docker_engine: None) -> 
     assert sleep["cpu_ms"] < 500
     assert (done["timed_out"], done["time_limit"]) == (False, None)
     assert done["cpu_ms"] > 0 and 0 <= done["cpu_wait_ms"] <= done["run_ms"]
+
+
+def test_an_unreadable_request_is_answered_with_the_reason_before_the_runner_exits(
+        docker_engine: None) -> None:
+    """Over the attached stdin (as under gVisor): a frame that is not JSON."""
+    image = Settings().image_for("python")
+    done = subprocess.run(["docker", "run", "-i", "--rm", "--network", "none", image],
+                          input=rp.HEADER.pack(5) + b"hello", capture_output=True, timeout=120)
+    assert done.returncode == 2
+    assert b"runner cannot read its request: JSONDecodeError" in done.stderr
+    frames, data = [], done.stdout
+    while data:
+        (size,) = rp.HEADER.unpack(data[:4])
+        frames.append(json.loads(data[4:4 + size]))
+        data = data[4 + size:]
+    assert frames[0]["op"] == rp.OP_READY
+    assert frames[-1]["op"] == "error"
+    assert frames[-1]["error"].startswith("runner cannot read its request: JSONDecodeError")
