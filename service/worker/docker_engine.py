@@ -74,7 +74,7 @@ def container_memory_bytes(settings: Settings, memory_mb: int) -> int:
 # kernel's threads and, on gVisor's ptrace platform, a host process per address space of the code.
 # A runner with five processes of its own was seen at 149; at the limit the sandbox kernel cannot
 # make a new address space and panics, and the container exits with status 2 (at the default of
-# 128: about 1 in 150 executions of a batch). The code's own processes are bounded as before.
+# 128: about 1 in 150 executions of a batch). A fork bomb there stops at about 500 processes.
 RUNTIME_PIDS = 384
 
 
