@@ -171,8 +171,12 @@ class Service:
     def wait_ready(self, min_idle: int = 1, timeout: float = 90) -> None:
         wait_ready(self.base_url, min_idle, timeout)
 
-    def stop(self) -> None:
+    def stop_serving(self) -> None:
+        """Stop API and workers the way an operator would (SIGTERM), leaving containers alone."""
         stop_processes([p for p in [*self.workers, self.api] if p is not None])
+
+    def stop(self) -> None:
+        self.stop_serving()
         remove_containers(self.prefix)
 
 

@@ -39,12 +39,12 @@ class Cgroup:
     layout: Layout
     container_id: str
 
-    def _file(self, pattern: str) -> Path:
-        return Path(pattern.format(id=self.container_id))
+    def _path(self, pattern: str) -> str:
+        return pattern.format(id=self.container_id)
 
     def threads(self) -> list[bytes]:
         """Its threads' ids; none once it is gone."""
-        return (read_small(self.layout.threads.format(id=self.container_id)) or b"").split()
+        return (read_small(self._path(self.layout.threads)) or b"").split()
 
     def runnable(self) -> tuple[int, bool]:
         """Of its threads: the time they have run or waited to run, in nanoseconds, summed
@@ -69,7 +69,7 @@ class Cgroup:
         """Set its CPU weight to the low one or to the default; False if that failed."""
         layout = self.layout
         try:
-            self._file(layout.weight).write_text(layout.low_weight if low
+            Path(self._path(layout.weight)).write_text(layout.low_weight if low
                                                  else layout.default_weight)
         except OSError:
             return False

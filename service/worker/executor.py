@@ -69,7 +69,7 @@ class Running:
         runnable_ns, ready = (None, False) if cgroup is None else cgroup.runnable()  # for both
         if self.ticket is not None:
             self.executor.admission.attach(self.ticket, cgroup, runnable_ns)
-        if cgroup is not None and runnable_ns is not None:
+        if cgroup is not None:
             self.demotion = Demotion(cgroup, runnable_ns, ready,
                                      lambda: self.sandbox.weigh(True))
 

@@ -10,12 +10,10 @@ import asyncio
 from typing import Any
 
 from tests.bench.stack import LocalStack
-from tests.bench.templates import batch_cpu
+from tests.bench.templates import batch_cpu, batch_env
 from tests.bench.workloads import NUMPY, PRINT_ONE, Load
 
-# As tests/bench/templates.py runs its batch: Python's pool only, no container replaced meanwhile.
-ENV = {"SANDBOX_LANGUAGES": "python", "SANDBOX_SCIENTIFIC_POOL_SIZE": "0",
-       "SANDBOX_SESSION_WARM": "0", "SANDBOX_EXECUTIONS_PER_CONTAINER": "1000000"}
+ENV = batch_env(scientific=0)  # as tests/bench/templates.py runs its batch, Python's pool only
 
 
 async def measure(stack: LocalStack, count: int, batch: int) -> dict[str, Any]:

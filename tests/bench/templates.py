@@ -121,14 +121,18 @@ async def measure_stack(stack: LocalStack, repeat: int, batch: int) -> dict[str,
     return figures
 
 
+def batch_env(scientific: int) -> dict[str, str]:
+    """Python's pool and `scientific` warm containers of the scientific pool, only the pools'
+    containers (no session's), none replaced meanwhile."""
+    return {"SANDBOX_LANGUAGES": "python", "SANDBOX_SCIENTIFIC_POOL_SIZE": str(scientific),
+            "SANDBOX_SESSION_WARM": "0", "SANDBOX_EXECUTIONS_PER_CONTAINER": "1000000"}
+
+
 def measure(repeat: int = 20, batch: int = 3000, scientific: int = 2) -> dict[str, Any]:
     """On a stack of Python's pool of 4 and `scientific` warm containers of the scientific
     pool, once every one is warm."""
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    env = {"SANDBOX_LANGUAGES": "python", "SANDBOX_SCIENTIFIC_POOL_SIZE": str(scientific),
-           "SANDBOX_SESSION_WARM": "0",  # only the pools' containers, none replaced meanwhile
-           "SANDBOX_EXECUTIONS_PER_CONTAINER": "1000000"}
-    with LocalStack(pool_size=4, env=env, ready_timeout=300) as stack:
+    with LocalStack(pool_size=4, env=batch_env(scientific), ready_timeout=300) as stack:
         stack.wait_ready(stack.pool_size + scientific, timeout=600)
         figures = asyncio.run(measure_stack(stack, repeat, batch))
     figures["uptime_before"] = uptime

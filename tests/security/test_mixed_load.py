@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.security.probe import containers, uid_processes
-from tests.support import Service, stop_processes
+from tests.support import Service
 
 HOSTILE = [
     ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", {}),
@@ -79,8 +79,7 @@ def test_hostile_among_normal(pair: Service) -> None:
     while uid_processes(pair.prefix) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert uid_processes(pair.prefix) == []
-    # API and workers stopped the way an operator would (SIGTERM), containers left alone
-    stop_processes([p for p in [*pair.workers, pair.api] if p is not None])
+    pair.stop_serving()
     deadline = time.monotonic() + 30
     while containers(pair.prefix) and time.monotonic() < deadline:
         time.sleep(0.2)
