@@ -15,6 +15,7 @@ from service.api.compat import e2b, nemo_skills, piston, sandboxfusion
 from service.api.request_metrics import RequestMetricsMiddleware
 from service.api.responses import JsonResponse
 from service.api.services import Services
+from service.heap import freeze_startup_heap
 from service.sessions import SessionBroker, SessionRefused
 from service.settings import Settings, get_settings
 from service.tenants import TenantDirectory
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = SessionBroker(services.store, services.replies,
                                            services.submitter.api_id, settings)
         services.replies.start()
+        freeze_startup_heap()
         try:
             async with mcp_sessions.run():
                 yield

@@ -10,6 +10,7 @@ import socket
 import uuid
 from pathlib import Path
 
+from service.heap import freeze_startup_heap
 from service.settings import Settings
 from service.store import Store
 from service.worker.consumer import Consumer
@@ -82,6 +83,7 @@ async def serve_worker(settings: Settings) -> None:
     pools.start()
     if networked:
         networked.start()
+    freeze_startup_heap()
     log.info("worker started", extra={"worker_id": worker_id, "pool_size": pools.size,
                                       "languages": settings.languages,
                                       "session_capacity": capacity})
