@@ -92,9 +92,9 @@ def cancel_message(job_id: str) -> dict[str, Any]:
     return {"op": OP_CANCEL, "id": job_id}
 
 
-def session_message(session_id: str, max_file_bytes: int) -> dict[str, Any]:
-    """Turns a warm runner's waiting child into the session's."""
-    return {"op": OP_SESSION, "id": session_id, "max_file_bytes": max_file_bytes}
+def session_message(ref: str, max_file_bytes: int) -> dict[str, Any]:
+    """Turns a runner's waiting child into a session's (`ref` comes back in `session_ready`)."""
+    return {"op": OP_SESSION, "id": ref, "max_file_bytes": max_file_bytes}
 
 
 def cell_message(call_id: str, spec: JobSpec, interrupt_grace_s: float) -> dict[str, Any]:

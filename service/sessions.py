@@ -47,7 +47,6 @@ class SessionSpec(BaseModel):
     timeout_s: float
     memory_mb: int
     idle_ttl_s: float
-    max_file_bytes: int
     tenant: str = ""
 
 
@@ -96,7 +95,6 @@ def build_session_spec(req: SessionRequest, settings: Settings, tenant: str = ""
                                settings.min_memory_mb, settings.max_memory_mb)),
         idle_ttl_s=_bounded("idle_ttl_s", req.idle_ttl_s, settings.default_session_idle_s, 1,
                             settings.max_session_idle_s),
-        max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
     )
 
 

@@ -1,18 +1,19 @@
 """Warm containers kept for sessions, so that opening one takes a ready sandbox.
 
-Each holds a runner whose waiting child has not yet been given anything. Each is offered in
-Redis (service/store/session_claims.py) as it comes up; an API process opening a session claims
-one, and this worker then turns its waiting child into the session's (a `session` request,
-answered in milliseconds) instead of starting a container for it (300-370 ms, over a second
-when several start at once). A container claimed is replaced in the background. They are kept
-apart from the pool of one-shot runs: a session's container never served anyone else, and
-leaves with it.
+Each holds a runner whose waiting child has already been made a session's (a `session` request)
+but has run nothing. Each is offered in Redis (service/store/session_claims.py) as it comes up;
+an API process opening a session claims one, and this worker then only records it as the
+session's, instead of starting a container for it (300-370 ms, over a second when several start
+at once) or waking its runner while a burst of opens is being answered. A container claimed is
+replaced in the background. They are kept apart from the pool of one-shot runs: a session's
+container never served anyone else, and leaves with it.
 """
 
 import asyncio
 import contextlib
 import logging
 
+from service import runner_protocol as rp
 from service.backoff import Backoff
 from service.settings import Settings
 from service.store import QueueUnavailable
@@ -23,6 +24,7 @@ from service.worker.runner_channel import RunnerGone
 
 log = logging.getLogger(__name__)
 
+START_TIMEOUT_S = 10.0  # for the runner's session_ready, once the container is up
 CONCURRENT_STARTS = 2  # more only queue up in the engine, and slow the sessions being opened
 REFILL_QUIET_S = 0.5  # refill once claims pause: starting containers amid a burst of opens
 # takes the CPU the opens need
@@ -142,13 +144,27 @@ class SessionPool:
                 await self.claims.withdraw(self.worker_id, sandbox.container_id)
         await self.pool.discard(sandbox)
 
+    async def start_ready(self, memory_mb: int) -> Sandbox:
+        """A container started for a session, its runner's waiting child made the session's.
+        Raises EngineUnavailable, RunnerGone, TimeoutError or OSError (the container removed)."""
+        sandbox = await self.pool.start_dedicated(memory_mb, {LABEL_SESSION: ""})
+        try:
+            await sandbox.channel.send(rp.session_message(
+                sandbox.container_id, self.settings.container_tmpfs_mb * 1024 * 1024))
+            ready = await asyncio.wait_for(sandbox.channel.receive(), START_TIMEOUT_S)
+            if ready.get("op") != rp.OP_SESSION_READY:
+                raise RunnerGone(f"runner answered {ready.get('op')} to a session request")
+        except BaseException:
+            await asyncio.shield(self.pool.discard(sandbox))
+            raise
+        return sandbox
+
     async def _start_one(self, starts: asyncio.Semaphore) -> None:
         backoff = Backoff()
         try:
             while True:
                 try:
-                    sandbox = await self.pool.start_dedicated(self.settings.default_memory_mb,
-                                                              {LABEL_SESSION: ""})
+                    sandbox = await self.start_ready(self.settings.default_memory_mb)
                     self._warm[sandbox.container_id] = sandbox
                     await self._offer(sandbox)
                     return

@@ -1,9 +1,9 @@
 """The sessions one worker holds: a container of its own each, outside the one-shot pool.
 
 Calls reach this worker on its own session-call stream (store/session_calls.py): `bind` makes a warm
-container an API process claimed (session_pool.py) the session's, turning its runner's waiting
-child into the session's (it then keeps its namespace from cell to cell); `open` does the same
-with a container started for it when none was warm; `run` runs one cell (after the bind, if it
+container an API process claimed (session_pool.py), whose runner's waiting child is ready to keep
+a namespace from cell to cell, the session's; `open` does the same with a container started for
+it when none was warm; `run` runs one cell (after the bind, if it
 is still under way), `close` removes the container. A session idle past its TTL is closed here
 too. Answers go to the caller's reply stream (a bind has none: its caller did not wait).
 """
@@ -24,7 +24,7 @@ from service.result import from_report, sandbox_error
 from service.sessions import BindSpec, SessionSpec
 from service.settings import Settings
 from service.store import QueueUnavailable, Store
-from service.worker.docker_engine import LABEL_SESSION, EngineUnavailable
+from service.worker.docker_engine import EngineUnavailable
 from service.worker.exchange import exchange
 from service.worker.pool import ContainerPool, Sandbox
 from service.worker.runner_channel import RunnerGone
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 1000
 REAP_INTERVAL_S = 1.0
-START_TIMEOUT_S = 10.0  # for the runner's session_ready, once the container is up
 
 
 @dataclass
@@ -143,7 +142,7 @@ class SessionHost:
     async def _bind_claimed(self, session_id: str, spec: BindSpec) -> bool:
         sandbox = self.warm.claimed(spec.container)
         try:
-            if sandbox is None or not await self._begin(session_id, spec, sandbox):
+            if sandbox is None or not await self._set_memory(spec, sandbox):
                 return False
         except Exception:  # a failure of ours: the session's calls are told it is lost
             log.exception("session bind failed", extra={"session_id": session_id})
@@ -169,7 +168,7 @@ class SessionHost:
                                 "retry")
         self._opening += 1
         try:
-            sandbox = await self._start(call.session_id, spec)
+            sandbox = await self._start(spec)
             if sandbox is None:
                 return wire.Refusal("sandbox_unavailable", "no sandbox could be started for the "
                                     "session; retry")
@@ -190,28 +189,25 @@ class SessionHost:
         log.info("session opened", extra={"session_id": call.session_id})
         return activated.model_dump_json().encode()
 
-    async def _start(self, session_id: str, spec: SessionSpec) -> Sandbox | None:
-        """A container whose runner's child has become the session's: a warm one no API process
-        claimed (taken back), else a new one; None if none could be."""
+    async def _start(self, spec: SessionSpec) -> Sandbox | None:
+        """A container whose runner's child is ready to be the session's: a warm one no API
+        process claimed (taken back), else a new one; None if none could be."""
         try:
-            sandbox = await self.warm.take_back() or await self.pool.start_dedicated(
-                spec.memory_mb, {LABEL_SESSION: ""})
+            sandbox = await self.warm.take_back()
+            if sandbox is None:
+                return await self.warm.start_ready(spec.memory_mb)
         except (EngineUnavailable, RunnerGone, TimeoutError, OSError) as exc:
             log.warning("no container for a session", extra={"error": str(exc)})
             return None
-        return sandbox if await self._begin(session_id, spec, sandbox) else None
+        return sandbox if await self._set_memory(spec, sandbox) else None
 
-    async def _begin(self, session_id: str, spec: SessionSpec, sandbox: Sandbox) -> bool:
-        """Give the container the session's memory and make its waiting child the session's;
-        False (the container removed) if it cannot be."""
+    async def _set_memory(self, spec: SessionSpec, sandbox: Sandbox) -> bool:
+        """Give a warm container the session's memory (if not the default it was started
+        with); False (the container removed) if the engine cannot."""
         try:
             await self.pool.set_memory(sandbox, spec.memory_mb)
-            await sandbox.channel.send(rp.session_message(session_id, spec.max_file_bytes))
-            ready = await asyncio.wait_for(sandbox.channel.receive(), START_TIMEOUT_S)
-            if ready.get("op") != rp.OP_SESSION_READY:
-                raise RunnerGone(f"runner answered {ready.get('op')} to a session request")
-        except (EngineUnavailable, RunnerGone, TimeoutError) as exc:
-            log.warning("a runner refused a session", extra={"error": str(exc)})
+        except EngineUnavailable as exc:
+            log.warning("a session's memory could not be set", extra={"error": str(exc)})
             await self.pool.discard(sandbox)
             return False
         except BaseException:
