@@ -58,7 +58,7 @@ async def open_and_use(stack: LocalStack, count: int) -> tuple[list[str], dict[s
     try:
         before = meter.snapshot(warm)
         opened = await asyncio.gather(*(timed(c, "/v1/sessions", {}) for c in conns))
-        # The worker makes each claimed container the session's after the open is answered:
+        # The worker binds each claimed container to its session after the open is answered:
         # counted too, before the warm containers are replaced (once claims pause).
         await asyncio.sleep(REFILL_QUIET_S / 2)
         cpu = CpuMeter.per_request_ms(before, meter.snapshot(warm), count)
