@@ -192,7 +192,7 @@ def build_job_spec(req: RunRequest, settings: Settings, wall_clock: bool = False
         max_output_bytes=int(_bounded("max_output_bytes", req.max_output_bytes,
                                       settings.default_output_bytes, 1,
                                       settings.max_output_bytes)),
-        max_file_bytes=settings.container_tmpfs_mb * 1024 * 1024,
+        max_file_bytes=settings.max_file_bytes,
         fresh_interpreter=req.fresh_interpreter,
         argv=req.args,
         network=req.network,

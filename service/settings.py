@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         all, so one larger than the queue could never be."""
         return min(self.max_batch_items, self.max_queue_depth)
 
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest file the code may write: its scratch space, whole."""
+        return self.container_tmpfs_mb * 1024 * 1024
+
     def image_for(self, language: str) -> str:
         """The image that runs a language (its registry entry's)."""
         image = spec_of(language).image

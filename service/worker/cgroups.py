@@ -69,8 +69,8 @@ class Cgroup:
         """Set its CPU weight to the low one or to the default; False if that failed."""
         layout = self.layout
         try:
-            Path(self._path(layout.weight)).write_text(layout.low_weight if low
-                                                 else layout.default_weight)
+            Path(self._path(layout.weight)).write_text(
+                layout.low_weight if low else layout.default_weight)
         except OSError:
             return False
         return True

@@ -68,12 +68,16 @@ class RunnerChannel:
     async def ready(self, wait_s: float) -> dict[str, Any]:
         """The runner's next `ready`: its hello, or its word that it has cleaned up after a
         request and waits for the next."""
+        return await self.expect(rp.OP_READY, wait_s)
+
+    async def expect(self, op: str, wait_s: float) -> dict[str, Any]:
+        """The runner's next message, which must be an `op` and come within wait_s."""
         try:
             message = await asyncio.wait_for(self.receive(), wait_s)
         except TimeoutError as exc:
-            raise RunnerGone("runner did not say ready in time") from exc
-        if message.get("op") != rp.OP_READY:
-            raise RunnerGone(f"expected ready, got {message.get('op')}")
+            raise RunnerGone(f"runner did not say {op} in time") from exc
+        if message.get("op") != op:
+            raise RunnerGone(f"expected {op}, got {message.get('op')}")
         return message
 
     async def _take(self, size: int) -> bytes:

@@ -149,11 +149,9 @@ class SessionPool:
         Raises EngineUnavailable, RunnerGone, TimeoutError or OSError (the container removed)."""
         sandbox = await self.pool.start_dedicated(memory_mb, {LABEL_SESSION: ""})
         try:
-            await sandbox.channel.send(rp.session_message(
-                sandbox.container_id, self.settings.container_tmpfs_mb * 1024 * 1024))
-            ready = await asyncio.wait_for(sandbox.channel.receive(), START_TIMEOUT_S)
-            if ready.get("op") != rp.OP_SESSION_READY:
-                raise RunnerGone(f"runner answered {ready.get('op')} to a session request")
+            await sandbox.channel.send(rp.session_message(sandbox.container_id,
+                                                          self.settings.max_file_bytes))
+            await sandbox.channel.expect(rp.OP_SESSION_READY, START_TIMEOUT_S)
         except BaseException:
             await asyncio.shield(self.pool.discard(sandbox))
             raise

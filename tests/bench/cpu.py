@@ -51,9 +51,9 @@ def containers_cpu(ids: list[str]) -> dict[str, float]:
     return {c: seconds for c, seconds in usage.items() if seconds is not None}
 
 
-def containers_cpu_s(prefix: str) -> float:
-    """CPU seconds of every running sandbox container of a deployment, together."""
-    return sum(containers_cpu(container_ids(prefix)).values())
+def containers_cpu_s(ids: list[str]) -> float:
+    """CPU seconds of these containers still there, together."""
+    return sum(containers_cpu(ids).values())
 
 
 class CpuMeter:
@@ -83,8 +83,8 @@ class CpuMeter:
                 except (OSError, IndexError):
                     continue
             snap[name] = total
-        snap["sandbox containers (runner + code)"] = sum(containers_cpu(
-            container_ids(self.prefix) if containers is None else containers).values())
+        snap["sandbox containers (runner + code)"] = containers_cpu_s(
+            container_ids(self.prefix) if containers is None else containers)
         return snap
 
     @staticmethod

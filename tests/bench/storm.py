@@ -130,7 +130,7 @@ def measure() -> dict[str, Any]:
     with LocalStack(pool_size=pool_size, ready_timeout=READY_TIMEOUT_S) as stack:
         warm_s = time.monotonic() - started
         engine_s = engine_cpu_s() - engine_before
-        own_s = containers_cpu_s(stack.prefix)
+        own_s = containers_cpu_s(container_ids(stack.prefix))
         time.sleep(3)
         figures: dict[str, Any] = {
             "pool_size": pool_size,

@@ -69,7 +69,7 @@ async def batch_cpu(stack: LocalStack, load: Load, codes: list[str],
     deployment is replaced meanwhile: see measure)."""
     meter = stack.cpu_meter()
     containers = container_ids(stack.prefix)  # listed once: a busy engine's list can miss some
-    before, jiffies = meter.snapshot(), busy_jiffies()
+    before, jiffies = meter.snapshot(containers), busy_jiffies()
     sandboxes = containers_cpu(containers)
     started = asyncio.get_running_loop().time()
     status, body = await load.pool.post("/v1/batch", {"items": [{"code": c} for c in codes]})
@@ -79,7 +79,7 @@ async def batch_cpu(stack: LocalStack, load: Load, codes: list[str],
         raise RuntimeError(f"batch refused: {status} {body}")
     # The sandboxes' CPU, of the containers there before and after (the scientific pool may have
     # stopped one it started on demand).
-    after, sandboxes_after = meter.snapshot(), containers_cpu(containers)
+    after, sandboxes_after = meter.snapshot(containers), containers_cpu(containers)
     before[SANDBOXES] = sum(sandboxes[c] for c in sandboxes_after if c in sandboxes)
     after[SANDBOXES] = sum(sandboxes_after[c] for c in sandboxes_after if c in sandboxes)
     correct = sum(r["stdout"] == e for r, e in zip(body["results"], expected, strict=True))
