@@ -53,6 +53,19 @@ def wait_ready(base_url: str, min_idle: int, timeout: float) -> None:
     raise TimeoutError(f"the service at {base_url} did not become ready")
 
 
+def wait_warmed_up(base_url: str, timeout: float) -> None:
+    """Until no container of the deployment is on its way: every pool and the containers kept
+    for sessions are warm (their fill goes on in the background after the API says ready)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, KeyError):
+            r = httpx.get(f"{base_url}/readyz?verbose=true", timeout=2)
+            if r.status_code == 200 and r.json()["checks"]["starting_containers"] == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"the service at {base_url} did not warm up")
+
+
 def stop_processes(procs: list[subprocess.Popen]) -> None:
     """SIGTERM each process still running, then wait for each; one that outlives 40 s is
     killed and reaped."""

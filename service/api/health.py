@@ -19,7 +19,9 @@ async def livez() -> dict[str, str]:
 @router.get("/healthz")
 async def readyz(verbose: bool = False,
                  services: Services = Depends(shared_services)) -> JsonResponse:
-    """Ready when Redis answers and at least one live worker has a free warm container."""
+    """Ready when Redis answers and at least one live worker has a free warm container. Verbose:
+    the checks, with the warm containers still on their way (a worker's pools fill in the
+    background after it starts, and after containers are replaced), and each worker's state."""
     checks: dict[str, object] = {}
     try:
         workers = await services.store.workers.live()
@@ -30,6 +32,8 @@ async def readyz(verbose: bool = False,
     free = sum(int(w.get("idle_containers", 0)) for w in workers)
     checks["workers"] = len(workers)
     checks["idle_containers"] = free
+    checks["starting_containers"] = sum(int(w.get("starting", 0)) + int(w.get("warming_sessions", 0))
+                                        for w in workers)
     ready = checks["redis"] == "ok" and free > 0
     body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
     if verbose:

@@ -19,8 +19,8 @@ router = APIRouter(tags=["operations"])
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-WORKER_COUNTS = ("pid", "containers", "capacity", "busy", "idle_containers", "executions",
-                 "replaced")
+WORKER_COUNTS = ("pid", "containers", "capacity", "busy", "idle_containers", "starting",
+                 "warming_sessions", "executions", "replaced")
 
 
 @router.get("/metrics", dependencies=[Depends(require_admin)],

@@ -10,7 +10,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 from service import runner_protocol as rp
@@ -72,6 +72,7 @@ class ContainerPool:
         self._closing = False
         self.last_error: str | None = None
         self.replaced = 0
+        self._spawns = 0  # containers being started for the pool (not yet idle)
 
     # --- state for heartbeats and readiness ----------------------------------------------------
 
@@ -83,6 +84,12 @@ class ContainerPool:
     @property
     def live(self) -> int:
         return len(self._all)
+
+    @property
+    def starting(self) -> int:
+        """Containers on their way: being started, or idle ones found dead and about to be
+        replaced."""
+        return self._spawns + sum(not sb.channel.alive for sb in self._idle)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -193,21 +200,29 @@ class ContainerPool:
         with contextlib.suppress(EngineUnavailable):
             await asyncio.to_thread(self.engine.remove, sandbox.container_id)
 
-    async def _spawn(self) -> None:
-        """Start one container for the pool; retry with backoff while that fails."""
+    def _spawn(self) -> Coroutine[None, None, None]:
+        """Start one container for the pool (counted among `starting` from now on); retry with
+        backoff while that fails."""
+        self._spawns += 1
+        return self._spawning()
+
+    async def _spawning(self) -> None:
         backoff = Backoff()
-        while not self._closing:
-            try:
-                sandbox = await self._start(self.settings.default_memory_mb, {}, pooled=True)
-            except Exception as exc:  # whatever it is, keep the pool trying to fill itself
-                self.last_error = f"cannot start a sandbox container: {exc}"
-                log.warning(self.last_error, exc_info=not isinstance(
-                    exc, EngineUnavailable | RunnerGone | TimeoutError | OSError))
-                await backoff.wait()
-                continue
-            self.last_error = None
-            self._put_idle(sandbox)
-            return
+        try:
+            while not self._closing:
+                try:
+                    sandbox = await self._start(self.settings.default_memory_mb, {}, pooled=True)
+                except Exception as exc:  # whatever it is, keep the pool trying to fill itself
+                    self.last_error = f"cannot start a sandbox container: {exc}"
+                    log.warning(self.last_error, exc_info=not isinstance(
+                        exc, EngineUnavailable | RunnerGone | TimeoutError | OSError))
+                    await backoff.wait()
+                    continue
+                self.last_error = None
+                self._put_idle(sandbox)
+                return
+        finally:
+            self._spawns -= 1
 
     async def _start(self, memory_mb: int, labels: dict[str, str], pooled: bool) -> Sandbox:
         """Start a container and wait for its runner's hello; on failure it is removed. A

@@ -33,7 +33,6 @@ class ElasticPool(ContainerPool):
         super().__init__(engine, settings, owner, image)
         self.size = floor
         self.ceiling = max(floor, ceiling)
-        self._growing = 0
         self._idle_since: dict[str, float] = {}
 
     def start(self) -> None:
@@ -42,16 +41,9 @@ class ElasticPool(ContainerPool):
 
     async def lease(self, timeout: float, template: str | None = None) -> Sandbox:
         self._prune()
-        if not self._idle and self.live + self._growing < self.ceiling:
-            self._growing += 1
-            self._background(self._grow())
+        if not self._idle and self.live + self._spawns < self.ceiling:
+            self._background(self._spawn())
         return await super().lease(timeout, template)
-
-    async def _grow(self) -> None:
-        try:
-            await self._spawn()
-        finally:
-            self._growing -= 1
 
     def _put_idle(self, sandbox: Sandbox) -> None:
         self._idle_since[sandbox.container_id] = time.monotonic()
@@ -129,6 +121,10 @@ class LanguagePools:
     @property
     def replaced(self) -> int:
         return sum(pool.replaced for pool in self.pools)
+
+    @property
+    def starting(self) -> int:
+        return sum(pool.starting for pool in self.pools)
 
     @property
     def last_error(self) -> str | None:

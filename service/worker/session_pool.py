@@ -49,6 +49,11 @@ class SessionPool:
     def warm(self) -> int:
         return len(self._warm)
 
+    @property
+    def missing(self) -> int:
+        """Warm containers wanted and not yet up (being started, or waiting for their turn)."""
+        return max(0, self._target() - len(self._warm))
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._fill_forever(), name="session-pool")
 

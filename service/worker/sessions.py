@@ -66,7 +66,8 @@ class SessionHost:
         """For the heartbeat: API processes send new sessions where there is room."""
         return {"sessions": self._held(),
                 "session_capacity": self.capacity,
-                "warm_sessions": self.warm.warm}
+                "warm_sessions": self.warm.warm,
+                "warming_sessions": self.warm.missing}
 
     def _held(self) -> int:
         return len(self.sessions) + self._opening + len(self._binding)

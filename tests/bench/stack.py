@@ -10,7 +10,14 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.bench.cpu import CpuMeter
-from tests.support import ROOT, deployment_env, free_port, stop_processes, wait_ready
+from tests.support import (
+    ROOT,
+    deployment_env,
+    free_port,
+    stop_processes,
+    wait_ready,
+    wait_warmed_up,
+)
 
 
 class LocalStack:
@@ -51,6 +58,9 @@ class LocalStack:
 
     def wait_ready(self, idle: int, timeout: float = 120) -> None:
         wait_ready(self.base_url, idle, timeout)
+
+    def wait_warmed_up(self, timeout: float = 300) -> None:
+        wait_warmed_up(self.base_url, timeout)
 
     def cpu_meter(self) -> CpuMeter:
         """A meter of this stack's processes: the API's (with uvicorn's worker processes, if

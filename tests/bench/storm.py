@@ -131,12 +131,18 @@ def measure() -> dict[str, Any]:
         warm_s = time.monotonic() - started
         engine_s = engine_cpu_s() - engine_before
         own_s = containers_cpu_s(container_ids(stack.prefix))
+        # The scenes are of a deployment in service: the containers kept for sessions (and
+        # other languages' and the scientific pool's) are still starting when Python's pool is
+        # warm, and a storm amid that start measures the start.
+        stack.wait_warmed_up(READY_TIMEOUT_S)
+        all_warm_s = time.monotonic() - started
         time.sleep(3)
         figures: dict[str, Any] = {
             "pool_size": pool_size,
             "container_start": {"engine_cpu_ms": round(engine_s / pool_size * 1000),
                                 "container_cpu_ms": round(own_s / pool_size * 1000),
-                                "pool_warm_s": round(warm_s, 1)},
+                                "pool_warm_s": round(warm_s, 1),
+                                "all_warm_s": round(all_warm_s, 1)},
             "idle_memory": idle_memory_mib(stack.prefix),
         }
         print("  S1 timeout storm", file=sys.stderr)
@@ -178,7 +184,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
          f"x {memory['containers']}"),
         ("container start (a replacement)", f"engine {start['engine_cpu_ms']} ms CPU + its own "
          f"{start['container_cpu_ms']} ms CPU; pool of {f['pool_size']} warm in "
-         f"{start['pool_warm_s']} s"),
+         f"{start['pool_warm_s']} s, every container (sessions' too) in {start['all_warm_s']} s"),
         ("containers replaced during the scenes", str(f["replaced"])),
         ("host load average (1 min), before / after", f"{f['load_average_before'][0]:.1f} / "
          f"{f['load_average_after'][0]:.1f} on {os.cpu_count()} cores"),

@@ -117,11 +117,12 @@ async def test_the_pool_refills_once_the_engine_is_back() -> None:
     pool.start()
     await until(lambda: pool.last_error is not None)
     assert "the engine is away" in pool.last_error
+    assert pool.starting == 2  # both still on their way: the heartbeat's `starting`
     with pytest.raises(pool_module.PoolUnavailable, match="the engine is away"):
         await pool.lease(0.1)
     engine.failing = False
     await until(lambda: pool.idle == 2)
-    assert pool.last_error is None
+    assert (pool.last_error, pool.starting) == (None, 0)
     await pool.close()
 
 
