@@ -61,6 +61,8 @@ POOL_SIZE = Family("sandbox_pool_size", "gauge",
                    "Warm containers the live workers are configured to keep (concurrent executions).")
 POOL_CONTAINERS = Family("sandbox_pool_containers", "gauge", "Warm containers alive.")
 POOL_BUSY = Family("sandbox_pool_busy_containers", "gauge", "Containers running a job now.")
+POOL_STARTING = Family("sandbox_pool_starting_containers", "gauge",
+                       "Warm containers on their way (pools and sessions' warm ones).")
 TENANT_QUEUED = Family("sandbox_tenant_queued_jobs", "gauge",
                        "A tenant's jobs waiting or running (its max_queued counts these).",
                        ("tenant",))
@@ -69,7 +71,7 @@ TENANT_RUNNING = Family("sandbox_tenant_running_jobs", "gauge",
 
 STORED = (HTTP_DURATION, QUEUE_WAIT, RUN_TIME, JOBS, TENANT_JOBS, RECLAIMED, DEAD_LETTERED,
           CANCELLED)
-LIVE = (QUEUE_DEPTH, WORKERS, POOL_SIZE, POOL_CONTAINERS, POOL_BUSY)
+LIVE = (QUEUE_DEPTH, WORKERS, POOL_SIZE, POOL_CONTAINERS, POOL_BUSY, POOL_STARTING)
 PER_TENANT = (TENANT_QUEUED, TENANT_RUNNING)
 FAMILIES = STORED + LIVE + PER_TENANT
 
@@ -182,4 +184,12 @@ def live_gauges(depths: Mapping[str, int],
         (POOL_SIZE.name, ()): total("capacity"),
         (POOL_CONTAINERS.name, ()): total("containers"),
         (POOL_BUSY.name, ()): total("busy"),
+        (POOL_STARTING.name, ()): starting_containers(workers),
     }
+
+
+def starting_containers(workers: list[dict[str, str]]) -> int:
+    """Warm containers the live workers have on their way: their pools' and the ones they keep
+    for sessions (from their heartbeats)."""
+    return sum(int(float(w.get("starting") or 0)) + int(float(w.get("warming_sessions") or 0))
+               for w in workers)

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends
 
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
+from service.metrics import starting_containers
 from service.store import QueueUnavailable
 
 router = APIRouter(tags=["health"])
@@ -32,8 +33,7 @@ async def readyz(verbose: bool = False,
     free = sum(int(w.get("idle_containers", 0)) for w in workers)
     checks["workers"] = len(workers)
     checks["idle_containers"] = free
-    checks["starting_containers"] = sum(int(w.get("starting", 0)) + int(w.get("warming_sessions", 0))
-                                        for w in workers)
+    checks["starting_containers"] = starting_containers(workers)
     ready = checks["redis"] == "ok" and free > 0
     body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
     if verbose:

@@ -56,7 +56,8 @@ def test_histogram_renders_cumulative_buckets() -> None:
 def test_every_family_is_exposed_even_before_any_job() -> None:
     gauges = metrics.live_gauges({"interactive": 3, "bulk": 5},
                                  [{"capacity": "4", "containers": "4", "busy": "1"},
-                                  {"capacity": "4", "containers": "3", "busy": "2"}])
+                                  {"capacity": "4", "containers": "3", "busy": "2",
+                                   "starting": "1", "warming_sessions": "2"}])
     text = metrics.render({}, gauges)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for family in metrics.FAMILIES:
@@ -68,6 +69,7 @@ def test_every_family_is_exposed_even_before_any_job() -> None:
     assert samples["sandbox_pool_size"][0].value == 8
     assert samples["sandbox_pool_containers"][0].value == 7
     assert samples["sandbox_pool_busy_containers"][0].value == 3
+    assert samples["sandbox_pool_starting_containers"][0].value == 3
     assert samples["sandbox_jobs_reclaimed_total"][0].value == 0
 
 
