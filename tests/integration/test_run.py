@@ -124,6 +124,21 @@ def test_what_cpython_does_at_exit(client: httpx.Client) -> None:
         assert base64.b64decode(result["files"]["log.txt"]["base64"]) == b"kept"
 
 
+def test_threads_and_atexit_at_the_end_as_cpython(client: httpx.Client) -> None:
+    """Non-daemon threads are joined before atexit handlers run, as at CPython's own exit (the
+    forked interpreter does it only if the code imported threading, as CPython does)."""
+    code = ("import atexit, threading, time\n"
+            "atexit.register(print, 'atexit')\n"
+            "def late():\n"
+            "    time.sleep(0.2)\n"
+            "    print('thread', flush=True)\n"
+            "threading.Thread(target=late).start()\n"
+            "print('main', flush=True)\n")
+    for fresh in (False, True):
+        result = run(client, code, fresh_interpreter=fresh)
+        assert (result["outcome"], result["stdout"]) == ("ok", "main\nthread\natexit\n"), result
+
+
 def test_timeout_kills_everything(client: httpx.Client, service: Service) -> None:
     code = ("import os, time\n"
             "if os.fork() == 0:\n"

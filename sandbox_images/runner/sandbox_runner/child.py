@@ -7,7 +7,6 @@ import os
 import resource
 import signal
 import sys
-import threading
 import traceback
 import types
 
@@ -100,7 +99,9 @@ def run_forked(code, main):
         traceback.print_exception(type(exc), exc, tb.tb_next if tb else None)
         status = 1
     try:
-        threading._shutdown()
+        threading = sys.modules.get("threading")
+        if threading is not None:  # as CPython's exit: only if something imported it
+            threading._shutdown()
         atexit._run_exitfuncs()
         main.__dict__.clear()
     except BaseException:
