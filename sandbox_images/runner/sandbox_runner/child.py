@@ -5,7 +5,6 @@ import atexit
 import builtins
 import os
 import resource
-import signal
 import sys
 import traceback
 import types
@@ -76,13 +75,6 @@ def new_main():
     main.__builtins__ = builtins
     sys.modules["__main__"] = main
     return main
-
-
-def python_signals():
-    """The signal handling CPython starts with (the child had the kernel's defaults): SIGPIPE
-    ignored (a write to a closed pipe raises BrokenPipeError), SIGINT as KeyboardInterrupt."""
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_forked(code, main):

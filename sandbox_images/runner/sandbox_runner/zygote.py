@@ -18,7 +18,6 @@ from sandbox_runner.child import (
     apply_limits,
     drop_privileges,
     new_main,
-    python_signals,
     run_forked,
 )
 from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, MAIN_PATH, PYTHON, SANDBOX_NICE, WORKDIR
@@ -45,8 +44,6 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
         os.dup2(stderr_w, 2)
         for fd in (stdin_r, stdout_w, stderr_w):
             os.close(fd)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
         drop_privileges()
         # Below the runner in its container's CPU share, so that a hundred busy processes of a
         # fork bomb cannot keep the runner from killing them at the deadline.
@@ -65,8 +62,11 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
         os._exit(126)
     if req is None:  # discarded by the runner
         os._exit(0)
-    if not (req.get("fresh_interpreter") or req.get("command")):  # an exec'd program starts
-        python_signals()  # from the defaults (an ignored SIGPIPE would outlive the exec)
+    # The forked interpreter keeps the signal handling CPython starts with (the runner's: SIGPIPE
+    # ignored, SIGINT raising KeyboardInterrupt). An exec'd program starts from the defaults:
+    # an ignored SIGPIPE would outlive the exec.
+    if req.get("fresh_interpreter") or req.get("command"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if req.get("op") == "session":
         # Imported here: the bare template does not hold it (template.py); the preloaded one,
         # which sessions are forked from, does (preload.py).
