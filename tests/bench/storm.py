@@ -153,6 +153,7 @@ def measure() -> dict[str, Any]:
         figures["replaced"] = replaced(stack.base_url)
     print("  S4 again, 4 at a time (a pool of 4, the former default)", file=sys.stderr)
     with LocalStack(pool_size=COMPARED_POOL, ready_timeout=READY_TIMEOUT_S) as small:
+        small.wait_warmed_up(READY_TIMEOUT_S)
         figures["S4_pool_4"] = asyncio.run(verdicts(small.base_url))
     figures["load_average_before"], figures["load_average_after"] = load_before, os.getloadavg()
     return figures
