@@ -165,6 +165,7 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
 def measure(s3_samples: int) -> dict[str, Any]:
     """These scenes on a stack of their own at the defaults of `make serve`."""
     with LocalStack(pool_size=Settings().pool_size, ready_timeout=READY_TIMEOUT_S) as stack:
+        stack.wait_warmed_up(READY_TIMEOUT_S)  # a deployment in service (see storm.py)
         figures = asyncio.run(measure_callers(stack, s3_samples))
     return {**figures, "load_average_after": os.getloadavg()}
 
