@@ -77,6 +77,7 @@ def main():
     child = Zygote(templates.default)
     if not child.wait_clean(CLEANUP_TIMEOUT_S):
         return 3
+    templates.settle()
     ready = {"op": "ready", "protocol": PROTOCOL_VERSION, "pid": os.getpid()}
     write_frame(proto_out, ready)
     while True:

@@ -44,6 +44,10 @@ CPU_QUOTA_FILES = (  # the container's CPU quota: v1 (quota, then its period bes
     "/sys/fs/cgroup/cpu.max",
 )
 LIMIT_CHECK_MIN_S = 0.02  # the time limits are checked at most this often
+PIDS_CURRENT_FILES = (  # the tasks (processes and threads) in the container's cgroup: v1, v2
+    "/sys/fs/cgroup/pids/pids.current",
+    "/sys/fs/cgroup/pids.current",
+)
 MEMORY_EVENT_FILES = (  # (file, its OOM-kill count, its count of allocations at the limit)
     ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill", None),  # cgroup v1
     ("/sys/fs/cgroup/memory/memory.failcnt", None, ""),

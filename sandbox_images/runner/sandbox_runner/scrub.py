@@ -1,11 +1,16 @@
 """Cleaning up after an execution, from the next child, as the sandbox uid: nothing else of that
-uid may live on, and what it wrote in the scratch places goes."""
+uid may live on, and what it wrote in the scratch places goes.
+
+The sweep for processes (kill them all, then read every process's status in /proc until none
+of the uid is left) is most of a child's clean-up. It is skipped when the container's cgroup
+counts exactly the tasks of the runner's side and this child: every process the execution left
+would be counted there too, from its fork until it is reaped, so nothing else lives."""
 
 import os
 import signal
 import time
 
-from sandbox_runner.config import CLEANUP_ROUNDS, SANDBOX_UID, SCRATCH_DIRS
+from sandbox_runner.config import CLEANUP_ROUNDS, PIDS_CURRENT_FILES, SANDBOX_UID, SCRATCH_DIRS
 
 
 def read_small(path):
@@ -21,6 +26,16 @@ def read_small(path):
         return None
     finally:
         os.close(fd)
+
+
+def container_tasks():
+    """The tasks (processes and threads) in the container's cgroup now; None where it does not
+    count them."""
+    for path in PIDS_CURRENT_FILES:
+        count = read_small(path)
+        if count is not None:
+            return int(count) if count.strip().isdigit() else None
+    return None
 
 
 def sandbox_processes():
@@ -85,8 +100,10 @@ def has_sysv_ipc():
     return False
 
 
-def scrub():
-    clean = kill_everything()
+def scrub(tasks=0):
+    """Whether all of it went. tasks: the container's tasks when nothing of an execution lives
+    (the runner's side and this child; see Templates.settle), 0 where that is not known."""
+    clean = (tasks > 0 and container_tasks() == tasks) or kill_everything()
     for path in SCRATCH_DIRS:
         remove_tree(path)
         try:

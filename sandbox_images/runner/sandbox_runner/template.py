@@ -13,7 +13,7 @@ it has exited. It reaps the child only when the runner says so (after killing wh
 the child's process group), so the group's id cannot be reused meanwhile.
 
 Messages on a SOCK_SEQPACKET socket pair, one per send:
-    runner -> template   b"fork" (with the child's fds attached), b"reap <pid>"
+    runner -> template   b"fork <tasks>" (with the child's fds attached), b"reap <pid>"
     template -> runner   b"pid <pid>", b"exit <pid> <wait status>"
 """
 
@@ -25,6 +25,7 @@ import socket
 import sys
 
 from sandbox_runner.child import prepare_interpreter
+from sandbox_runner.scrub import container_tasks
 
 MESSAGE_SIZE = 64
 CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (left out when none: it is last)
@@ -65,10 +66,11 @@ class Template:
         theirs.close()
         self.sock = ours
         self.fd = ours.fileno()  # polls readable when the template has news of the child
+        self.tasks = 0  # passed to each child's clean-up (see Templates.settle)
 
     def fork(self, fds):
         """A child on these fds (see CHILD_FDS); its pid."""
-        socket.send_fds(self.sock, [b"fork"], [fd for fd in fds if fd is not None])
+        socket.send_fds(self.sock, [b"fork %d" % self.tasks], [fd for fd in fds if fd is not None])
         message = self.sock.recv(MESSAGE_SIZE)
         kind, _, pid = message.partition(b" ")
         if kind != b"pid":
@@ -111,6 +113,17 @@ class Templates:
             self.by_name[PRELOADED] = Template(child_main, {*close_in_template, self.bare.fd})
         self.default = self.by_name.get(PRELOADED, self.bare)
 
+    def settle(self):
+        """Once the first child waits, clean: when the container's cgroup counts exactly the
+        runner's side (the container's init, the runner, the templates) and that child, every
+        child from now on is told that count, and skips the sweep for processes when it finds
+        it (scrub.py). Threads or processes of ours beyond those, or a cgroup that does not
+        count, leave every child to sweep."""
+        expected = len({1, os.getpid()}) + len(self.by_name) + 1
+        if container_tasks() == expected:
+            for template in self.by_name.values():
+                template.tasks = expected
+
     def pick(self, name):
         """The template a request names; the preloaded one for any other name, or none."""
         return self.by_name.get(name, self.default)
@@ -147,8 +160,9 @@ def serve(sock, child_main):
                 message, fds, _, _ = socket.recv_fds(sock, MESSAGE_SIZE, CHILD_FDS)
                 if not message:
                     raise SystemExit
-                if message == b"fork":
-                    pid = fork_child(sock, fds, wakeup, child_main)
+                kind, _, argument = message.partition(b" ")
+                if kind == b"fork":
+                    pid = fork_child(sock, fds, wakeup, child_main, int(argument or 0))
                     try:
                         exit_fd = os.pidfd_open(pid)
                         poller.register(exit_fd, select.POLLIN)
@@ -176,7 +190,7 @@ def serve(sock, child_main):
         os._exit(0)
 
 
-def fork_child(sock, fds, wakeup, child_main):
+def fork_child(sock, fds, wakeup, child_main, tasks):
     """Fork the next execution's child on the runner's fds; in the template, close them."""
     reseed()
     pid = os.fork()
@@ -187,7 +201,7 @@ def fork_child(sock, fds, wakeup, child_main):
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             for fd in wakeup:
                 os.close(fd)
-        child_main(*fds, *([None] * (CHILD_FDS - len(fds))))
+        child_main(*fds, *([None] * (CHILD_FDS - len(fds))), tasks)
     for fd in fds:
         os.close(fd)
     return pid

@@ -29,11 +29,11 @@ from sandbox_runner.scrub import scrub
 COLLECT_FIELDS = ("return_files", "max_return_bytes", "max_return_files")
 
 
-def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
     """In the template's fork. Never returns: sandboxes itself, waits for a request, becomes
     the execution. With files_w it is a collector instead: it reads back the previous
     execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
-    so that what it read is in no later execution's memory."""
+    so that what it read is in no later execution's memory. tasks: see scrub."""
     try:
         os.setsid()
         oom_adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
@@ -53,7 +53,7 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w):
             os._exit(0)
         # Clean up after the previous execution from here, as the sandbox uid: nothing else of
         # that uid may live on, and what it wrote in the scratch places goes.
-        os.write(status_w, CLEAN if scrub() else DIRTY)
+        os.write(status_w, CLEAN if scrub(tasks) else DIRTY)
         os.mkdir(WORKDIR, 0o700)
         os.chdir(WORKDIR)
         main = new_main()
