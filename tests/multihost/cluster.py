@@ -93,6 +93,19 @@ class Cluster:
                 return httpx.get(f"{url}/readyz?verbose=true", timeout=5).json()["workers"]
         return []
 
+    def wait_apis(self, timeout: float = 120) -> None:
+        """Until every API container answers. (Its published port accepts connections before
+        the server inside listens, and then closes them unanswered.)"""
+        deadline = time.monotonic() + timeout
+        for url in self.api_urls:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/livez", timeout=5).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the API at {url} does not answer")
+                time.sleep(0.3)
+
     def wait_workers(self, hosts: set[str], min_idle: int, timeout: float = 120) -> list[dict]:
         """Until every named host has a live worker and min_idle containers are idle in all."""
         deadline = time.monotonic() + timeout

@@ -43,6 +43,7 @@ def cluster() -> Iterator[Cluster]:
     })
     try:
         cluster.start(workers=WORKERS, apis=APIS)
+        cluster.wait_apis()
         cluster.wait_workers({w.name for w in cluster.workers}, min_idle=WORKERS * POOL_SIZE)
         yield cluster
     finally:
