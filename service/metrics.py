@@ -191,5 +191,4 @@ def live_gauges(depths: Mapping[str, int],
 def starting_containers(workers: list[dict[str, str]]) -> int:
     """Warm containers the live workers have on their way: their pools' and the ones they keep
     for sessions (from their heartbeats)."""
-    return sum(int(float(w.get("starting") or 0)) + int(float(w.get("warming_sessions") or 0))
-               for w in workers)
+    return sum(int(float(w.get("starting") or 0)) for w in workers)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -41,29 +41,28 @@ def deployment_env(redis_url: str, prefix: str, port: int,
     return env
 
 
-def wait_ready(base_url: str, min_idle: int, timeout: float) -> None:
-    """Until the deployment's API answers ready with at least `min_idle` warm containers."""
+def wait_checks(base_url: str, holds: Callable[[dict], bool], timeout: float, what: str) -> None:
+    """Until the deployment's API answers ready with checks (/readyz?verbose=true) for which
+    `holds` is true; TimeoutError saying it did not `what`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError, KeyError):
             r = httpx.get(f"{base_url}/readyz?verbose=true", timeout=2)
-            if r.status_code == 200 and r.json()["checks"]["idle_containers"] >= min_idle:
+            if r.status_code == 200 and holds(r.json()["checks"]):
                 return
         time.sleep(0.2)
-    raise TimeoutError(f"the service at {base_url} did not become ready")
+    raise TimeoutError(f"the service at {base_url} did not {what}")
+
+
+def wait_ready(base_url: str, min_idle: int, timeout: float) -> None:
+    """Until the deployment's API answers ready with at least `min_idle` warm containers."""
+    wait_checks(base_url, lambda c: c["idle_containers"] >= min_idle, timeout, "become ready")
 
 
 def wait_warmed_up(base_url: str, timeout: float) -> None:
     """Until no container of the deployment is on its way: every pool and the containers kept
     for sessions are warm (their fill goes on in the background after the API says ready)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError, KeyError):
-            r = httpx.get(f"{base_url}/readyz?verbose=true", timeout=2)
-            if r.status_code == 200 and r.json()["checks"]["starting_containers"] == 0:
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"the service at {base_url} did not warm up")
+    wait_checks(base_url, lambda c: c["starting_containers"] == 0, timeout, "warm up")
 
 
 def stop_processes(procs: list[subprocess.Popen]) -> None:

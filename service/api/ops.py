@@ -20,7 +20,7 @@ router = APIRouter(tags=["operations"])
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 WORKER_COUNTS = ("pid", "containers", "capacity", "busy", "idle_containers", "starting",
-                 "warming_sessions", "executions", "replaced")
+                 "executions", "replaced")
 
 
 @router.get("/metrics", dependencies=[Depends(require_admin)],

@@ -261,7 +261,7 @@ class Consumer:
             "tenants_busy": orjson.dumps(Counter(j.tenant for j in self._jobs.values())).decode(),
             "capacity": self.pool.size,
             "idle_containers": self.pool.idle,
-            "starting": self.pool.starting,
+            "starting": self.pool.starting + (self.sessions.warming if self.sessions else 0),
             "executions": self.executor.executions,
             "replaced": self.pool.replaced,
             "pool_error": self.pool.last_error or "",

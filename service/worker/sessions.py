@@ -66,8 +66,12 @@ class SessionHost:
         """For the heartbeat: API processes send new sessions where there is room."""
         return {"sessions": self._held(),
                 "session_capacity": self.capacity,
-                "warm_sessions": self.warm.warm,
-                "warming_sessions": self.warm.missing}
+                "warm_sessions": self.warm.warm}
+
+    @property
+    def warming(self) -> int:
+        """Warm containers for sessions wanted and not yet up (the heartbeat's `starting`)."""
+        return self.warm.missing
 
     def _held(self) -> int:
         return len(self.sessions) + self._opening + len(self._binding)

@@ -57,7 +57,7 @@ def test_every_family_is_exposed_even_before_any_job() -> None:
     gauges = metrics.live_gauges({"interactive": 3, "bulk": 5},
                                  [{"capacity": "4", "containers": "4", "busy": "1"},
                                   {"capacity": "4", "containers": "3", "busy": "2",
-                                   "starting": "1", "warming_sessions": "2"}])
+                                   "starting": "3"}])
     text = metrics.render({}, gauges)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for family in metrics.FAMILIES:

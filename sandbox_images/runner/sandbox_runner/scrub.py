@@ -100,7 +100,7 @@ def has_sysv_ipc():
     return False
 
 
-def scrub(tasks=0):
+def scrub(tasks):
     """Whether all of it went. tasks: the container's tasks when nothing of an execution lives
     (the runner's side and this child; see Templates.settle), 0 where that is not known."""
     clean = (tasks > 0 and container_tasks() == tasks) or kill_everything()

@@ -159,8 +159,8 @@ function workersTable(workers, now) {
     cell(row, w.host);
     cell(row, w.pid, "num");
     cell(row, `${clock(w.started)} (${age(now - w.started)})`);
-    const starting = w.starting + w.warming_sessions;
-    cell(row, `${w.containers} / ${w.capacity}${starting ? ` (${starting} starting)` : ""}`, "num");
+    cell(row, `${w.containers} / ${w.capacity}${w.starting ? ` (${w.starting} starting)` : ""}`,
+      "num");
     cell(row, w.busy, "num");
     cell(row, w.executions, "num");
     cell(row, age(Math.max(0, now - w.heartbeat)));
