@@ -22,7 +22,11 @@ per tenant and lane, whatever the room.
 """
 
 from service import wire
-from service.store.job_scripts import START_FUNCTION
+from service.models import Priority
+from service.store.job_scripts import COMPLETE_FUNCTION, START_FUNCTION
+
+# The lanes, in the order workers serve them: one stream each per tenant (Keys.jobs(lane, tenant)).
+LANES = (Priority.INTERACTIVE, Priority.BULK)
 
 VIRTUAL_TIME = "~"  # the pass hash's field of the deployment's own virtual time; no tenant
 # name starts with it (tenants.NAME_PATTERN)
@@ -33,12 +37,17 @@ def queue_entry(weight: int, max_running: int | None) -> str:
     return f"{weight} {max_running or 0}"
 
 
-# KEYS: [1] the worker's cancel stream, [2] the queues hash, [3] the pass hash. ARGV: [1] group,
-# [2] consumer, [3] room, [4] the prefix of a job hash's key, [5..] per lane in the order they are
-# served, its stream prefix and the most jobs it may fill of the room. Returns {entries read,
-# {{lane index (0-based), entry id, fields}, ...}, per lane 1 if jobs were left waiting there
-# (for want of room, or past their tenant's max_running), else 0}.
-CLAIM = START_FUNCTION + f"""
+# KEYS: [1] the worker's cancel stream, [2] the queues hash, [3] the pass hash, [4..] four per job
+# the worker answers with this claim (see complete in job_scripts.py). ARGV: [1] group,
+# [2] consumer, [3] room, [4] the prefix of a job hash's key, [5..LAST_LANE] per lane in the
+# order they are served, its stream prefix and the most jobs it may fill of the room; then the
+# answered jobs' results' TTL and four per job. The answers are published first, so that the
+# jobs they end count as running no more. Returns {entries read, {{lane index (0-based), entry
+# id, fields}, ...}, per lane 1 if jobs were left waiting there (for want of room, or past their
+# tenant's max_running), else 0, per job answered 1 if its result is the one kept}.
+LAST_LANE = 4 + 2 * len(LANES)
+CLAIM = START_FUNCTION + COMPLETE_FUNCTION + f"""
+local kept = complete(3, {LAST_LANE} + 1, ARGV[{LAST_LANE} + 1], ARGV[1])
 local room = tonumber(ARGV[3])
 local entries = redis.call('HGETALL', KEYS[2])
 local names, weight, cap, running, waiting = {{}}, {{}}, {{}}, {{}}, {{}}
@@ -48,7 +57,7 @@ for i = 1, #entries, 2 do
   names[#names + 1] = tenant
   weight[tenant], cap[tenant], running[tenant] = tonumber(w), tonumber(m), 0
 end
-for lane = 5, #ARGV, 2 do
+for lane = 5, {LAST_LANE}, 2 do
   waiting[lane] = {{}}
   for _, tenant in ipairs(names) do
     local stream = ARGV[lane] .. tenant
@@ -69,7 +78,7 @@ for i, tenant in ipairs(names) do
   pass[tenant] = math.max(tonumber(stored[i + 1] or '0'), now)
 end
 local read, taken = 0, {{}}
-for lane = 5, #ARGV, 2 do
+for lane = 5, {LAST_LANE}, 2 do
   local given = {{}}
   for _ = 1, math.min(room, tonumber(ARGV[lane + 1])) do
     local best = nil
@@ -105,7 +114,7 @@ for lane = 5, #ARGV, 2 do
   end
 end
 local left = {{}}
-for lane = 5, #ARGV, 2 do
+for lane = 5, {LAST_LANE}, 2 do
   local any = 0
   for _, tenant in ipairs(names) do
     if waiting[lane][tenant] > 0 then any = 1 end
@@ -117,5 +126,5 @@ if read > 0 then
   moved[#moved + 1] = tostring(now)
   redis.call('HSET', KEYS[3], unpack(moved))
 end
-return {{read, taken, left}}
+return {{read, taken, left, kept}}
 """

@@ -27,44 +27,36 @@ local function lane_depth(queues, lane_prefix)
 end
 """
 
-# KEYS: [1] the tenant's stream in the lane, [2] the job's hash, [3] the set of the tenant's jobs
-# waiting or running (which the job joins until it completes or is cancelled), [4] the queues
-# hash, [5] the jobs-queued stream, [6..] the tenant's streams in every lane. ARGV: [1] the
-# lane's depth limit, or 0 when the caller has already made room (a batch); [2] id, [3] payload,
-# [4] reply_to, [5] enqueued_ms, [6] deadline_ms, [7] tenant; [8] its max_queued, or 0 (no
-# limit, or room already made); [9] its queues entry (weight, max_running); [10] the lane's
-# stream prefix; [11] '1' to list the tenant's streams and wake idle workers (a job alone; the
-# last of a batch, whose jobs go in one pipeline). Returns 1 queued, 0 lane full, -1 past the
-# tenant's quota. The job's record has no expiry while it waits or runs: completing or
-# cancelling gives it one.
+# Jobs of one tenant queued in a lane, any number in one call. KEYS: [1] the tenant's stream in
+# the lane, [2] the set of the tenant's jobs waiting or running (which each job joins until it
+# completes or is cancelled), [3] the queues hash, [4] the jobs-queued stream, [5..] the
+# tenant's streams in every lane. ARGV: [1] the lane's depth limit, or 0 when the caller has
+# already made room; [2] the tenant's max_queued, or 0 (no limit, or room already made); [3] how
+# many jobs to make room for (the whole batch's, which may come in several calls); [4] reply_to,
+# [5] enqueued_ms, [6] deadline_ms, [7] tenant, [8] its queues entry (weight, max_running), [9]
+# the lane's stream prefix, [10] the job hashes' prefix, [11] '1' to list the tenant's streams
+# and wake idle workers (the last call of a batch); [12..] (id, payload) per job. Returns 1
+# queued, 0 lane full, -1 past the tenant's quota, none queued then. A job's record has no
+# expiry while it waits or runs: completing or cancelling gives it one.
 ENQUEUE = _LANE_DEPTH + f"""
-local limit = tonumber(ARGV[1])
-if limit > 0 and lane_depth(KEYS[4], ARGV[10]) >= limit then return 0 end
-local quota = tonumber(ARGV[8])
-if quota > 0 and redis.call('SCARD', KEYS[3]) >= quota then return -1 end
-redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[2], '{wire.F_PAYLOAD}', ARGV[3],
-           '{wire.F_REPLY_TO}', ARGV[4], '{wire.F_ENQUEUED_MS}', ARGV[5],
-           '{wire.F_DEADLINE_MS}', ARGV[6], '{wire.F_TENANT}', ARGV[7])
-redis.call('HSET', KEYS[2], '{wire.F_STATE}', '{QUEUED}', '{wire.F_TENANT}', ARGV[7])
-redis.call('SADD', KEYS[3], ARGV[2])
+local count, limit, quota = tonumber(ARGV[3]), tonumber(ARGV[1]), tonumber(ARGV[2])
+if limit > 0 and lane_depth(KEYS[3], ARGV[9]) + count > limit then return 0 end
+if quota > 0 and redis.call('SCARD', KEYS[2]) + count > quota then return -1 end
+for i = 12, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], '*', '{wire.F_ID}', ARGV[i], '{wire.F_PAYLOAD}', ARGV[i + 1],
+             '{wire.F_REPLY_TO}', ARGV[4], '{wire.F_ENQUEUED_MS}', ARGV[5],
+             '{wire.F_DEADLINE_MS}', ARGV[6], '{wire.F_TENANT}', ARGV[7])
+  redis.call('HSET', ARGV[10] .. ARGV[i], '{wire.F_STATE}', '{QUEUED}', '{wire.F_TENANT}', ARGV[7])
+  redis.call('SADD', KEYS[2], ARGV[i])
+end
 if ARGV[11] == '1' then
-  if redis.call('HSET', KEYS[4], ARGV[7], ARGV[9]) == 1 then  -- the tenant's first job
-    for i = 6, #KEYS do
+  if redis.call('HSET', KEYS[3], ARGV[7], ARGV[8]) == 1 then  -- the tenant's first job
+    for i = 5, #KEYS do
       redis.pcall('XGROUP', 'CREATE', KEYS[i], '{WORKER_GROUP}', '0', 'MKSTREAM')
     end
   end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '1', '*', '{wire.F_ID}', ARGV[2])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '1', '*', '{wire.F_ID}', ARGV[#ARGV - 1])
 end
-return 1
-"""
-
-# KEYS: the tenant's stream in the lane, the tenant's job set, the queues hash. Room for a batch
-# of ARGV[1] jobs: 1, or 0 past the lane's depth (ARGV[2]), -1 past the tenant's quota (ARGV[3],
-# 0: none). ARGV[4]: the lane's stream prefix.
-ROOM = _LANE_DEPTH + """
-if lane_depth(KEYS[3], ARGV[4]) + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end
-local quota = tonumber(ARGV[3])
-if quota > 0 and redis.call('SCARD', KEYS[2]) + tonumber(ARGV[1]) > quota then return -1 end
 return 1
 """
 
@@ -88,25 +80,41 @@ end
 # 1: run it; 0: dropped, it was cancelled.
 START = START_FUNCTION + "return start(KEYS[2], ARGV[2], KEYS[3])\n"
 
-# KEYS: the job's hash, its lane, the reply stream, the tenant's job set. Keeps the first result
-# only; always retires the entry.
-COMPLETE = f"""
-local first = redis.call('HGET', KEYS[1], '{wire.F_STATE}') ~= '{DONE}'
-if first then
-  redis.call('HSET', KEYS[1], '{wire.F_STATE}', '{DONE}', '{wire.F_RESULT}', ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-  if ARGV[6] == '1' then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', {REPLY_STREAM_MAXLEN}, '*',
-               '{wire.F_ID}', ARGV[5], '{wire.F_RESULT}', ARGV[1])
-    redis.call('EXPIRE', KEYS[3], {REPLY_STREAM_TTL_S})
+# Jobs done, any number in one call (a worker sends those that end together, or with its next
+# claim: fair_share.py). Per job, the four KEYS after KEYS[k0]: its hash, its lane, the reply
+# stream (its lane when it has none), its tenant's job set; the four ARGV after ARGV[a0]: its
+# result, entry id, id, '1' if it has a reply stream. Keeps each job's first result only (for
+# `ttl` seconds); always retires its entry. Returns, per job, 1 if this result is the one kept,
+# 0 if another was there first.
+COMPLETE_FUNCTION = f"""
+local function complete(k0, a0, ttl, group)
+  local kept = {{}}
+  for i = 0, (#KEYS - k0) / 4 - 1 do
+    local k, a = k0 + 4 * i, a0 + 4 * i
+    local job, lane, reply, job_set = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+    local result, entry_id, id, replies = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    local first = redis.call('HGET', job, '{wire.F_STATE}') ~= '{DONE}'
+    if first then
+      redis.call('HSET', job, '{wire.F_STATE}', '{DONE}', '{wire.F_RESULT}', result)
+      redis.call('EXPIRE', job, ttl)
+      if replies == '1' then
+        redis.call('XADD', reply, 'MAXLEN', '~', {REPLY_STREAM_MAXLEN}, '*',
+                   '{wire.F_ID}', id, '{wire.F_RESULT}', result)
+        redis.call('EXPIRE', reply, {REPLY_STREAM_TTL_S})
+      end
+    end
+    redis.call('XACK', lane, group, entry_id)
+    redis.call('XDEL', lane, entry_id)
+    redis.call('SREM', job_set, id)
+    kept[i + 1] = first and 1 or 0
   end
+  return kept
 end
-redis.call('XACK', KEYS[2], ARGV[4], ARGV[3])
-redis.call('XDEL', KEYS[2], ARGV[3])
-redis.call('SREM', KEYS[4], ARGV[5])
-if first then return 1 end
-return 0
 """
+
+# KEYS: four per job (see complete). ARGV: [1] the results' TTL, [2] the consumer group, then
+# four per job.
+COMPLETE = COMPLETE_FUNCTION + "return complete(0, 2, ARGV[1], ARGV[2])\n"
 
 # KEYS: the job's lane, its hash. A fresh entry at the lane's tail, the old one retired.
 REQUEUE = f"""

@@ -21,27 +21,31 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from service import metrics, wire
+from service.coalesce import Coalescer
 from service.models import JobState, Priority
 from service.result import cancelled, sandbox_error
 from service.store import fair_share, job_scripts
 from service.store.errors import QueueUnavailable, raise_if_refused, translate_errors
+from service.store.fair_share import LANES
 from service.store.keys import WORKER_GROUP, Keys
 from service.tenants import ANONYMOUS_TENANT, Tenant
 
 log = logging.getLogger(__name__)
 
-# The lanes, in the order workers serve them: one stream each per tenant (Keys.jobs(lane, tenant)).
-LANES = (Priority.INTERACTIVE, Priority.BULK)
+ENQUEUE_PER_SCRIPT = 256  # jobs queued in one script
+COMPLETIONS_PER_SCRIPT = 64  # results answered in one script (Redis serves nothing else meanwhile)
 
 
 @dataclass(frozen=True)
 class Claimed:
     """What a claim took: `read` entries, of which `jobs` to run (the others were cancelled
-    jobs, dropped on the way), and the lanes where jobs were `left` waiting."""
+    jobs, dropped on the way), and the lanes where jobs were `left` waiting; and for each job
+    answered with it, whether its result is the one kept."""
 
     read: int
     jobs: list[wire.Job]
     left: frozenset[Priority]
+    kept: list[bool]
 
 
 class JobStore:
@@ -51,12 +55,13 @@ class JobStore:
         self.result_ttl_s = result_ttl_s
         self.max_depth = max_depth
         self._enqueue = redis.register_script(job_scripts.ENQUEUE)
-        self._room = redis.register_script(job_scripts.ROOM)
         self._claim = redis.register_script(fair_share.CLAIM)
         self._start = redis.register_script(job_scripts.START)
         self._complete = redis.register_script(job_scripts.COMPLETE)
         self._requeue = redis.register_script(job_scripts.REQUEUE)
         self._cancel = redis.register_script(job_scripts.CANCEL)
+        self._completions: Coalescer[tuple[wire.Job, bytes], bool] = Coalescer(
+            self._complete_many, COMPLETIONS_PER_SCRIPT, "job-completions")
 
     # --- API side ------------------------------------------------------------------------------
 
@@ -67,30 +72,28 @@ class JobStore:
         the lane's depth, or QuotaExceeded past the tenant's max_queued (jobs waiting or
         running), with none queued.
 
-        One job: checked and queued in one script. Several: the room is checked first, then
-        all are queued in one round trip, unchecked (one script queuing a 10,000-job batch would
-        hold Redis for ~70 ms, every other client shut out; a pipeline lets them in between
-        its commands). Batches admitted at the same moment may
-        together take the lane (or a tenant) past its limit by their sizes (it is a bound on
-        backlog, not a hard cap), but no batch is ever queued in part.
+        Up to ENQUEUE_PER_SCRIPT jobs: checked and queued in one script. More: the room is
+        checked first, then all are queued in one round trip, unchecked, ENQUEUE_PER_SCRIPT
+        to a script (one script queuing a 10,000-job batch would hold Redis for ~70 ms, every
+        other client shut out; a pipeline lets them in between its scripts). Batches admitted
+        at the same moment may together take the lane (or a tenant) past its limit by their
+        sizes (it is a bound on backlog, not a hard cap), but no batch is ever queued in part.
         """
-        limit, quota = self.max_depth, tenant.max_queued or 0
-        stream, job_set = self.keys.jobs(lane, tenant.name), self.keys.tenant_jobs(tenant.name)
-        prefix = self.keys.lane_prefix(lane)
-        if len(jobs) > 1:
-            with translate_errors():
-                room = await self._room(keys=[stream, job_set, self.keys.queues],
-                                        args=[len(jobs), self.max_depth, quota, prefix])
-            raise_if_refused(room)
-            limit = quota = 0
-        now, last = wire.now_ms(), len(jobs) - 1
-        entry = fair_share.queue_entry(tenant.weight, tenant.max_running)
-        keys = [self.keys.queues, self.keys.jobs_queued,
+        checks = [self.max_depth, tenant.max_queued or 0, len(jobs)]
+        keys = [self.keys.jobs(lane, tenant.name), self.keys.tenant_jobs(tenant.name),
+                self.keys.queues, self.keys.jobs_queued,
                 *(self.keys.jobs(each, tenant.name) for each in LANES)]
-        calls = [([stream, self.keys.job(job_id), job_set, *keys],
-                  [limit, job_id, payload, reply_to, now, deadline_ms, tenant.name, quota, entry,
-                   prefix, "1" if i == last else "0"])
-                 for i, (job_id, payload) in enumerate(jobs)]
+        shared = [reply_to, wire.now_ms(), deadline_ms, tenant.name,
+                  fair_share.queue_entry(tenant.weight, tenant.max_running),
+                  self.keys.lane_prefix(lane), self.keys.job("")]
+        if len(jobs) > ENQUEUE_PER_SCRIPT:  # the room first, for all of them
+            (room,) = await self._run_script(self._enqueue, [(keys, [*checks, *shared, "0"])])
+            raise_if_refused(room)
+            checks = [0, 0, 0]
+        chunks = [jobs[i:i + ENQUEUE_PER_SCRIPT] for i in range(0, len(jobs), ENQUEUE_PER_SCRIPT)]
+        calls = [(keys, [*checks, *shared, "1" if i == len(chunks) - 1 else "0",
+                         *(part for job in chunk for part in job)])
+                 for i, chunk in enumerate(chunks)]
         for queued in await self._run_script(self._enqueue, calls):
             raise_if_refused(queued)
 
@@ -179,22 +182,29 @@ class JobStore:
                             raise
 
     async def claim(self, consumer: str, room: int,
-                    caps: Mapping[Priority, int] | None = None) -> Claimed:
+                    caps: Mapping[Priority, int] | None = None,
+                    answered: Sequence[tuple[wire.Job, bytes]] = ()) -> Claimed:
         """New jobs for this consumer, at most `room` and at most caps[lane] of a lane,
         interactive ones first, shared between tenants by weight within their max_running
-        (fair_share.py), each marked running here."""
+        (fair_share.py), each marked running here. `answered`: (job, result) pairs completed
+        in the same script, before the claim (their containers are what the room is for)."""
         caps = caps or {}
         keys = [self.keys.cancels(consumer), self.keys.queues, self.keys.fair_pass]
-        args: list[str | int] = [WORKER_GROUP, consumer, room, self.keys.job("")]
+        args: list[str | int | bytes] = [WORKER_GROUP, consumer, room, self.keys.job("")]
         for lane in LANES:
             args += [self.keys.lane_prefix(lane), caps.get(lane, room)]
+        if answered:
+            done_keys, done_args = self._completions_parts(answered)
+            keys += done_keys
+            args += [self.result_ttl_s, *done_args]
         (reply,) = await self._run_script(self._claim, [(keys, args)])
-        read, taken, left = reply
+        read, taken, left, kept = reply
         return Claimed(read, [wire.Job.from_entry(entry_id,
                                                   dict(zip(flat[::2], flat[1::2], strict=True)),
                                                   LANES[lane])
                               for lane, entry_id, flat in taken],
-                       frozenset(lane for lane, more in zip(LANES, left, strict=True) if more))
+                       frozenset(lane for lane, more in zip(LANES, left, strict=True) if more),
+                       [bool(first) for first in kept])
 
     async def queued_mark(self) -> str:
         """Where to wait for the next job queued from (wait_queued)."""
@@ -238,16 +248,26 @@ class JobStore:
 
     async def complete(self, job: wire.Job, result: bytes) -> bool:
         """Publish the result and retire the job; False when another delivery answered first
-        (or the job was cancelled)."""
-        lane = self.keys.jobs(job.lane, job.tenant)
-        reply = self.keys.replies(job.reply_to) if job.reply_to else lane
-        with translate_errors():
-            first = await self._complete(
-                keys=[self.keys.job(job.id), lane, reply, self.keys.tenant_jobs(job.tenant)],
-                args=[result, self.result_ttl_s, job.entry_id, WORKER_GROUP, job.id,
-                      "1" if job.reply_to else "0"],
-            )
-        return bool(first)
+        (or the job was cancelled). Results of jobs that end together share one script."""
+        return await self._completions.submit((job, result))
+
+    async def _complete_many(self, done: list[tuple[wire.Job, bytes]]) -> list[bool]:
+        keys, args = self._completions_parts(done)
+        (kept,) = await self._run_script(self._complete, [(keys, [self.result_ttl_s,
+                                                                   WORKER_GROUP, *args])])
+        return [bool(first) for first in kept]
+
+    def _completions_parts(self, done: Sequence[tuple[wire.Job, bytes]]
+                           ) -> tuple[list[str], list[str | bytes]]:
+        """The keys and arguments of completions, four each (job_scripts.COMPLETE_FUNCTION)."""
+        keys: list[str] = []
+        args: list[str | bytes] = []
+        for job, result in done:
+            lane = self.keys.jobs(job.lane, job.tenant)
+            reply = self.keys.replies(job.reply_to) if job.reply_to else lane
+            keys += [self.keys.job(job.id), lane, reply, self.keys.tenant_jobs(job.tenant)]
+            args += [result, job.entry_id, job.id, "1" if job.reply_to else "0"]
+        return keys, args
 
     async def requeue(self, job: wire.Job) -> None:
         """Hand an unfinished job back to its lane, atomically, for another worker to run."""

@@ -12,7 +12,7 @@ class Keys:
     def jobs(self, lane: str, tenant: str) -> str:
         """One tenant's job stream in one lane (interactive or bulk), read by the consumer group
         WORKER_GROUP, whose pending entries are the tenant's running jobs of that lane;
-        jobs.py's LANES gives the order workers take the lanes in."""
+        fair_share.py's LANES gives the order workers take the lanes in."""
         return f"{self.lane_prefix(lane)}{tenant}"
 
     def lane_prefix(self, lane: str) -> str:

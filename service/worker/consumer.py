@@ -2,6 +2,9 @@
 Every few heartbeats the same loop also takes over jobs of silent workers (and dead-letters
 those delivered too often), so that the two never take more jobs than there are containers.
 
+Behind a backlog, a job's answer and the claim of the job that takes its container are one
+script (_answer): one round trip to Redis per job, not two.
+
 Bulk jobs are claimed only a few ahead of what CPU admission lets start (BULK_AHEAD per
 admission slot): a worker behind a batch would otherwise hold a container's worth of bulk jobs
 claimed and waiting, and an interactive job queued after them would wait in Redis for one of
@@ -33,6 +36,7 @@ from service.result import ExecutionResult, cancelled, sandbox_error
 from service.settings import Settings
 from service.stats import Recorder
 from service.store import QueueUnavailable, Store
+from service.store.jobs import Claimed
 from service.worker.executor import Executor
 from service.worker.outcome import CANCELLED_WHILE_RUNNING
 from service.worker.pool import ContainerPool
@@ -69,6 +73,8 @@ class Consumer:
         self._wake = asyncio.Event()  # a container freed, a bulk job started, a job queued
         self._queued = True  # a job was queued since the last claim (or may have been)
         self._left: frozenset[Priority] = frozenset()  # lanes the last claim left jobs in
+        self._claiming = asyncio.Lock()  # one claim (or reclaim) at a time: see _claim_loop
+        self._reclaim_at = 0.0  # when the claim loop takes over jobs of silent workers next
         pool.on_idle = self._wake.set
         self._stopping = asyncio.Event()
         self.stats = Recorder(store, worker_id)
@@ -81,9 +87,13 @@ class Consumer:
 
     @property
     def bulk_room(self) -> int:
-        """Bulk jobs this worker may claim now: a few more than CPU admission can start."""
+        return self._bulk_room(self.free_slots)
+
+    def _bulk_room(self, free: int) -> int:
+        """Bulk jobs this worker may claim with `free` slots: a few more than CPU admission can
+        start."""
         ahead = BULK_AHEAD * self.executor.admission.slots
-        return max(0, min(self.free_slots, ahead - len(self._bulk_waiting)))
+        return max(0, min(free, ahead - len(self._bulk_waiting)))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -126,9 +136,10 @@ class Consumer:
         never take more jobs between them than there are free containers. A claim is made
         when there is room for jobs that may be waiting: a job was queued since the last
         claim, or that claim left some behind in a lane this worker now has room for; and at
-        least every CLAIM_AGAIN_S."""
+        least every CLAIM_AGAIN_S. A job that ends while such a claim is due makes it itself,
+        in the script that answers it (_answer), unless this loop is making one."""
         backoff = Backoff()
-        reclaim_at = time.monotonic() + self._reclaim_interval()
+        self._reclaim_at = time.monotonic() + self._reclaim_interval()
         claim_at = 0.0
         progress = True  # the last claim took jobs: there may be more
         while not self._stopping.is_set():
@@ -146,30 +157,37 @@ class Consumer:
                     progress = False
                     continue
             try:
-                if time.monotonic() >= reclaim_at:
-                    reclaim_at = time.monotonic() + self._reclaim_interval()
-                    await self._reclaim()
-                    progress = True  # what was due is claimed next, without waiting
-                    continue
-                self._queued = False
-                claimed = await self.jobs.claim(self.worker_id, self.free_slots,
-                                                {Priority.BULK: self.bulk_room})
+                async with self._claiming:
+                    if time.monotonic() >= self._reclaim_at:
+                        self._reclaim_at = time.monotonic() + self._reclaim_interval()
+                        await self._reclaim()
+                        progress = True  # what was due is claimed next, without waiting
+                        continue
+                    self._queued = False
+                    claimed = await self.jobs.claim(self.worker_id, self.free_slots,
+                                                    {Priority.BULK: self.bulk_room})
                 backoff.reset()
             except QueueUnavailable as exc:
                 self._queued = progress = True
                 log.warning("queue unavailable, retrying", extra={"error": str(exc)})
                 await backoff.wait()
                 continue
-            self._left, progress = claimed.left, claimed.read > 0
+            progress = claimed.read > 0
             claim_at = time.monotonic() + CLAIM_AGAIN_S
-            for job in claimed.jobs:
-                self._start(job)
+            self._took(claimed)
 
-    def _claim_due(self) -> bool:
-        if not self.free_slots:
+    def _took(self, claimed: Claimed) -> None:
+        self._left = claimed.left
+        for job in claimed.jobs:
+            self._start(job)
+
+    def _claim_due(self, free: int | None = None) -> bool:
+        """Whether a claim may find jobs for `free` slots (the free ones now by default)."""
+        free = self.free_slots if free is None else free
+        if not free:
             return False
         return (self._queued or Priority.INTERACTIVE in self._left
-                or (Priority.BULK in self._left and self.bulk_room > 0))
+                or (Priority.BULK in self._left and self._bulk_room(free) > 0))
 
     async def _queued_loop(self) -> None:
         """Wake the claim loop whenever a job is queued."""
@@ -229,8 +247,29 @@ class Consumer:
         # Keep trying to answer; if we die meanwhile the job is reclaimed and run again. (A
         # cancelled job has its answer already: this only retires its entry.)
         body = result.encode()
-        if await self._retry(lambda: self.jobs.complete(job, body)):
+        if await self._retry(lambda: self._answer(job, body)):
             self.stats.job_done(job, result)
+
+    async def _answer(self, job: wire.Job, body: bytes) -> bool:
+        """Publish a job's result (False if another answer was there first). When a claim is
+        due and the claim loop is not making one (nor a reclaim is due), the same script
+        claims the next jobs: one round trip to Redis per job instead of two behind a batch."""
+        # This job's slot counts as free, and its container, still cleaning up, as warm.
+        free = min(self.pool.size - len(self.inflight) + 1, self.pool.idle + self.pool.cleaning)
+        if (self._claiming.locked() or self._stopping.is_set() or not self._claim_due(free)
+                or time.monotonic() >= self._reclaim_at):
+            return await self.jobs.complete(job, body)
+        async with self._claiming:
+            self._queued = False
+            try:
+                claimed = await self.jobs.claim(self.worker_id, free,
+                                                {Priority.BULK: self._bulk_room(free)},
+                                                answered=[(job, body)])
+            except QueueUnavailable:
+                self._queued = True  # the claim loop tries again
+                raise
+        self._took(claimed)
+        return claimed.kept[0]
 
     async def _execute(self, job: wire.Job) -> ExecutionResult:
         if job.id in self._cancelled:  # its cancel came before its task

@@ -73,6 +73,7 @@ class ContainerPool:
         self.last_error: str | None = None
         self.replaced = 0
         self._spawns = 0  # containers being started for the pool (not yet idle)
+        self.cleaning = 0  # containers back from a run, until their runner's next child is clean
 
     # --- state for heartbeats and readiness ----------------------------------------------------
 
@@ -151,6 +152,7 @@ class ContainerPool:
         if self._closing:
             self._background(self._destroy(sandbox))
         elif reusable and sandbox.executions < self.settings.executions_per_container:
+            self.cleaning += 1
             self._background(self._await_clean(sandbox))
         else:
             self._background(self._replace(sandbox))
@@ -183,9 +185,11 @@ class ContainerPool:
         try:
             await sandbox.channel.ready(CLEANUP_TIMEOUT_S)
         except RunnerGone as exc:
+            self.cleaning -= 1
             log.warning("runner did not come back clean", extra={"error": str(exc)})
             await self._replace(sandbox)
             return
+        self.cleaning -= 1
         self._put_idle(sandbox)
 
     async def _replace(self, sandbox: Sandbox) -> None:

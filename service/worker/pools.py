@@ -115,6 +115,10 @@ class LanguagePools:
         return sum(pool.idle for pool in self.pools)
 
     @property
+    def cleaning(self) -> int:
+        return sum(pool.cleaning for pool in self.pools)
+
+    @property
     def live(self) -> int:
         return sum(pool.live for pool in self.pools)
 

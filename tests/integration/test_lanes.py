@@ -13,7 +13,8 @@ from redis import asyncio as aioredis
 from service.models import JobState, Priority
 from service.settings import Settings
 from service.store import Store
-from service.store.jobs import JobStore
+from service.store.errors import QueueFull
+from service.store.jobs import ENQUEUE_PER_SCRIPT, JobStore
 from service.store.keys import WORKER_GROUP
 from service.tenants import ANONYMOUS
 from tests.support import served, wait_done
@@ -121,6 +122,55 @@ def one_container(redis_url: str, docker_engine: None) -> Iterator[httpx.Client]
         yield c
 
 
+async def test_a_claim_answers_the_jobs_it_is_given_before_it_claims(queue: JobStore) -> None:
+    """A worker answers a job and claims the next in one script: the answer is published (and
+    the job no longer counts as running: a tenant at its max_running gets its next job), and
+    an answer that comes after another (here, a cancel) is not kept."""
+    first, second, third = await enqueue(queue, BULK, 3)
+    one, two = (await queue.claim("w1", 2)).jobs
+    assert await queue.cancel([second], "gone", ANONYMOUS) == [JobState.RUNNING]
+    claimed = await queue.claim("w1", 2, answered=[(one, b'{"outcome":"ok","n":1}'),
+                                                   (two, b'{"outcome":"ok","n":2}')])
+    assert claimed.kept == [True, False]
+    assert [job.id for job in claimed.jobs] == [third] and claimed.left == set()
+    assert await queue.status(first) == (JobState.DONE, b'{"outcome":"ok","n":1}', ANONYMOUS)
+    _, result, _ = await queue.status(second)
+    assert b'"outcome":"cancelled"' in result
+    assert await queue.depths() == {"interactive": 0, "bulk": 1}  # the third, running
+    assert await queue.tenant_jobs([ANONYMOUS]) == {ANONYMOUS: 1}
+
+
+async def test_completions_at_once_share_a_script_and_each_gets_its_own_answer(
+        queue: JobStore, redis_url: str) -> None:
+    ids = await enqueue(queue, BULK, 40)
+    jobs = (await queue.claim("w1", 40)).jobs
+    async with aioredis.from_url(redis_url) as redis:
+        await redis.config_resetstat()
+        kept = await asyncio.gather(*(queue.complete(job, b'{"n":"%s"}' % job.id.encode())
+                                      for job in jobs))
+        scripts = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    assert kept == [True] * 40
+    assert scripts < 40  # those that waited while one was on its way went together
+    for job_id in ids:
+        assert await queue.status(job_id) == (JobState.DONE, b'{"n":"%s"}' % job_id.encode(),
+                                              ANONYMOUS)
+    assert await queue.depths() == {"interactive": 0, "bulk": 0}
+    assert not await queue.complete(jobs[0], b'{"n":"again"}')  # the first answer stays
+
+
+async def test_a_batch_larger_than_a_script_is_queued_whole_or_not_at_all(
+        queue: JobStore) -> None:
+    count = ENQUEUE_PER_SCRIPT * 2 + 7
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    await queue.enqueue([(job_id, b"{}") for job_id in ids], "", 0, BULK)
+    claimed = await queue.claim("w1", count)
+    assert [job.id for job in claimed.jobs] == ids  # in order, each once
+    with pytest.raises(QueueFull):  # the lane holds 1,000: this batch is refused whole
+        await queue.enqueue([(uuid.uuid4().hex, b"{}") for _ in range(1000 - count + 1)], "", 0,
+                            BULK)
+    assert await queue.depths() == {"interactive": 0, "bulk": count}
+
+
 def test_an_interactive_job_overtakes_a_bulk_backlog(one_container: httpx.Client) -> None:
     client = one_container
     code = "import time; time.sleep(0.3); print('b')"
@@ -208,3 +258,4 @@ def test_bulk_runs_and_long_runs_yield_the_cpu_to_fresh_interactive_ones(
     assert weight() == default  # the same container (a pool of one), weighed again
     assert weight(busy=True) == low  # lowered once it has wanted the CPU for DEMOTE_AFTER_S
     assert weight() == default
+
