@@ -1,13 +1,13 @@
 """Sessions opened at once share one claim script: an API process sends the claims waiting at
-that moment together, and those that arrive meanwhile go in the next one (coalesce.py).
+that moment together, and those that arrive meanwhile go in the next one.
 
 Sixty-four opens at once then cost a few round trips to Redis instead of sixty-four, on one
 connection instead of sixty-four opened for the burst (the Redis client opens a connection per
-command in flight), and the script's own work is done in one go. A caller that gave up before
-its claim's answer leaves its session to idle out unused.
+command in flight), and the script's own work is done in one go.
 """
 
-from service.coalesce import Coalescer
+import asyncio
+
 from service.store.session_claims import Claim, WarmClaims
 from service.store.workers import WorkerRegistry
 
@@ -19,12 +19,33 @@ class ClaimBatcher:
         self.claims = claims
         self.cap = cap
         self.workers = workers  # a silent worker offers nothing
-        self._coalescer: Coalescer[Claim, tuple[str, str] | int] = Coalescer(
-            self._send, MAX_BATCH, "session-claims")
+        self._waiting: list[tuple[Claim, asyncio.Future[tuple[str, str] | int]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def claim(self, claim: Claim) -> tuple[str, str] | int:
         """What WarmClaims.claim answers for this claim, sent with those waiting beside it."""
-        return await self._coalescer.submit(claim)
+        future: asyncio.Future[tuple[str, str] | int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((claim, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_waiting(), name="session-claims")
+        return await future
 
-    async def _send(self, claims: list[Claim]) -> list[tuple[str, str] | int]:
-        return await self.claims.claim(claims, self.cap, self.workers.live_since_ms())
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch = [(c, f) for c, f in self._waiting[:MAX_BATCH] if not f.done()]
+            del self._waiting[:MAX_BATCH]
+            if batch:
+                await self._send([c for c, _ in batch], [f for _, f in batch])
+
+    async def _send(self, claims: list[Claim],
+                    futures: list[asyncio.Future[tuple[str, str] | int]]) -> None:
+        try:
+            found = await self.claims.claim(claims, self.cap, self.workers.live_since_ms())
+        except Exception as exc:  # QueueUnavailable, mostly: each caller raises it
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for future, result in zip(futures, found, strict=True):
+            if not future.done():  # its caller gave up: the session idles out unused
+                future.set_result(result)

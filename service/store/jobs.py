@@ -21,7 +21,6 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from service import metrics, wire
-from service.coalesce import Coalescer
 from service.models import JobState, Priority
 from service.result import cancelled, sandbox_error
 from service.store import fair_share, job_scripts
@@ -33,7 +32,6 @@ from service.tenants import ANONYMOUS_TENANT, Tenant
 log = logging.getLogger(__name__)
 
 ENQUEUE_PER_SCRIPT = 256  # jobs queued in one script
-COMPLETIONS_PER_SCRIPT = 64  # results answered in one script (Redis serves nothing else meanwhile)
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,6 @@ class JobStore:
         self._complete = redis.register_script(job_scripts.COMPLETE)
         self._requeue = redis.register_script(job_scripts.REQUEUE)
         self._cancel = redis.register_script(job_scripts.CANCEL)
-        self._completions: Coalescer[tuple[wire.Job, bytes], bool] = Coalescer(
-            self._complete_many, COMPLETIONS_PER_SCRIPT, "job-completions")
 
     # --- API side ------------------------------------------------------------------------------
 
@@ -248,10 +244,12 @@ class JobStore:
 
     async def complete(self, job: wire.Job, result: bytes) -> bool:
         """Publish the result and retire the job; False when another delivery answered first
-        (or the job was cancelled). Results of jobs that end together share one script."""
-        return await self._completions.submit((job, result))
+        (or the job was cancelled)."""
+        return (await self.complete_many([(job, result)]))[0]
 
-    async def _complete_many(self, done: list[tuple[wire.Job, bytes]]) -> list[bool]:
+    async def complete_many(self, done: list[tuple[wire.Job, bytes]]) -> list[bool]:
+        """Publish several results in one script (see complete); per job, whether its result
+        is the one kept."""
         keys, args = self._completions_parts(done)
         (kept,) = await self._run_script(self._complete, [(keys, [self.result_ttl_s,
                                                                    WORKER_GROUP, *args])])

@@ -2,8 +2,11 @@
 Every few heartbeats the same loop also takes over jobs of silent workers (and dead-letters
 those delivered too often), so that the two never take more jobs than there are containers.
 
-Behind a backlog, a job's answer and the claim of the job that takes its container are one
-script (_answer): one round trip to Redis per job, not two.
+Behind a backlog, the answers of jobs and the claim of the jobs that take their containers
+are one script (_send_answers), and the answers of bulk jobs that end within a few
+milliseconds of each other share it (_answer): about two bulk jobs per round trip to Redis
+on a pool of four, not two round trips per job. While the held answers wait, the other
+containers keep the cores busy; a worker with none running sends at once.
 
 Bulk jobs are claimed only a few ahead of what CPU admission lets start (BULK_AHEAD per
 admission slot): a worker behind a batch would otherwise hold a container's worth of bulk jobs
@@ -49,6 +52,8 @@ CLAIM_AGAIN_S = 1.0  # claim at least this often, woken or not
 BULK_AHEAD = 1  # bulk jobs claimed and not yet started, per CPU admission slot
 CANCEL_BLOCK_MS = 1000
 CANCEL_GRACE_S = 5.0  # for a runner to end a cancelled run before its container is replaced
+ANSWER_LINGER_S = 0.005  # the longest a bulk job's answer waits for others to share its script
+ANSWERS_PER_SCRIPT = 32
 CANCELS_REMEMBERED = 1024  # ids of cancelled jobs kept, should one arrive before its task
 
 
@@ -75,6 +80,10 @@ class Consumer:
         self._left: frozenset[Priority] = frozenset()  # lanes the last claim left jobs in
         self._claiming = asyncio.Lock()  # one claim (or reclaim) at a time: see _claim_loop
         self._reclaim_at = 0.0  # when the claim loop takes over jobs of silent workers next
+        self._held: list[tuple[wire.Job, bytes, asyncio.Future[bool]]] = []  # bulk answers
+        self._answered: set[tuple[str, str, str]] = set()  # answers sent, tasks not yet ended
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
         pool.on_idle = self._wake.set
         self._stopping = asyncio.Event()
         self.stats = Recorder(store, worker_id)
@@ -221,6 +230,7 @@ class Consumer:
     def _finished(self, key: tuple[str, str, str]) -> None:
         del self.inflight[key]
         del self._jobs[key]
+        self._answered.discard(key)
         self._under_way(key)
 
     def _under_way(self, key: tuple[str, str, str]) -> None:
@@ -251,25 +261,70 @@ class Consumer:
             self.stats.job_done(job, result)
 
     async def _answer(self, job: wire.Job, body: bytes) -> bool:
-        """Publish a job's result (False if another answer was there first). When a claim is
-        due and the claim loop is not making one (nor a reclaim is due), the same script
-        claims the next jobs: one round trip to Redis per job instead of two behind a batch."""
-        # This job's slot counts as free, and its container, still cleaning up, as warm.
-        free = min(self.pool.size - len(self.inflight) + 1, self.pool.idle + self.pool.cleaning)
-        if (self._claiming.locked() or self._stopping.is_set() or not self._claim_due(free)
-                or time.monotonic() >= self._reclaim_at):
-            return await self.jobs.complete(job, body)
+        """Publish a job's result (False if another answer was there first). A bulk job's
+        answer is held for the answers of the jobs still running here, to share their script:
+        sent once as many are held as are running (at once when none is running: nothing
+        would come), or ANSWER_LINGER_S after the first was held. An interactive job's answer
+        goes at once."""
+        if job.lane is not Priority.BULK or self._stopping.is_set():
+            return (await self._send_answers([(job, body)]))[0]
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._held.append((job, body, future))
+        if len(self._held) >= min(ANSWERS_PER_SCRIPT, max(1, len(self._executing))):
+            self._flush_held()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(ANSWER_LINGER_S,
+                                                                      self._flush_held)
+        return await future
+
+    def _flush_held(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        held, self._held = self._held, []
+        if held:
+            task = asyncio.create_task(self._send_held(held))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _send_held(self, held: list[tuple[wire.Job, bytes, asyncio.Future[bool]]]) -> None:
+        try:
+            kept = await self._send_answers([(job, body) for job, body, _ in held])
+        except Exception as exc:  # QueueUnavailable, mostly: each job's _retry answers again
+            for _, _, future in held:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, _, future), first in zip(held, kept, strict=True):
+            if not future.done():
+                future.set_result(first)
+
+    async def _send_answers(self, answers: list[tuple[wire.Job, bytes]]) -> list[bool]:
+        """When a claim is due (and no reclaim), the script that answers these jobs claims the
+        next ones too, after any claim under way: one round trip to Redis for the answers and
+        the claim."""
+        if self._stopping.is_set() or time.monotonic() >= self._reclaim_at:
+            return await self.jobs.complete_many(answers)
+        keys = {job.claim_key for job, _ in answers}
         async with self._claiming:
-            self._queued = False
+            # The slots of answered jobs count as free (their tasks end once answered), and
+            # their containers, still cleaning up, as warm.
+            self._answered |= keys
             try:
+                free = min(self.pool.size - len(self.inflight) + len(self._answered),
+                           self.pool.idle + self.pool.cleaning)
+                if not self._claim_due(free):
+                    return await self.jobs.complete_many(answers)
+                self._queued = False
                 claimed = await self.jobs.claim(self.worker_id, free,
                                                 {Priority.BULK: self._bulk_room(free)},
-                                                answered=[(job, body)])
+                                                answered=answers)
             except QueueUnavailable:
-                self._queued = True  # the claim loop tries again
+                self._answered -= keys  # not answered: each job's _retry tries again
+                self._queued = True  # and so does the claim loop
                 raise
         self._took(claimed)
-        return claimed.kept[0]
+        return claimed.kept
 
     async def _execute(self, job: wire.Job) -> ExecutionResult:
         if job.id in self._cancelled:  # its cancel came before its task

@@ -53,10 +53,10 @@ async def test_a_fault_in_the_worker_is_answered_as_a_sandbox_error(redis_url: s
                                                   "internal error in the worker")
 
 
-async def test_behind_a_backlog_a_job_is_answered_in_the_script_that_claims_the_next(
+async def test_behind_a_backlog_answers_go_together_in_the_script_that_claims_the_next(
         redis_url: str) -> None:
     settings = Settings(redis_url=redis_url, key_prefix=f"unit-{uuid.uuid4().hex[:8]}",
-                        pool_size=2)
+                        pool_size=4)
     store = Store.connect(settings)
     pool = ContainerPool(FakeEngine(), settings, Owner("unit", "w", "h", 1), "sandbox-python")
     pool.start()
@@ -70,10 +70,14 @@ async def test_behind_a_backlog_a_job_is_answered_in_the_script_that_claims_the_
 
     executor.run = quick  # type: ignore[method-assign]
     answered_with_claims: list[str] = []
+    scripts_answering = 0
     claim = store.jobs.claim
 
     async def counting_claim(*args: Any, **kwargs: Any) -> Claimed:
-        answered_with_claims.extend(job.id for job, _ in kwargs.get("answered", ()))
+        nonlocal scripts_answering
+        answered = [job.id for job, _ in kwargs.get("answered", ())]
+        answered_with_claims.extend(answered)
+        scripts_answering += bool(answered)
         return await claim(*args, **kwargs)
 
     store.jobs.claim = counting_claim  # type: ignore[method-assign]
@@ -94,6 +98,8 @@ async def test_behind_a_backlog_a_job_is_answered_in_the_script_that_claims_the_
     await store.close()
     assert {job_id: orjson.loads(body)["stdout"] for job_id, body in results.items()} == {
         job_id: job_id for job_id in ids}
-    # While jobs were waiting, each answer claimed the next: all but the last few jobs.
+    # While jobs were waiting, the answers claimed the next: all but the last few jobs; and
+    # the answers of jobs that ended together went in one script.
     assert len(answered_with_claims) >= 20
     assert len(set(answered_with_claims)) == len(answered_with_claims)
+    assert scripts_answering < len(answered_with_claims)
