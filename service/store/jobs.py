@@ -247,7 +247,7 @@ class JobStore:
         (or the job was cancelled)."""
         return (await self.complete_many([(job, result)]))[0]
 
-    async def complete_many(self, done: list[tuple[wire.Job, bytes]]) -> list[bool]:
+    async def complete_many(self, done: Sequence[tuple[wire.Job, bytes]]) -> list[bool]:
         """Publish several results in one script (see complete); per job, whether its result
         is the one kept."""
         keys, args = self._completions_parts(done)

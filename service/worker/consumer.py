@@ -145,8 +145,9 @@ class Consumer:
         never take more jobs between them than there are free containers. A claim is made
         when there is room for jobs that may be waiting: a job was queued since the last
         claim, or that claim left some behind in a lane this worker now has room for; and at
-        least every CLAIM_AGAIN_S. A job that ends while such a claim is due makes it itself,
-        in the script that answers it (_answer), unless this loop is making one."""
+        least every CLAIM_AGAIN_S. Jobs that end while such a claim is due make it themselves,
+        in the script that answers them (_send_answers), after this loop's claim if one is
+        under way."""
         backoff = Backoff()
         self._reclaim_at = time.monotonic() + self._reclaim_interval()
         claim_at = 0.0

@@ -184,13 +184,16 @@ class ContainerPool:
     async def _await_clean(self, sandbox: Sandbox) -> None:
         try:
             await sandbox.channel.ready(CLEANUP_TIMEOUT_S)
+            clean = True
         except RunnerGone as exc:
-            self.cleaning -= 1
             log.warning("runner did not come back clean", extra={"error": str(exc)})
+            clean = False
+        finally:
+            self.cleaning -= 1
+        if clean:
+            self._put_idle(sandbox)
+        else:
             await self._replace(sandbox)
-            return
-        self.cleaning -= 1
-        self._put_idle(sandbox)
 
     async def _replace(self, sandbox: Sandbox) -> None:
         self.replaced += 1
