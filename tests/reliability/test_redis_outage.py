@@ -27,13 +27,17 @@ def own_redis(tmp_path: Path):
     stop_redis(port)
 
 
-def test_redis_restart_loses_no_accepted_job(own_redis, docker_engine: None) -> None:
+@pytest.mark.parametrize("lane", ["interactive", "bulk"])
+def test_redis_restart_loses_no_accepted_job(own_redis, docker_engine: None, lane: str) -> None:
+    """Either lane: a bulk job's answer waits for others to share its script (consumer.py),
+    and those held when Redis goes are sent again once it is back."""
     port, data_dir, url = own_redis
     svc = Service(url).start(workers=2, wait_idle=6)
     try:
         with httpx.Client(base_url=svc.base_url, timeout=30) as client:
-            ids = [client.post("/v1/jobs", json={"code": f"import time; time.sleep(0.3); print({i})"}
-                               ).json()["id"] for i in range(40)]
+            ids = [client.post("/v1/jobs", json={"code": f"import time; time.sleep(0.3); print({i})",
+                                                 "priority": lane}).json()["id"]
+                   for i in range(40)]
             stop_redis(port)
             refused = client.post("/v1/run", json={"code": "print(1)"})
             assert refused.status_code == 503
