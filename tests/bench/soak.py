@@ -1,5 +1,6 @@
-"""`make soak DURATION=600`: mixed load for a while, with a worker killed, Redis restarted and
-dockerd restarted along the way; then the checks: every accepted job answered exactly once, no
+"""`make soak DURATION=600`: mixed load for a while, in both lanes (a bulk run's answer takes
+another path out of the worker than an interactive one's), with a worker killed, Redis restarted
+and dockerd restarted along the way; then the checks: every accepted job answered exactly once, no
 container or sandbox process left behind, memory within 10 % of where it started.
 
     python -m tests.bench.soak --duration 600 [--rate 20] [--json PATH]
@@ -31,10 +32,13 @@ MIX = [  # (weight, code, timeout, expected outcome)
 ]
 
 
+LANES = ["interactive", "bulk"]
+
+
 def pick(i: int) -> tuple[dict[str, Any], str]:
     _, code, timeout, outcome = random.choices(MIX, weights=[m[0] for m in MIX])[0]
     return ({"code": code.format(i=i), "timeout": timeout, "memory_mb": 128,
-             "max_output_bytes": 20_000}, outcome)
+             "max_output_bytes": 20_000, "priority": random.choice(LANES)}, outcome)
 
 
 class Tally:
