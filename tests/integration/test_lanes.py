@@ -123,9 +123,9 @@ def one_container(redis_url: str, docker_engine: None) -> Iterator[httpx.Client]
 
 
 async def test_a_claim_answers_the_jobs_it_is_given_before_it_claims(queue: JobStore) -> None:
-    """A worker answers a job and claims the next in one script: the answer is published (and
-    the job no longer counts as running: a tenant at its max_running gets its next job), and
-    an answer that comes after another (here, a cancel) is not kept."""
+    """A worker answers jobs and claims the next in one script: the answers are published
+    first (the answered jobs no longer count as the tenant's), and an answer that comes after
+    another (here, a cancel's) is not kept."""
     first, second, third = await enqueue(queue, BULK, 3)
     one, two = (await queue.claim("w1", 2)).jobs
     assert await queue.cancel([second], "gone", ANONYMOUS) == [JobState.RUNNING]
@@ -255,4 +255,3 @@ def test_bulk_runs_and_long_runs_yield_the_cpu_to_fresh_interactive_ones(
     assert weight() == default  # the same container (a pool of one), weighed again
     assert weight(busy=True) == low  # lowered once it has wanted the CPU for DEMOTE_AFTER_S
     assert weight() == default
-
