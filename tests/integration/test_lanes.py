@@ -16,7 +16,7 @@ from service.store import Store
 from service.store.errors import QueueFull
 from service.store.jobs import ENQUEUE_PER_SCRIPT, JobStore
 from service.store.keys import WORKER_GROUP
-from service.tenants import ANONYMOUS
+from service.tenants import ANONYMOUS, Tenant
 from tests.support import served, wait_done
 
 INTERACTIVE, BULK = Priority.INTERACTIVE, Priority.BULK
@@ -138,6 +138,19 @@ async def test_a_claim_answers_the_jobs_it_is_given_before_it_claims(queue: JobS
     assert b'"outcome":"cancelled"' in result
     assert await queue.depths() == {"interactive": 0, "bulk": 1}  # the third, running
     assert await queue.tenant_jobs([ANONYMOUS]) == {ANONYMOUS: 1}
+
+
+async def test_a_tenant_at_its_max_running_gets_the_next_jobs_of_the_claim_that_answers(
+        queue: JobStore) -> None:
+    team = Tenant("team", max_running=2)
+    ids = [uuid.uuid4().hex for _ in range(4)]
+    await queue.enqueue([(job_id, b"{}") for job_id in ids], "", 0, BULK, team)
+    running = (await queue.claim("w1", 4)).jobs
+    assert [job.id for job in running] == ids[:2]  # its max_running
+    assert (await queue.claim("w1", 2)).jobs == []  # nothing more while both run
+    claimed = await queue.claim("w1", 2, answered=[(job, b"{}") for job in running])
+    assert claimed.kept == [True, True]
+    assert [job.id for job in claimed.jobs] == ids[2:]  # the answers went first
 
 
 async def test_results_answered_in_one_script_each_keep_their_own(queue: JobStore) -> None:
