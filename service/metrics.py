@@ -174,21 +174,17 @@ def sample_names(families: Iterable[Family] = FAMILIES) -> set[str]:
 def live_gauges(depths: Mapping[str, int],
                 workers: list[dict[str, str]]) -> dict[SampleKey, float]:
     """The gauges, from each lane's length and the live workers' heartbeat descriptions."""
-
-    def total(field: str) -> float:
-        return sum(float(w.get(field) or 0) for w in workers)
-
     return {
         **{(QUEUE_DEPTH.name, (("lane", lane),)): depth for lane, depth in depths.items()},
         (WORKERS.name, ()): len(workers),
-        (POOL_SIZE.name, ()): total("capacity"),
-        (POOL_CONTAINERS.name, ()): total("containers"),
-        (POOL_BUSY.name, ()): total("busy"),
-        (POOL_STARTING.name, ()): starting_containers(workers),
+        (POOL_SIZE.name, ()): workers_total(workers, "capacity"),
+        (POOL_CONTAINERS.name, ()): workers_total(workers, "containers"),
+        (POOL_BUSY.name, ()): workers_total(workers, "busy"),
+        (POOL_STARTING.name, ()): workers_total(workers, "starting"),
     }
 
 
-def starting_containers(workers: list[dict[str, str]]) -> int:
-    """Warm containers the live workers have on their way: their pools' and the ones they keep
-    for sessions (from their heartbeats)."""
-    return sum(int(float(w.get("starting") or 0)) for w in workers)
+def workers_total(workers: list[dict[str, str]], field: str) -> int:
+    """A count summed over the live workers' heartbeats (`starting`: the warm containers on
+    their way, their pools' and the ones they keep for sessions)."""
+    return sum(int(float(w.get(field) or 0)) for w in workers)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from service.api.responses import JsonResponse
 from service.api.services import Services, shared_services
-from service.metrics import starting_containers
+from service.metrics import workers_total
 from service.store import QueueUnavailable
 
 router = APIRouter(tags=["health"])
@@ -30,10 +30,10 @@ async def readyz(verbose: bool = False,
     except QueueUnavailable as exc:
         workers = []
         checks["redis"] = f"unreachable: {exc}"
-    free = sum(int(w.get("idle_containers", 0)) for w in workers)
+    free = workers_total(workers, "idle_containers")
     checks["workers"] = len(workers)
     checks["idle_containers"] = free
-    checks["starting_containers"] = starting_containers(workers)
+    checks["starting_containers"] = workers_total(workers, "starting")
     ready = checks["redis"] == "ok" and free > 0
     body: dict[str, object] = {"status": "ready" if ready else "not_ready"}
     if verbose:

@@ -34,7 +34,12 @@ def wait_all_done(client: httpx.Client, job_ids: list[str], timeout: float) -> d
     return done
 
 
+def readyz(client: httpx.Client) -> dict:
+    """The verbose readiness answer: its checks and the live workers' heartbeats."""
+    return client.get("/readyz", params={"verbose": "true"}).json()
+
+
 def busy(client: httpx.Client, pid: int) -> int:
     """Executions running on the worker with this pid, from its last heartbeat."""
-    body = client.get("/readyz?verbose=true").json()
-    return sum(int(w.get("busy", 0)) for w in body.get("workers", []) if int(w["pid"]) == pid)
+    return sum(int(w.get("busy", 0)) for w in readyz(client).get("workers", [])
+               if int(w["pid"]) == pid)

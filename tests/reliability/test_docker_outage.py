@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from tests.reliability.helpers import eventually, wait_all_done
+from tests.reliability.helpers import eventually, readyz, wait_all_done
 from tests.support import ROOT, Service
 
 
@@ -18,10 +18,6 @@ def restart_dockerd() -> None:
     subprocess.run([ROOT / "deploy/local/ensure-docker.sh"], check=True)
 
 
-def checks(client: httpx.Client) -> dict:
-    return client.get("/readyz", params={"verbose": "true"}).json()["checks"]
-
-
 def test_dockerd_restart_loses_no_job(redis_url: str, docker_engine: None) -> None:
     svc = Service(redis_url).start(workers=2, wait_idle=6)
     try:
@@ -32,7 +28,7 @@ def test_dockerd_restart_loses_no_job(redis_url: str, docker_engine: None) -> No
             subprocess.run(["pkill", "-TERM", "-x", "dockerd"], check=False)
             eventually(lambda: client.get("/readyz").status_code == 503, 60,
                        "not ready while Docker is away")
-            eventually(lambda: checks(client)["starting_containers"] > 0, 30,
+            eventually(lambda: readyz(client)["checks"]["starting_containers"] > 0, 30,
                        "the pools are starting containers again")
             restart_dockerd()
             results = wait_all_done(client, ids, timeout=180)
@@ -43,9 +39,9 @@ def test_dockerd_restart_loses_no_job(redis_url: str, docker_engine: None) -> No
                     assert results[job_id]["stdout"] == f"{i}\n"
             assert sum(r["outcome"] == "ok" for r in results.values()) >= 6  # the queued ones
             eventually(lambda: client.get("/readyz").status_code == 200, 120, "ready again")
-            eventually(lambda: checks(client)["starting_containers"] == 0, 120,
+            eventually(lambda: readyz(client)["checks"]["starting_containers"] == 0, 120,
                        "every pool warm again")
-            workers = client.get("/readyz", params={"verbose": "true"}).json()["workers"]
+            workers = readyz(client)["workers"]
             assert [(int(w["containers"]), int(w["warm_sessions"])) for w in workers] == [
                 (3, 2), (3, 2)], workers  # each worker's pool of 3, and 2 kept for sessions
             assert client.post("/v1/run", json={"code": "print(6*7)"}).json()["stdout"] == "42\n"

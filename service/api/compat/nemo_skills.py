@@ -22,6 +22,7 @@ from service.api.errors import RETRY_AFTER_FULL_S
 from service.api.responses import JsonResponse
 from service.api.services import Services, get_services, shared_services
 from service.jobspec import InvalidRequest, build_job_spec
+from service.metrics import workers_total
 from service.models import Outcome, RunRequest, SessionRequest, SessionRunRequest, SessionState
 from service.sessions import SessionBroker, SessionRefused
 from service.store import QueueUnavailable
@@ -204,7 +205,7 @@ async def health(services: Services = Depends(shared_services)) -> JsonResponse:
         workers = await services.store.workers.live()
     except QueueUnavailable:
         workers = []
-    ready = sum(int(w.get("idle_containers", 0)) for w in workers) > 0
+    ready = workers_total(workers, "idle_containers") > 0
     return JsonResponse({"status": "healthy" if ready else "unhealthy",
                          "worker": services.submitter.api_id},
                         status_code=200 if ready else 503)
