@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Build the sandbox images (sandbox-<image>:$SANDBOX_IMAGE_TAG, default latest): every directory
-# here with a Dockerfile, or those named as arguments. The base image is provided first. The
-# build context is this directory, so every image takes the one runner in runner/. Images build
+# here with a Dockerfile, or those named as arguments. The base image is provided first, then the
+# runner's image (runner/Dockerfile), which every other image copies the runner from. The build
+# context is this directory. Images build
 # in parallel (most of the time goes to downloading packages); a build's log is shown only when
 # it fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-base="$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$here/python/Dockerfile" | head -n1)"
+base="$(sed -n 's/^FROM \([^ ]*\).*/\1/p' "$here/runner/Dockerfile" | head -n1)"
 "$here/bootstrap_base.sh" "$base"
 tag="${SANDBOX_IMAGE_TAG:-latest}"
 if [ "$#" -gt 0 ]; then
@@ -15,7 +16,7 @@ if [ "$#" -gt 0 ]; then
 else
   images=()
   for dir in "$here"/*/; do
-    [ -f "$dir/Dockerfile" ] && images+=("$(basename "$dir")")
+    [ -f "$dir/Dockerfile" ] && [ "$(basename "$dir")" != runner ] && images+=("$(basename "$dir")")
   done
 fi
 # The host's own CA certificates (a TLS-intercepting proxy's), for the Python image's step that
@@ -24,10 +25,19 @@ rm -rf "$here/python/certs" && mkdir -p "$here/python/certs"
 cp /usr/local/share/ca-certificates/*.crt "$here/python/certs/" 2>/dev/null || true
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
+# The runner first (sandbox-runner:<tag>, with its compiled C module): every image copies it.
+echo "building sandbox-runner:$tag" >&2
+if ! docker build -q -t "sandbox-runner:$tag" -f "$here/runner/Dockerfile" "$here" \
+    >"$logs/runner" 2>&1; then
+  echo "building sandbox-runner:$tag failed:" >&2
+  cat "$logs/runner" >&2
+  exit 1
+fi
 pids=()
 for image in "${images[@]}"; do
   echo "building sandbox-$image:$tag" >&2
-  docker build -q -t "sandbox-$image:$tag" -f "$here/$image/Dockerfile" "$here" \
+  docker build -q -t "sandbox-$image:$tag" --build-arg "RUNNER_IMAGE=sandbox-runner:$tag" \
+    -f "$here/$image/Dockerfile" "$here" \
     >"$logs/$image" 2>&1 &
   pids+=("$!")
 done

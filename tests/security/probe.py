@@ -2,7 +2,8 @@
 
 `probe` runs a normal snippet that computes an answer the test knows and describes the sandbox it
 ran in: its container, its working directory, what is left in the writable places, the SysV IPC
-objects, any other process of the sandbox uid, its environment and its open descriptors.
+objects, any other process of the sandbox uid, its environment and its open descriptors, and
+the process it ran as (uid, groups, session, nice, OOM score, limits).
 """
 
 import json
@@ -16,7 +17,7 @@ import httpx
 from tests.support import Service, run, sandbox_containers, sandbox_uid_processes
 
 PROBE = r'''
-import json, os, re, sys
+import json, os, re, resource, sys
 n = int(sys.stdin.read())
 me = os.getpid()
 others = []
@@ -50,6 +51,10 @@ print(json.dumps({
     "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
     "uid": [os.getuid(), os.geteuid(), os.getgid()],
     "nice": os.nice(0),
+    "groups": os.getgroups(),
+    "own_session": os.getsid(0) == os.getpid(),
+    "oom_score_adj": open("/proc/self/oom_score_adj").read().strip(),
+    "rlimits": [resource.getrlimit(resource.RLIMIT_CORE), resource.getrlimit(resource.RLIMIT_NOFILE)],
     "tmp_free": os.statvfs("/tmp").f_bavail * os.statvfs("/tmp").f_frsize,
     "tmp_size": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
 }))
@@ -79,6 +84,9 @@ def probe(client: httpx.Client) -> Sight:
     assert seen["home_is_cwd"], seen
     assert seen["uid"] == [10001, 10001, 10001], seen
     assert seen["nice"] == 10, seen  # below the runner, which must stay able to kill it
+    assert seen["groups"] == [] and seen["own_session"], seen
+    assert seen["oom_score_adj"] == "1000", seen  # the OOM killer's first choice
+    assert seen["rlimits"] == [[0, 0], [256, 256]], seen  # no core files; 256 fds
     assert seen["tmp_free"] > seen["tmp_size"] * 0.9, seen
     return Sight(seen["container"], seen)
 

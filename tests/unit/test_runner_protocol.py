@@ -15,7 +15,7 @@ from tests.support import runner_module
 
 @pytest.fixture(scope="module")
 def runner() -> dict[str, ModuleType]:
-    return {name: runner_module(name) for name in ("frames", "clock", "template", "config")}
+    return {name: runner_module(name) for name in ("frames", "clock", "config")}
 
 
 def test_both_sides_speak_the_same_protocol_version(runner: dict[str, ModuleType]) -> None:
@@ -46,6 +46,6 @@ def test_the_time_limits_are_named_alike(runner: dict[str, ModuleType]) -> None:
 def test_templates_and_absolute_return_roots_are_named_alike(
         runner: dict[str, ModuleType]) -> None:
     """An unknown template name would silently fork from the preloaded template."""
-    template = runner["template"]
-    assert (rp.TEMPLATE_BARE, rp.TEMPLATE_PRELOADED) == (template.BARE, template.PRELOADED)
-    assert tuple(root.rstrip("/") for root in ABSOLUTE_ROOTS) == runner["config"].ABSOLUTE_ROOTS
+    config = runner["config"]
+    assert (rp.TEMPLATE_BARE, rp.TEMPLATE_PRELOADED) == (config.BARE, config.PRELOADED)
+    assert tuple(root.rstrip("/") for root in ABSOLUTE_ROOTS) == config.ABSOLUTE_ROOTS

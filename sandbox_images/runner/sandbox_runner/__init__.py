@@ -3,6 +3,8 @@
     config      fixed ids, paths and limits of the sandbox
     frames      the wire format: a 4-byte big-endian length, then a JSON object
     scrub       cleaning up after an execution, as the sandbox uid
+    _native     the child's set-up and clean-up as system calls, in C (../native/_native.c,
+                compiled by ../Dockerfile)
     files       files in (written for the code) and out (read back for the caller)
     child       a one-shot execution inside the child: limits, __main__, CPython's exit
     cells       a session's child: one namespace, one cell per frame
@@ -17,5 +19,5 @@
                 kernel's exit status, the cgroup's OOM counters
     session     a session's cells watched from the runner
 
-Standard library only: these files run inside the sandbox image.
+Standard library only, and _native: these files run inside the sandbox image.
 """

@@ -9,19 +9,9 @@ import sys
 import traceback
 import types
 
-from sandbox_runner.config import CHILD_ENV, MAIN_PATH, SANDBOX_GID, SANDBOX_UID, WORKDIR
+from sandbox_runner.config import CHILD_ENV, MAIN_PATH, WORKDIR
 
 STD_STREAMS = []  # the code's sys.stdin, sys.stdout, sys.stderr (see prepare_interpreter)
-
-
-def drop_privileges():
-    os.setgroups([])
-    os.setgid(SANDBOX_GID)
-    os.setuid(SANDBOX_UID)
-    # No RLIMIT_NPROC: it counts the uid's processes across every container on the host, so one
-    # fork bomb would starve its neighbours. The container's pids limit bounds each alone.
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
 
 def apply_limits(req):

@@ -8,9 +8,7 @@ import select
 import stat
 import time
 
-from sandbox_runner.config import ABSOLUTE_ROOTS, MAX_WALK_ENTRIES, WORKDIR
-from sandbox_runner.frames import write_frame
-from sandbox_runner.scrub import kill_everything
+from sandbox_runner.config import ABSOLUTE_ROOTS, MAX_WALK_ENTRIES
 
 
 def name_parts(name):
@@ -51,21 +49,6 @@ def write_files(workdir, files, replace=False, executable=()):
 
 
 TOO_BIG = object()
-
-
-def send_collected(fd, req):
-    """In the next child, before it cleans up: the files the previous execution was asked to give
-    back, sent to the runner once every process of that execution is gone."""
-    try:
-        kill_everything()
-        found = collect_files(WORKDIR, req)
-    except Exception:
-        found = {"files": {}, "files_truncated": True}
-    try:
-        write_frame(fd, found)
-    except OSError:
-        pass
-    os.close(fd)
 
 
 def collect_files(root, req, since_ns=0):

@@ -25,11 +25,11 @@ import socket
 import sys
 
 from sandbox_runner.child import prepare_interpreter
+from sandbox_runner.config import BARE, PRELOADED
 from sandbox_runner.scrub import container_tasks
 
 MESSAGE_SIZE = 64
 CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (left out when none: it is last)
-BARE, PRELOADED = "bare", "preloaded"  # a request's `template`
 
 
 def reseed():

@@ -14,16 +14,23 @@ import signal
 import sys
 import traceback
 
-from sandbox_runner.child import (
-    apply_limits,
-    drop_privileges,
-    new_main,
-    run_forked,
+from sandbox_runner import _native
+from sandbox_runner.child import apply_limits, new_main, run_forked
+from sandbox_runner.config import (
+    CHILD_ENV,
+    CLEAN,
+    DIRTY,
+    MAIN_PATH,
+    MAX_OPEN_FILES,
+    PYTHON,
+    SANDBOX_GID,
+    SANDBOX_NICE,
+    SANDBOX_UID,
+    WORKDIR,
 )
-from sandbox_runner.config import CHILD_ENV, CLEAN, DIRTY, MAIN_PATH, PYTHON, SANDBOX_NICE, WORKDIR
-from sandbox_runner.files import read_until_eof, send_collected, write_files
+from sandbox_runner.files import collect_files, read_until_eof, write_files
 from sandbox_runner.frames import FRAME, read_frame, write_frame
-from sandbox_runner.scrub import scrub
+from sandbox_runner.scrub import kill_everything, scrub
 
 # What the next child needs of a request to read its files back (see send_collected).
 COLLECT_FIELDS = ("return_files", "max_return_bytes", "max_return_files")
@@ -35,19 +42,11 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
     execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
     so that what it read is in no later execution's memory. tasks: see scrub."""
     try:
-        os.setsid()
-        oom_adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-        os.write(oom_adj, b"1000")  # must precede the uid switch, which makes it unwritable
-        os.close(oom_adj)
-        os.dup2(stdin_r, 0)
-        os.dup2(stdout_w, 1)
-        os.dup2(stderr_w, 2)
-        for fd in (stdin_r, stdout_w, stderr_w):
-            os.close(fd)
-        drop_privileges()
-        # Below the runner in its container's CPU share, so that a hundred busy processes of a
-        # fork bomb cannot keep the runner from killing them at the deadline.
-        os.nice(SANDBOX_NICE)
+        # Its own session, the OOM killer's first choice, the pipes as fds 0-2, the sandbox
+        # uid, and below the runner in its container's CPU share, so that a hundred busy
+        # processes of a fork bomb cannot keep the runner from killing them at the deadline.
+        _native.enter(stdin_r, stdout_w, stderr_w, SANDBOX_UID, SANDBOX_GID, SANDBOX_NICE,
+                      MAX_OPEN_FILES)
         if files_w is not None:  # a collector: it reads the files back, and is done
             send_collected(files_w, read_frame(ctl_r))
             os._exit(0)
@@ -94,6 +93,21 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
             os.write(2, ("sandbox setup failed: %s" % traceback.format_exc()).encode())
         finally:
             os._exit(127)
+
+
+def send_collected(fd, req):
+    """In the next child, before it cleans up: the files the previous execution was asked to give
+    back, sent to the runner once every process of that execution is gone."""
+    try:
+        kill_everything()
+        found = collect_files(WORKDIR, req)
+    except Exception:
+        found = {"files": {}, "files_truncated": True}
+    try:
+        write_frame(fd, found)
+    except OSError:
+        pass
+    os.close(fd)
 
 
 def exec_command(req, argv):
