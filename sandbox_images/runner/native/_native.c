@@ -1,10 +1,11 @@
-/* sandbox_runner._native: the child's set-up and clean-up as system calls, with no Python
- * between the fork and the request.
+/* sandbox_runner._native: the template's loop, and the child's set-up and clean-up, as system
+ * calls with no Python between them.
  *
- * A forked child's every line of Python writes to pages it shares with its template (reference
- * counts, allocator pools, frames), and each first write costs a page fault and a 4 KiB copy:
- * the set-up below cost a child about 100 faults and 0.6 ms of CPU in Python. The steps and
- * their order are those SECURITY.md describes; each failure raises OSError, and the child
+ * A forked process's every line of Python writes to pages it shares with the process it was
+ * forked from (reference counts, allocator pools, frames), and each first write costs a page
+ * fault and a 4 KiB copy: in the child, between its fork and its request; in the template, after
+ * each fork, which leaves all of its memory shared with the new child. The steps and their order
+ * are those SECURITY.md describes; each failure of the child's raises OSError, and the child
  * exits on it before it reads a request.
  *
  * Built against the stable ABI of Debian's Python by ../Dockerfile.
@@ -17,12 +18,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,12 +255,213 @@ static PyObject *sysv_ipc_exists(PyObject *self, PyObject *unused) {
     Py_RETURN_FALSE;
 }
 
+/* --- the template's loop (template.py has the protocol) --------------------------------------- */
+
+#define MAX_CHILDREN 16 /* the runner keeps one or two at a time */
+#define MAX_CHILD_FDS 8
+#define MESSAGE_SIZE 64
+
+struct child {
+    pid_t pid;
+    int exit_fd; /* its pidfd, or -1: the SIGCHLD wake-up pipe (no pidfds, as in gVisor) */
+    int reported;
+};
+
+static struct child children[MAX_CHILDREN];
+static int child_count;
+static int wake[2] = {-1, -1};
+
+static void on_sigchld(int sig) {
+    int saved = errno;
+    if (write(wake[1], "", 1) < 0) { /* full: a wake-up is pending anyway */
+    }
+    errno = saved;
+}
+
+/* The runner is gone, or the template cannot go on: so neither can any child it forked. */
+static void end_template(void) {
+    for (int i = 0; i < child_count; i++)
+        kill(-children[i].pid, SIGKILL);
+    _exit(0);
+}
+
+static void send_message(int sock, const char *message) {
+    while (send(sock, message, strlen(message), MSG_NOSIGNAL) < 0)
+        if (errno != EINTR)
+            end_template();
+}
+
+static void watch_by_signal(void) {
+    if (wake[0] >= 0)
+        return;
+    if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        end_template();
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigchld;
+    action.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGCHLD, &action, NULL) < 0)
+        end_template();
+}
+
+/* "exit <pid> <wait status>" for each unreported child that has exited (left unreaped). */
+static void report_exits(int sock, int exit_fd) {
+    for (int i = 0; i < child_count; i++) {
+        struct child *c = &children[i];
+        if (c->reported || c->exit_fd != exit_fd)
+            continue;
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_PID, (id_t)c->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0)
+            continue;
+        int status = info.si_code == CLD_EXITED
+                         ? (info.si_status & 0xFF) << 8
+                         : info.si_status | (info.si_code == CLD_DUMPED ? 0x80 : 0);
+        char message[MESSAGE_SIZE];
+        snprintf(message, sizeof message, "exit %d %d", (int)c->pid, status);
+        c->reported = 1;
+        send_message(sock, message);
+    }
+}
+
+static void reap(pid_t pid) {
+    for (int i = 0; i < child_count; i++) {
+        if (children[i].pid != pid)
+            continue;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        if (children[i].exit_fd >= 0)
+            close(children[i].exit_fd);
+        children[i] = children[--child_count];
+        return;
+    }
+}
+
+/* serve_template(sock, before_fork): the template's loop, on the runner's SOCK_SEQPACKET socket
+ * (whose fd it takes). In the template it never returns: it ends with the runner. In each child
+ * it forks, it returns the child's (fds, tasks): the fds the runner sent with "fork <tasks>".
+ * before_fork: None, or what to call before each fork. */
+static PyObject *serve_template(PyObject *self, PyObject *args) {
+    int sock;
+    PyObject *before_fork;
+    if (!PyArg_ParseTuple(args, "iO", &sock, &before_fork))
+        return NULL;
+    for (;;) {
+        struct pollfd polled[MAX_CHILDREN + 2];
+        int count = 0;
+        polled[count++] = (struct pollfd){.fd = sock, .events = POLLIN};
+        if (wake[0] >= 0)
+            polled[count++] = (struct pollfd){.fd = wake[0], .events = POLLIN};
+        for (int i = 0; i < child_count; i++)
+            if (!children[i].reported && children[i].exit_fd >= 0)
+                polled[count++] = (struct pollfd){.fd = children[i].exit_fd, .events = POLLIN};
+        if (poll(polled, (nfds_t)count, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            end_template();
+        }
+        for (int i = 1; i < count; i++) {
+            if (!polled[i].revents)
+                continue;
+            if (polled[i].fd == wake[0]) {
+                char drained[64];
+                while (read(wake[0], drained, sizeof drained) > 0) {
+                }
+                report_exits(sock, -1);
+            } else {
+                report_exits(sock, polled[i].fd);
+            }
+        }
+        if (!polled[0].revents)
+            continue;
+
+        char message[MESSAGE_SIZE + 1];
+        union {
+            char buf[CMSG_SPACE(sizeof(int) * MAX_CHILD_FDS)];
+            struct cmsghdr align;
+        } control;
+        struct iovec iov = {.iov_base = message, .iov_len = MESSAGE_SIZE};
+        struct msghdr header;
+        memset(&header, 0, sizeof header);
+        header.msg_iov = &iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.buf;
+        header.msg_controllen = sizeof control.buf;
+        ssize_t size = recvmsg(sock, &header, MSG_CMSG_CLOEXEC);
+        if (size < 0 && errno == EINTR)
+            continue;
+        if (size <= 0 || (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+            end_template(); /* the runner is gone, or speaks no protocol of ours */
+        message[size] = 0;
+        int fds[MAX_CHILD_FDS], fd_count = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&header); c != NULL; c = CMSG_NXTHDR(&header, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < n && fd_count < MAX_CHILD_FDS; i++)
+                memcpy(&fds[fd_count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        }
+
+        if (strncmp(message, "reap ", 5) == 0) {
+            reap((pid_t)strtol(message + 5, NULL, 10));
+        } else if (strncmp(message, "fork", 4) == 0) {
+            long tasks = strtol(message + 4, NULL, 10);
+            if (child_count == MAX_CHILDREN)
+                end_template();
+            if (before_fork != Py_None) {
+                PyObject *done = PyObject_CallNoArgs(before_fork);
+                if (done == NULL)
+                    end_template();
+                Py_DECREF(done);
+            }
+            PyOS_BeforeFork();
+            pid_t pid = fork();
+            if (pid == 0) {
+                PyOS_AfterFork_Child();
+                close(sock);
+                if (wake[0] >= 0) { /* the template's SIGCHLD wake-up is not the child's */
+                    signal(SIGCHLD, SIG_DFL);
+                    close(wake[0]);
+                    close(wake[1]);
+                }
+                for (int i = 0; i < child_count; i++)
+                    if (children[i].exit_fd >= 0)
+                        close(children[i].exit_fd);
+                PyObject *received = PyTuple_New(fd_count);
+                if (received == NULL)
+                    return NULL;
+                for (int i = 0; i < fd_count; i++)
+                    PyTuple_SetItem(received, i, PyLong_FromLong(fds[i]));
+                return Py_BuildValue("(Nl)", received, tasks);
+            }
+            PyOS_AfterFork_Parent();
+            if (pid < 0)
+                end_template();
+            for (int i = 0; i < fd_count; i++)
+                close(fds[i]);
+            int exit_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (exit_fd < 0)
+                watch_by_signal();
+            children[child_count++] = (struct child){.pid = pid, .exit_fd = exit_fd};
+            char answer[MESSAGE_SIZE];
+            snprintf(answer, sizeof answer, "pid %d", (int)pid);
+            send_message(sock, answer);
+            report_exits(sock, exit_fd); /* it may have ended before it could be watched */
+        } else {
+            for (int i = 0; i < fd_count; i++)
+                close(fds[i]);
+        }
+    }
+}
+
 static PyMethodDef methods[] = {
     {"enter", enter, METH_VARARGS, "The child's set-up as root, ending as the sandbox uid."},
     {"container_tasks", container_tasks, METH_VARARGS, "The cgroup's count of tasks, or None."},
     {"kill_everything", kill_everything, METH_VARARGS, "Kill every other process of this uid."},
     {"scrub", scrub, METH_VARARGS, "Clean up after the previous execution."},
     {"sysv_ipc_exists", sysv_ipc_exists, METH_NOARGS, "Whether a SysV IPC object exists."},
+    {"serve_template", serve_template, METH_VARARGS, "The template's loop; returns in a child."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,11 +19,10 @@ Messages on a SOCK_SEQPACKET socket pair, one per send:
 
 import gc
 import os
-import select
-import signal
 import socket
 import sys
 
+from sandbox_runner import _native
 from sandbox_runner.child import prepare_interpreter
 from sandbox_runner.config import BARE, PRELOADED
 from sandbox_runner.scrub import container_tasks
@@ -32,19 +31,14 @@ MESSAGE_SIZE = 64
 CHILD_FDS = 6  # control, stdin, stdout, stderr, status, files (left out when none: it is last)
 
 
-def reseed():
-    """Fresh random state for the next child, set in the template before it forks (cheaper
-    there). Python's own `random` reseeds itself in every forked child."""
+def reseeder():
+    """What gives each child a fresh random state, called in the template before it forks
+    (cheaper there): numpy's global one, if imported; None when there is nothing to reseed.
+    Python's own `random` reseeds itself in every forked child."""
     numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
-
-
-def wait_status(info):
-    """A waitid() result as the wait status waitpid() would give."""
-    if info.si_code == os.CLD_EXITED:
-        return (info.si_status & 0xFF) << 8
-    return info.si_status | (0x80 if info.si_code == os.CLD_DUMPED else 0)
+    if numpy is None:
+        return None
+    return lambda: numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
 
 
 class Template:
@@ -56,13 +50,19 @@ class Template:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
-            ours.close()
-            for fd in close_in_template:
-                os.close(fd)
-            prepare_interpreter()  # the code's environment and streams, once for every child
-            gc.collect()
-            gc.freeze()  # keep the template's heap shared with every forked child
-            serve(theirs, child_main)
+            try:  # nothing here may return into the runner's code: the template, or a child
+                ours.close()
+                for fd in close_in_template:
+                    os.close(fd)
+                prepare_interpreter()  # the code's environment and streams, once for every child
+                gc.collect()
+                gc.freeze()  # keep the template's heap shared with every forked child
+                # The loop is in C (native/_native.c): after each fork the template's memory is
+                # all shared with the child, and each page its Python wrote would be copied.
+                fds, tasks = _native.serve_template(theirs.detach(), reseeder())
+                child_main(*fds, *([None] * (CHILD_FDS - len(fds))), tasks)
+            finally:
+                os._exit(126)
         theirs.close()
         self.sock = ours
         self.fd = ours.fileno()  # polls readable when the template has news of the child
@@ -127,98 +127,3 @@ class Templates:
     def pick(self, name):
         """The template a request names; the preloaded one for any other name, or none."""
         return self.by_name.get(name, self.default)
-
-
-def serve(sock, child_main):
-    """The template's loop. Never returns: it ends when the runner does."""
-    children = {}  # pid -> the fd that polls readable when it exits (pidfd or wake-up pipe)
-    reported = set()
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    wakeup = []  # without pidfds (gVisor): a pipe every SIGCHLD writes a byte to
-
-    def report_exits(ready_fd):
-        for pid, exit_fd in children.items():
-            if exit_fd != ready_fd or pid in reported:
-                continue
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            if info is None:
-                continue
-            reported.add(pid)
-            if exit_fd not in wakeup:
-                poller.unregister(exit_fd)
-            sock.send(b"exit %d %d" % (pid, wait_status(info)))
-
-    try:
-        while True:
-            for fd, _ in poller.poll():
-                if fd != sock.fileno():
-                    if fd in wakeup:
-                        drain(fd)
-                    report_exits(fd)
-                    continue
-                message, fds, _, _ = socket.recv_fds(sock, MESSAGE_SIZE, CHILD_FDS)
-                if not message:
-                    raise SystemExit
-                kind, _, argument = message.partition(b" ")
-                if kind == b"fork":
-                    pid = fork_child(sock, fds, wakeup, child_main, int(argument or 0))
-                    try:
-                        exit_fd = os.pidfd_open(pid)
-                        poller.register(exit_fd, select.POLLIN)
-                    except OSError:
-                        if not wakeup:
-                            wakeup[:] = sigchld_pipe()
-                            poller.register(wakeup[0], select.POLLIN)
-                        exit_fd = wakeup[0]
-                    children[pid] = exit_fd
-                    sock.send(b"pid %d" % pid)
-                    report_exits(exit_fd)  # it may have ended before its SIGCHLD was caught
-                elif message.startswith(b"reap "):
-                    pid = int(message[5:])
-                    os.waitpid(pid, 0)
-                    reported.discard(pid)
-                    exit_fd = children.pop(pid)
-                    if exit_fd not in wakeup:
-                        os.close(exit_fd)
-    except BaseException:
-        for pid in children:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        os._exit(0)
-
-
-def fork_child(sock, fds, wakeup, child_main, tasks):
-    """Fork the next execution's child on the runner's fds; in the template, close them."""
-    reseed()
-    pid = os.fork()
-    if pid == 0:
-        sock.close()
-        if wakeup:  # the template's SIGCHLD wake-up is not the child's
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            for fd in wakeup:
-                os.close(fd)
-        child_main(*fds, *([None] * (CHILD_FDS - len(fds))), tasks)
-    for fd in fds:
-        os.close(fd)
-    return pid
-
-
-def sigchld_pipe():
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    os.set_blocking(w, False)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-    signal.set_wakeup_fd(w)
-    return r, w
-
-
-def drain(fd):
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
