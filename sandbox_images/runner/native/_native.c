@@ -31,16 +31,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SMALL_READ 4096
+/* Buffers are small and on the stack: each page a child touches first costs it a fault. */
+#define COUNT_READ 64   /* pids.current */
+#define STATUS_READ 1024 /* /proc/<pid>/status, as far as its Uid line */
+#define TABLE_READ 512  /* a /proc/sysvipc table: its header line, and the start of the next */
+#define LISTING_READ 1024
 
 static PyObject *os_error(void) { return PyErr_SetFromErrno(PyExc_OSError); }
 
-/* A file's first 4 KiB, NUL-terminated, into buf; its length, or -1 if it cannot be read. */
-static ssize_t read_small(const char *path, char *buf) {
+/* A file's first size - 1 bytes, NUL-terminated, into buf; their count, or -1 if it cannot be
+ * read. */
+static ssize_t read_small(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    ssize_t n = read(fd, buf, SMALL_READ - 1);
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n >= 0)
         buf[n] = 0;
@@ -86,16 +91,40 @@ static PyObject *enter(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* limit(max_file_bytes, timeout_s): the cap on the size of any file the execution writes, and
+ * a CPU-time backstop behind the wall-clock timeout the runner enforces: timeout_s on top of
+ * what this process has used already (cleaning up after the previous execution), with a second
+ * between SIGXCPU (a timeout) and the SIGKILL of the hard limit. */
+static PyObject *limit(PyObject *self, PyObject *args) {
+    long long max_file_bytes;
+    double timeout_s;
+    if (!PyArg_ParseTuple(args, "Ld", &max_file_bytes, &timeout_s))
+        return NULL;
+    struct rlimit files = {(rlim_t)max_file_bytes, (rlim_t)max_file_bytes};
+    if (setrlimit(RLIMIT_FSIZE, &files) < 0)
+        return os_error();
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) < 0)
+        return os_error();
+    double used = (double)usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                  (double)usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+    rlim_t cpu = (rlim_t)(used + timeout_s) + 2;
+    struct rlimit backstop = {cpu, cpu + 1};
+    if (setrlimit(RLIMIT_CPU, &backstop) < 0)
+        return os_error();
+    Py_RETURN_NONE;
+}
+
 /* The tasks (processes and threads) in the container's cgroup, from the first of paths that
  * can be read; -1 where none counts them. */
 static long count_tasks(PyObject *paths) {
-    char buf[SMALL_READ];
+    char buf[COUNT_READ];
     Py_ssize_t n = PyTuple_Size(paths);
     for (Py_ssize_t i = 0; i < n; i++) {
         const char *path = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(paths, i), NULL);
         if (path == NULL)
             return -2;
-        if (read_small(path, buf) < 0)
+        if (read_small(path, buf, sizeof buf) < 0)
             continue;
         char *end;
         long count = strtol(buf, &end, 10);
@@ -123,7 +152,7 @@ static int uid_lives(uid_t uid) {
     DIR *proc = opendir("/proc");
     if (proc == NULL)
         return 1;
-    char path[64], buf[SMALL_READ];
+    char path[64], buf[STATUS_READ];
     pid_t me = getpid();
     int found = 0;
     struct dirent *entry;
@@ -133,7 +162,7 @@ static int uid_lives(uid_t uid) {
         if (*end != 0 || end == entry->d_name || pid == me)
             continue;
         snprintf(path, sizeof path, "/proc/%ld/status", pid);
-        if (read_small(path, buf) < 0)
+        if (read_small(path, buf, sizeof buf) < 0)
             continue;
         const char *state = strstr(buf, "\nState:\t");
         const char *uids = strstr(buf, "\nUid:\t");
@@ -168,44 +197,49 @@ static PyObject *kill_everything(PyObject *self, PyObject *args) {
     return PyBool_FromLong(kill_uid(rounds));
 }
 
+struct linux_dirent64 {
+    ino64_t d_ino;
+    off64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
 /* Delete what is under the directory dir (whose fd this takes) without following a symlink;
- * directories locked by the code are opened up first. Whether the directory is empty then:
- * errors leave what they leave. */
+ * directories locked by the code are opened up first. Whether all of it went (nothing of the
+ * sandbox uid lives on to add more: see scrub). getdents64 itself, not readdir: glibc's
+ * directory stream is a 32 KiB buffer on the heap. */
 static int remove_tree(int dir) {
-    DIR *listing = fdopendir(dir);
-    if (listing == NULL) {
-        close(dir);
-        return 0;
-    }
-    struct dirent *entry;
-    while ((entry = readdir(listing)) != NULL) {
-        const char *name = entry->d_name;
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-            continue;
-        int is_dir = entry->d_type == DT_DIR;
-        if (entry->d_type == DT_UNKNOWN) {
-            struct stat st;
-            is_dir = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    char listing[LISTING_READ] __attribute__((aligned(8)));
+    int all_gone = 1;
+    long size;
+    while ((size = syscall(SYS_getdents64, dir, listing, sizeof listing)) > 0) {
+        for (long at = 0; at < size;) {
+            struct linux_dirent64 *entry = (struct linux_dirent64 *)(listing + at);
+            at += entry->d_reclen;
+            const char *name = entry->d_name;
+            if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                continue;
+            int is_dir = entry->d_type == DT_DIR;
+            if (entry->d_type == DT_UNKNOWN) {
+                struct stat st;
+                is_dir = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+            }
+            if (is_dir) {
+                /* chmod by name, since a directory the code locked cannot be opened; d_type
+                 * does not follow a symlink, and a symlink swapped in meanwhile would lead only
+                 * to files of the sandbox uid (which alone this process may chmod). */
+                fchmodat(dir, name, 0700, 0);
+                int sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0)
+                    remove_tree(sub);
+            }
+            if (unlinkat(dir, name, is_dir ? AT_REMOVEDIR : 0) < 0)
+                all_gone = 0;
         }
-        if (!is_dir) {
-            unlinkat(dir, name, 0);
-            continue;
-        }
-        /* chmod by name, since a directory the code locked cannot be opened; d_type does not
-         * follow a symlink, and a symlink swapped in meanwhile would lead only to files of the
-         * sandbox uid (which alone this process may chmod). */
-        fchmodat(dir, name, 0700, 0);
-        int sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0)
-            remove_tree(sub);
-        unlinkat(dir, name, AT_REMOVEDIR);
     }
-    rewinddir(listing);
-    int empty = 1;
-    while (empty && (entry = readdir(listing)) != NULL)
-        empty = strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0;
-    closedir(listing);
-    return empty;
+    close(dir);
+    return all_gone && size == 0;
 }
 
 /* scrub(tasks, pids_paths, scratch_dirs, rounds): in the next child, as the sandbox uid,
@@ -233,7 +267,7 @@ static PyObject *scrub(PyObject *self, PyObject *args) {
         if (path == NULL)
             return NULL;
         int dir = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dir >= 0)  /* one that cannot be opened has nothing to clean */
+        if (dir >= 0) /* one that cannot be opened has nothing to clean */
             clean = remove_tree(dir) && clean;
     }
     return PyBool_FromLong(clean);
@@ -244,13 +278,14 @@ static PyObject *scrub(PyObject *self, PyObject *args) {
 static PyObject *sysv_ipc_exists(PyObject *self, PyObject *unused) {
     static const char *const tables[] = {"/proc/sysvipc/shm", "/proc/sysvipc/msg",
                                          "/proc/sysvipc/sem"};
-    char buf[SMALL_READ];
+    char buf[TABLE_READ];
     for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
-        if (read_small(tables[i], buf) < 0)
+        ssize_t n = read_small(tables[i], buf, sizeof buf);
+        if (n < 0)
             continue;
         const char *newline = strchr(buf, '\n');
-        if (newline != NULL && strchr(newline + 1, '\n') != NULL)
-            Py_RETURN_TRUE;
+        if ((newline != NULL && strchr(newline + 1, '\n') != NULL) || n == sizeof buf - 1)
+            Py_RETURN_TRUE; /* a line after the header, or more than the buffer holds */
     }
     Py_RETURN_FALSE;
 }
@@ -457,6 +492,7 @@ static PyObject *serve_template(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"enter", enter, METH_VARARGS, "The child's set-up as root, ending as the sandbox uid."},
+    {"limit", limit, METH_VARARGS, "The execution's file size cap and CPU-time backstop."},
     {"container_tasks", container_tasks, METH_VARARGS, "The cgroup's count of tasks, or None."},
     {"kill_everything", kill_everything, METH_VARARGS, "Kill every other process of this uid."},
     {"scrub", scrub, METH_VARARGS, "Clean up after the previous execution."},

@@ -1,28 +1,15 @@
-"""A one-shot execution inside its child: the limits, a fresh __main__, the code run in this
-(forked) interpreter with CPython's exit semantics."""
+"""A one-shot execution inside its child: the interpreter as the template prepares it for every
+child (environment, std streams, a fresh __main__), and the code run in this forked interpreter
+with CPython's exit semantics."""
 
 import atexit
 import builtins
 import os
-import resource
 import sys
 import traceback
 import types
 
 from sandbox_runner.config import CHILD_ENV, MAIN_PATH, WORKDIR
-
-STD_STREAMS = []  # the code's sys.stdin, sys.stdout, sys.stderr (see prepare_interpreter)
-
-
-def apply_limits(req):
-    fsize = req["max_file_bytes"]
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    # A CPU-time backstop behind the wall-clock timeout the runner enforces, on top of what this
-    # process has used already (cleaning up after the previous execution), with a second
-    # between SIGXCPU (a timeout) and the SIGKILL of the hard limit.
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = int(usage.ru_utime + usage.ru_stime + req["timeout_s"]) + 2
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
 
 
 def python_exit_code(exc):
@@ -40,31 +27,33 @@ def python_exit_code(exc):
 
 
 def prepare_interpreter():
-    """Once, in the runner before it first forks: what every child needs and would otherwise
+    """Once, in each template before it first forks: what every child needs and would otherwise
     build itself, each paying the copy-on-write faults of it. The code's environment (the
-    runner has read its own settings by then), and the code's sys.stdin/stdout/stderr over fds
-    0, 1 and 2, which each child points at its own pipes (new_main installs them)."""
+    runner has read its own settings by then), the code's sys.stdin/stdout/stderr over fds 0, 1
+    and 2, which each child points at its own pipes, and a fresh __main__ for main.py. The
+    template runs no code in them; only the import path, which leads into the working directory
+    the code owns, is left to each child (new_main)."""
     os.environ.clear()
     os.environ.update(CHILD_ENV)
-    STD_STREAMS[:] = (
+    streams = (
         open(0, encoding="utf-8", errors="surrogateescape", closefd=False),
         open(1, "w", encoding="utf-8", errors="surrogateescape", closefd=False),
         open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1),
     )
-
-
-def new_main():
-    """In the child, once it has cleaned up (the import path then leads into the working
-    directory, which the code owns): a fresh __main__ for main.py there, and its std streams."""
-    sys.stdin, sys.stdout, sys.stderr = STD_STREAMS
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = STD_STREAMS
+    sys.stdin, sys.stdout, sys.stderr = streams
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
     sys.argv = [MAIN_PATH]
-    sys.path[0] = WORKDIR
     main = types.ModuleType("__main__")
     main.__file__ = MAIN_PATH
     main.__builtins__ = builtins
     sys.modules["__main__"] = main
-    return main
+
+
+def new_main():
+    """In the child, once it has cleaned up: the import path led into the working directory,
+    and the fresh __main__ for main.py there."""
+    sys.path[0] = WORKDIR
+    return sys.modules["__main__"]
 
 
 def run_forked(code, main):

@@ -48,6 +48,18 @@ def write_files(workdir, files, replace=False, executable=()):
             f.write(base64.b64decode(b64))
 
 
+def write_new(path, text):
+    """A new file holding text (as the code's own files are encoded), with os-level calls: no
+    file object in the child (see template.py)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    try:
+        data = memoryview(text.encode("utf-8", "surrogateescape"))
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
 TOO_BIG = object()
 
 

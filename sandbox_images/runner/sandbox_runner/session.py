@@ -168,7 +168,7 @@ def serve_session(child, req, oom, cgroup, proto_in, proto_out):
     """The container's one session: the waiting child keeps its namespace across `cell`
     requests, until the worker closes the stream or the child dies. Then the runner exits."""
     child.close_stdin()  # cells read EOF on stdin
-    child.send(req)
+    child.send_request(req)
     write_frame(proto_out, {"op": "session_ready", "id": req.get("id")})
     while True:
         try:

@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from sandbox_runner import _native
-from sandbox_runner.child import apply_limits, new_main, run_forked
+from sandbox_runner.child import new_main, run_forked
 from sandbox_runner.config import (
     CHILD_ENV,
     CLEAN,
@@ -28,8 +28,8 @@ from sandbox_runner.config import (
     SANDBOX_UID,
     WORKDIR,
 )
-from sandbox_runner.files import collect_files, read_until_eof, write_files
-from sandbox_runner.frames import FRAME, read_frame, write_frame
+from sandbox_runner.files import collect_files, read_until_eof, write_files, write_new
+from sandbox_runner.frames import FRAME, read_frame, read_request, write_frame, write_request
 from sandbox_runner.scrub import kill_everything, scrub
 
 # What the next child needs of a request to read its files back (see send_collected).
@@ -56,7 +56,7 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
         os.mkdir(WORKDIR, 0o700)
         os.chdir(WORKDIR)
         main = new_main()
-        req = read_frame(ctl_r)
+        req = read_request(ctl_r)
     except BaseException:
         os._exit(126)
     if req is None:  # discarded by the runner
@@ -77,13 +77,14 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
     os.close(ctl_r)
     os.close(status_w)
     try:
-        apply_limits(req)
+        # A CPU-time backstop behind the wall-clock timeout the runner enforces (see
+        # _native.limit), and the cap on file sizes.
+        _native.limit(req["max_file_bytes"], req["timeout_s"])
         write_files(WORKDIR, req.get("files") or {}, executable=req.get("executable") or ())
         argv = [str(a) for a in req.get("argv") or []]
         if req.get("command"):  # another language: its compiler, or its program
             exec_command(req, argv)
-        with open(MAIN_PATH, "x", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(req["code"])
+        write_new(MAIN_PATH, req["code"])
         if req.get("fresh_interpreter"):
             os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], CHILD_ENV)
         sys.argv = [MAIN_PATH, *argv]
@@ -114,9 +115,7 @@ def exec_command(req, argv):
     """Write the source (if the request has one) where the command expects it, and become the
     command: a compiler, or the program (an interpreter, or the compiled file)."""
     if req.get("source"):
-        with open(os.path.join(WORKDIR, req["source"]), "x", encoding="utf-8",
-                  errors="surrogateescape") as f:
-            f.write(req["code"])
+        write_new(os.path.join(WORKDIR, req["source"]), req["code"])
     command = [str(a) for a in req["command"]]
     os.execvpe(command[0], [*command, *argv], CHILD_ENV)
 
@@ -167,10 +166,18 @@ class Zygote:
             return False
 
     def hand_over(self, req):
-        """Give the child its request (blocking; the child reads it all before anything else)."""
-        self.send(req)  # if the child died before reading it, its exit status will tell
+        """Give the child its request and close the control pipe (a one-shot run)."""
+        self.send_request(req)
         os.close(self.ctl_w)
         self.ctl_w = None
+
+    def send_request(self, req):
+        """The child's request (blocking; the child reads it all before anything else); if the
+        child died before reading it, its exit status will tell."""
+        try:
+            write_request(self.ctl_w, req)
+        except BrokenPipeError:
+            pass
 
     def send(self, message):
         """One frame on the control pipe; False if the child is gone."""
