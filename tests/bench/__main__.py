@@ -25,7 +25,7 @@ from typing import Any
 from service.settings import Settings
 from tests.bench import callers, languages, storm, templates
 from tests.bench.baselines import RunnerFloor, docker_run_baseline, fork_floor
-from tests.bench.cpu import CpuMeter
+from tests.bench.cpu import SANDBOXES, ContainersCpu, CpuMeter
 from tests.bench.stack import LocalStack
 from tests.bench.workloads import CPU_BOUND, NUMPY, PRINT_ONE, Load, percentiles
 
@@ -95,11 +95,15 @@ async def l1_beside_f1(load: Load, floor: RunnerFloor,
 
 
 async def cpu_breakdown(stack: LocalStack, load: Load, count: int) -> dict[str, float]:
-    """CPU each component spends per print(1), with 16 requests in flight."""
+    """CPU each component spends per print(1), with 16 requests in flight (containers
+    replaced meanwhile counted too: see ContainersCpu)."""
     meter = stack.cpu_meter()
-    before = meter.snapshot()
+    before = meter.snapshot([])
+    sandboxes = ContainersCpu(stack.prefix)
     await load.closed_loop("CPU breakdown", [PRINT_ONE] * count, in_flight=16)
-    return CpuMeter.per_request_ms(before, meter.snapshot(), count)
+    after = meter.snapshot([])
+    after[SANDBOXES] = await sandboxes.stop()
+    return CpuMeter.per_request_ms(before, after, count)
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, float]:

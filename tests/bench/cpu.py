@@ -4,12 +4,14 @@ CPU time, unlike wall time, is hardly changed by what else runs on a shared mach
 breakdown is stable where latency figures are not.
 """
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
+SANDBOXES = "sandbox containers (runner + code)"  # the snapshots' name for them
 
 
 def process_usage(pid: int) -> tuple[float, int, int]:
@@ -56,6 +58,34 @@ def containers_cpu_s(ids: list[str]) -> float:
     return sum(containers_cpu(ids).values())
 
 
+class ContainersCpu:
+    """The sandboxes' CPU over a window in which the pool may replace containers (after
+    SANDBOX_EXECUTIONS_PER_CONTAINER runs each): the containers running at its start are read
+    every `interval_s` until `stop`, so that one removed meanwhile counts up to its last
+    reading; one started meanwhile counts whole (its start-up is part of what the runs cost at
+    those settings)."""
+
+    def __init__(self, prefix: str, interval_s: float = 0.1):
+        self.prefix = prefix
+        self.start = containers_cpu(container_ids(prefix))
+        self.last = dict(self.start)
+        self.task = asyncio.get_running_loop().create_task(self._poll(interval_s))
+
+    async def _poll(self, interval_s: float) -> None:
+        while True:
+            self.last.update(containers_cpu(list(self.start)))
+            await asyncio.sleep(interval_s)
+
+    async def stop(self) -> float:
+        """CPU seconds of the deployment's containers since the start."""
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        now = containers_cpu(container_ids(self.prefix))
+        self.last.update(containers_cpu(list(self.start)))
+        return (sum(self.last[c] - self.start[c] for c in self.start)
+                + sum(seconds for c, seconds in now.items() if c not in self.start))
+
+
 class CpuMeter:
     """Snapshots of the CPU of the API, worker, Redis, the Docker daemons and the sandboxes."""
 
@@ -83,7 +113,7 @@ class CpuMeter:
                 except (OSError, IndexError):
                     continue
             snap[name] = total
-        snap["sandbox containers (runner + code)"] = containers_cpu_s(
+        snap[SANDBOXES] = containers_cpu_s(
             container_ids(self.prefix) if containers is None else containers)
         return snap
 

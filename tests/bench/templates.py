@@ -17,12 +17,11 @@ from typing import Any
 
 import docker
 
-from tests.bench.cpu import CpuMeter, container_ids, containers_cpu
+from tests.bench.cpu import SANDBOXES, CpuMeter, container_ids, containers_cpu
 from tests.bench.sessions import container_memory
 from tests.bench.stack import LocalStack
 from tests.bench.workloads import Load, percentiles, progress
 
-SANDBOXES = "sandbox containers (runner + code)"  # as CpuMeter names them
 # Each snippet solves a small problem with one library (as tests/integration does); its answer.
 SNIPPETS = {
     "print": ("print(1)", "1\n"),
