@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     print("measuring; progress on stderr", file=sys.stderr)
     with LocalStack(workers=args.workers, pool_size=args.pool_size) as stack:
+        # Every pool warm first (the scientific one, the other languages', the containers kept
+        # for sessions): their start-ups would run beside L1 and F1.
+        stack.wait_warmed_up()
         figures = asyncio.run(measure_service(stack, sizes, settings))
     figures.update(callers.measure(sizes["s3"]))
     figures["R1"] = docker_run_baseline(settings.image_for("python"), PRINT_ONE, sizes["r1"])
