@@ -27,7 +27,7 @@ logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 # The runner first (sandbox-runner:<tag>, with its compiled C module): every image copies it.
 echo "building sandbox-runner:$tag" >&2
-if ! docker build -q -t "sandbox-runner:$tag" -f "$here/runner/Dockerfile" "$here" \
+if ! docker build -q --force-rm -t "sandbox-runner:$tag" -f "$here/runner/Dockerfile" "$here" \
     >"$logs/runner" 2>&1; then
   echo "building sandbox-runner:$tag failed:" >&2
   cat "$logs/runner" >&2
@@ -36,7 +36,7 @@ fi
 pids=()
 for image in "${images[@]}"; do
   echo "building sandbox-$image:$tag" >&2
-  docker build -q -t "sandbox-$image:$tag" --build-arg "RUNNER_IMAGE=sandbox-runner:$tag" \
+  docker build -q --force-rm -t "sandbox-$image:$tag" --build-arg "RUNNER_IMAGE=sandbox-runner:$tag" \
     -f "$here/$image/Dockerfile" "$here" \
     >"$logs/$image" 2>&1 &
   pids+=("$!")
