@@ -1,9 +1,9 @@
 """The in-container runner: forks one child per execution and reports how it ended.
 
-Standard library only, with one C module (the child's set-up and clean-up: native/_native.c).
-It speaks to the worker over a unix socket (or its attached stdin and stdout) with frames of a
-4-byte big-endian length followed by a JSON object (the wire format is also described in
-service/runner_protocol.py; a contract test keeps the two in step).
+Standard library only, with one C module (the template's loop and the child's set-up and
+clean-up: native/_native.c). It speaks to the worker over a unix socket (or its attached stdin
+and stdout) with frames of a 4-byte big-endian length followed by a JSON object (the wire format
+is also described in service/runner_protocol.py; a contract test keeps the two in step).
 
 Per execution: a child is forked, moved to its own session, made the OOM killer's first choice,
 switched to the unprivileged sandbox uid, given a fresh working directory on the tmpfs and a
