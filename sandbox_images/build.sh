@@ -2,9 +2,8 @@
 # Build the sandbox images (sandbox-<image>:$SANDBOX_IMAGE_TAG, default latest): every directory
 # here with a Dockerfile, or those named as arguments. The base image is provided first, then the
 # runner's image (runner/Dockerfile), which every other image copies the runner from. The build
-# context is this directory. Images build
-# in parallel (most of the time goes to downloading packages); a build's log is shown only when
-# it fails.
+# context is this directory. Images build in parallel (most of the time goes to downloading
+# packages); a build's log is shown only when it fails.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,28 +24,24 @@ rm -rf "$here/python/certs" && mkdir -p "$here/python/certs"
 cp /usr/local/share/ca-certificates/*.crt "$here/python/certs/" 2>/dev/null || true
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
-# The runner first (sandbox-runner:<tag>, with its compiled C module): every image copies it.
-echo "building sandbox-runner:$tag" >&2
-if ! docker build -q --force-rm -t "sandbox-runner:$tag" -f "$here/runner/Dockerfile" "$here" \
-    >"$logs/runner" 2>&1; then
-  echo "building sandbox-runner:$tag failed:" >&2
-  cat "$logs/runner" >&2
-  exit 1
-fi
+# build <image>: sandbox-<image>:<tag> from <image>/Dockerfile; its log only if it fails.
+build() {
+  echo "building sandbox-$1:$tag" >&2
+  if ! docker build -q --force-rm -t "sandbox-$1:$tag" --build-arg "RUNNER_IMAGE=sandbox-runner:$tag" \
+      -f "$here/$1/Dockerfile" "$here" >"$logs/$1" 2>&1; then
+    echo "building sandbox-$1:$tag failed:" >&2
+    cat "$logs/$1" >&2
+    return 1
+  fi
+}
+build runner  # first, with its compiled C module: every image copies it
 pids=()
 for image in "${images[@]}"; do
-  echo "building sandbox-$image:$tag" >&2
-  docker build -q --force-rm -t "sandbox-$image:$tag" --build-arg "RUNNER_IMAGE=sandbox-runner:$tag" \
-    -f "$here/$image/Dockerfile" "$here" \
-    >"$logs/$image" 2>&1 &
+  build "$image" &
   pids+=("$!")
 done
 failed=0
-for i in "${!images[@]}"; do
-  if ! wait "${pids[$i]}"; then
-    echo "building sandbox-${images[$i]}:$tag failed:" >&2
-    cat "$logs/${images[$i]}" >&2
-    failed=1
-  fi
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
 done
 exit "$failed"

@@ -8,6 +8,7 @@ command in flight), and the script's own work is done in one go.
 
 import asyncio
 
+from service.batched import answer_each
 from service.store.session_claims import Claim, WarmClaims
 from service.store.workers import WorkerRegistry
 
@@ -34,18 +35,7 @@ class ClaimBatcher:
         while self._waiting:
             batch = [(c, f) for c, f in self._waiting[:MAX_BATCH] if not f.done()]
             del self._waiting[:MAX_BATCH]
-            if batch:
-                await self._send([c for c, _ in batch], [f for _, f in batch])
-
-    async def _send(self, claims: list[Claim],
-                    futures: list[asyncio.Future[tuple[str, str] | int]]) -> None:
-        try:
-            found = await self.claims.claim(claims, self.cap, self.workers.live_since_ms())
-        except Exception as exc:  # QueueUnavailable, mostly: each caller raises it
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for future, result in zip(futures, found, strict=True):
-            if not future.done():  # its caller gave up: the session idles out unused
-                future.set_result(result)
+            if batch:  # a caller that gives up before its answer leaves its session to idle out
+                await answer_each([f for _, f in batch],
+                                  self.claims.claim([c for c, _ in batch], self.cap,
+                                                    self.workers.live_since_ms()))

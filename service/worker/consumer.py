@@ -34,6 +34,7 @@ import orjson
 
 from service import logs, wire
 from service.backoff import Backoff
+from service.batched import answer_each
 from service.models import Priority
 from service.result import ExecutionResult, cancelled, sandbox_error
 from service.settings import Settings
@@ -292,16 +293,9 @@ class Consumer:
             task.add_done_callback(self._flushes.discard)
 
     async def _send_held(self, held: list[tuple[wire.Job, bytes, asyncio.Future[bool]]]) -> None:
-        try:
-            kept = await self._send_answers([(job, body) for job, body, _ in held])
-        except Exception as exc:  # QueueUnavailable, mostly: each job's _retry answers again
-            for _, _, future in held:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, _, future), first in zip(held, kept, strict=True):
-            if not future.done():
-                future.set_result(first)
+        # Should Redis be away, each job's _retry answers again.
+        await answer_each([future for _, _, future in held],
+                          self._send_answers([(job, body) for job, body, _ in held]))
 
     async def _send_answers(self, answers: list[tuple[wire.Job, bytes]]) -> list[bool]:
         """When a claim is due (and no reclaim), the script that answers these jobs claims the

@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 
-from tests.bench.cpu import SANDBOXES, CpuMeter, container_ids, containers_cpu
+from tests.bench.cpu import SANDBOXES, ContainersCpu, CpuMeter
 from tests.bench.sessions import container_memory
 from tests.bench.stack import LocalStack
 from tests.bench.workloads import Load, percentiles, progress
@@ -64,23 +64,19 @@ async def one_at_a_time(load: Load, repeat: int) -> dict[str, Any]:
 
 async def batch_cpu(stack: LocalStack, load: Load, codes: list[str],
                     expected: list[str]) -> dict[str, Any]:
-    """CPU per item of one /v1/batch, machine-wide and per component (no container of the
-    deployment is replaced meanwhile: see measure)."""
+    """CPU per item of one /v1/batch, machine-wide and per component (the sandboxes' as
+    ContainersCpu follows them: the scientific pool may stop one it started on demand)."""
     meter = stack.cpu_meter()
-    containers = container_ids(stack.prefix)  # listed once: a busy engine's list can miss some
-    before, jiffies = meter.snapshot(containers), busy_jiffies()
-    sandboxes = containers_cpu(containers)
+    sandboxes = ContainersCpu(stack.prefix)  # lists them before the machine-wide count starts
+    before, jiffies = meter.snapshot([]), busy_jiffies()
     started = asyncio.get_running_loop().time()
     status, body = await load.pool.post("/v1/batch", {"items": [{"code": c} for c in codes]})
     seconds = asyncio.get_running_loop().time() - started
     machine_ms = (busy_jiffies() - jiffies) * 1000 / os.sysconf("SC_CLK_TCK") / len(codes)
     if status != 200:
         raise RuntimeError(f"batch refused: {status} {body}")
-    # The sandboxes' CPU, of the containers there before and after (the scientific pool may have
-    # stopped one it started on demand).
-    after, sandboxes_after = meter.snapshot(containers), containers_cpu(containers)
-    before[SANDBOXES] = sum(sandboxes[c] for c in sandboxes_after if c in sandboxes)
-    after[SANDBOXES] = sum(sandboxes_after[c] for c in sandboxes_after if c in sandboxes)
+    after = meter.snapshot([])
+    after[SANDBOXES] = await sandboxes.stop()
     correct = sum(r["stdout"] == e for r, e in zip(body["results"], expected, strict=True))
     return {"items": len(codes), "correct": correct, "per_second": round(len(codes) / seconds, 1),
             "machine_cpu_ms_per_item": round(machine_ms, 3),

@@ -9,6 +9,7 @@ import stat
 import time
 
 from sandbox_runner.config import ABSOLUTE_ROOTS, MAX_WALK_ENTRIES
+from sandbox_runner.frames import write_all
 
 
 def name_parts(name):
@@ -53,9 +54,7 @@ def write_new(path, text):
     file object in the child (see template.py)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     try:
-        data = memoryview(text.encode("utf-8", "surrogateescape"))
-        while data:
-            data = data[os.write(fd, data):]
+        write_all(fd, memoryview(text.encode("utf-8", "surrogateescape")))
     finally:
         os.close(fd)
 
