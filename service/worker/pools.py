@@ -34,16 +34,25 @@ class ElasticPool(ContainerPool):
         self.size = floor
         self.ceiling = max(floor, ceiling)
         self._idle_since: dict[str, float] = {}
+        self._waiting = 0  # leases waiting for a container
 
     def start(self) -> None:
         super().start()
         self._background(self._shrink_forever())
 
     async def lease(self, timeout: float, template: str | None = None) -> Sandbox:
+        """An idle container, or the first one to become idle. Another is started only for a
+        lease that no container now cleaning up after its run will serve: that takes
+        milliseconds, a start seconds (the scientific stack's imports, tens of seconds of CPU)."""
         self._prune()
-        if not self._idle and self.live + self._spawns < self.ceiling:
+        if (not self._idle and self._waiting >= self.cleaning
+                and self.live + self._spawns < self.ceiling):
             self._background(self._spawn())
-        return await super().lease(timeout, template)
+        self._waiting += 1
+        try:
+            return await super().lease(timeout, template)
+        finally:
+            self._waiting -= 1
 
     def _put_idle(self, sandbox: Sandbox) -> None:
         self._idle_since[sandbox.container_id] = time.monotonic()

@@ -1,13 +1,14 @@
 """A fake container engine (service/worker/engine.py's protocol) whose containers hold a fake
 runner: a thread at the far end of a socket pair that speaks the runner's frames. What it does
 with a request is read from the request's code, one of SCRIPTS' names (or "silent", "vanish":
-no answer; "dirty": no `ready` after its result)."""
+no answer; "dirty": no `ready` after its result; "slow_clean": `ready` a while after it)."""
 
 import asyncio
 import contextlib
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,9 @@ SCRIPTS: dict[str, dict[str, Any]] = {
     "output_limit": {"stdout": "x" * 10, "stdout_truncated": True, "output_limited": True},
     "segfault": {"exit_code": None, "signal": 11},
     "dirty": {"stdout": "hi\n"},
+    "slow_clean": {"stdout": "hi\n"},
 }
+SLOW_CLEAN_S = 0.3
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -85,6 +88,8 @@ class FakeRunner(threading.Thread):
             self.send({"op": rp.OP_RESULT, "id": request["id"], **CLEAN, **SCRIPTS[code]})
             if code == "dirty":
                 break
+            if code == "slow_clean":
+                time.sleep(SLOW_CLEAN_S)
             self.send({"op": rp.OP_READY, "protocol": self.protocol, "pid": 1})
         self.sock.close()
 

@@ -10,6 +10,7 @@ from service.worker import pool as pool_module
 from service.worker.docker_engine import EngineUnavailable, Owner
 from service.worker.exchange import exchange
 from service.worker.pool import ContainerPool
+from service.worker.pools import ElasticPool
 from tests.unit.fake_engine import FakeEngine, until
 
 OWNER = Owner("unit", "worker-1", "host", 1)
@@ -64,6 +65,24 @@ async def test_a_lease_prefers_a_container_whose_waiting_child_has_the_template(
     other = await pool.lease(1.0, rp.TEMPLATE_BARE)  # none left with it: the next idle one
     assert other.template == rp.TEMPLATE_PRELOADED
     pool.release(bare, True)
+    pool.release(other, True)
+    await pool.close()
+
+
+async def test_an_elastic_pool_waits_for_a_container_cleaning_up_instead_of_starting_one() -> None:
+    """A clean-up takes milliseconds, a start seconds: a lease that comes while the only container
+    cleans up after its run is served by it; one that comes while it runs starts another."""
+    engine = FakeEngine()
+    pool = ElasticPool(engine, Settings(pool_size=2), OWNER, "sandbox-python", floor=1, ceiling=3)
+    pool.start()
+    await until(lambda: pool.idle == 1)
+    container_id, _ = await run(pool, "slow_clean")
+    assert pool.cleaning == 1
+    busy = await pool.lease(2.0)
+    assert (busy.container_id, engine.started) == (container_id, [container_id])
+    other = await pool.lease(2.0)
+    assert other.container_id != container_id and len(engine.started) == 2
+    pool.release(busy, True)
     pool.release(other, True)
     await pool.close()
 
