@@ -89,3 +89,37 @@ def test_state_does_not_leak_between_runs_on_the_scientific_template(
         "print(hasattr(sympy, 'LEAKED'), hasattr(networkx, 'LEAKED'),"
         " pandas.get_option('display.max_rows'), os.path.exists('/tmp/leak'))")) == \
         "False False 60 False\n"
+
+
+# The processes of the sandbox uid other than the run's own: (whether the run is its parent,
+# whether it is a process rather than a thread), then whether the code's wait() finds a child.
+OTHERS = (
+    "import os\n"
+    "me = os.getpid()\n"
+    "def status(pid):\n"
+    "    try:\n"
+    "        text = open(f'/proc/{pid}/status').read()\n"
+    "    except OSError:\n"
+    "        return None\n"
+    "    return dict(line.split(':\\t', 1) for line in text.splitlines() if ':\\t' in line)\n"
+    "found = [s for s in map(status, filter(str.isdigit, os.listdir('/proc')))\n"
+    "         if s and s['Uid'].split()[0] == str(os.getuid()) and s['Pid'] != str(me)]\n"
+    "print(sorted((s['PPid'] == str(me), s['Tgid'] == s['Pid']) for s in found))\n"
+    "try:\n"
+    "    os.wait()\n"
+    "except ChildProcessError:\n"
+    "    print('no child to wait for')\n")
+
+
+def test_a_preloaded_templates_child_leaves_the_teardown_of_its_memory_to_a_holder(
+        client: httpx.Client) -> None:
+    """A child of a preloaded template shares its memory with a holder process, so that its
+    exit status is out before the kernel has torn that memory down (_native.hold_memory): the
+    holder is the run's only other process, the code's wait() does not find it, and nothing of
+    it is left for the next run. The bare template's children have none."""
+    for _ in range(2):
+        assert stdout_of(client, "import numpy\n" + OTHERS) == \
+            "[(True, True)]\nno child to wait for\n"
+        assert stdout_of(client, "import sympy\n" + OTHERS) == \
+            "[(True, True)]\nno child to wait for\n"
+        assert stdout_of(client, OTHERS) == "[]\nno child to wait for\n"

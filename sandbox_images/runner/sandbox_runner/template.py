@@ -21,6 +21,7 @@ import gc
 import os
 import socket
 import sys
+from functools import partial
 
 from sandbox_runner import _native
 from sandbox_runner.child import prepare_interpreter
@@ -110,7 +111,10 @@ class Templates:
             preload(modules)
             gc.collect()
             gc.freeze()
-            self.by_name[PRELOADED] = Template(child_main, {*close_in_template, self.bare.fd})
+            # Its children's memory takes milliseconds to tear down: a holder does it, after
+            # their exit status is out (_native.hold_memory).
+            self.by_name[PRELOADED] = Template(partial(child_main, hold_memory=True),
+                                               {*close_in_template, self.bare.fd})
         self.default = self.by_name.get(PRELOADED, self.bare)
 
     def settle(self):

@@ -36,11 +36,13 @@ from sandbox_runner.scrub import kill_everything, scrub
 COLLECT_FIELDS = ("return_files", "max_return_bytes", "max_return_files")
 
 
-def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks, hold_memory=False):
     """In the template's fork. Never returns: sandboxes itself, waits for a request, becomes
     the execution. With files_w it is a collector instead: it reads back the previous
     execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
-    so that what it read is in no later execution's memory. tasks: see scrub."""
+    so that what it read is in no later execution's memory. tasks: see scrub. hold_memory: a
+    run in this interpreter leaves the teardown of its memory to a holder (the preloaded
+    template's children, see _native.hold_memory)."""
     try:
         # Its own session, the OOM killer's first choice, the pipes as fds 0-2, the sandbox
         # uid, and below the runner in its container's CPU share, so that a hundred busy
@@ -88,6 +90,8 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks):
         if req.get("fresh_interpreter"):
             os.execve(PYTHON, [PYTHON, "-B", "main.py", *argv], CHILD_ENV)
         sys.argv = [MAIN_PATH, *argv]
+        if hold_memory:
+            _native.hold_memory()
         run_forked(req["code"], main)
     except BaseException:
         try:
