@@ -2,6 +2,7 @@
 bare template, numpy's, or (in the scientific pool) the one that imported the scientific stack,
 as its import statements say; any template runs any code."""
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -111,15 +112,41 @@ OTHERS = (
     "    print('no child to wait for')\n")
 
 
-def test_a_preloaded_templates_child_leaves_the_teardown_of_its_memory_to_a_holder(
+def test_a_scientific_child_leaves_the_teardown_of_its_memory_to_a_holder(
         client: httpx.Client) -> None:
-    """A child of a preloaded template shares its memory with a holder process, so that its
+    """A child of the scientific template shares its memory with a holder process, so that its
     exit status is out before the kernel has torn that memory down (_native.hold_memory): the
     holder is the run's only other process, the code's wait() does not find it, and nothing of
-    it is left for the next run. The bare template's children have none."""
+    it is left for the next run. The children of numpy's template and of the bare one, quick to
+    tear down, have none."""
     for _ in range(2):
-        assert stdout_of(client, "import numpy\n" + OTHERS) == \
-            "[(True, True)]\nno child to wait for\n"
         assert stdout_of(client, "import sympy\n" + OTHERS) == \
             "[(True, True)]\nno child to wait for\n"
+        assert stdout_of(client, "import numpy\n" + OTHERS) == "[]\nno child to wait for\n"
         assert stdout_of(client, OTHERS) == "[]\nno child to wait for\n"
+
+
+WAITING_S = 1.0  # long enough for a waiting child to write ahead all it would
+# The page faults of z3's work in a child (its first assertion on a new solver writes thousands of
+# pages of the heap the template's warm-up left), with the solver's answer.
+Z3_FAULTS = ("import resource, z3\n"
+             "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+             "x, y = z3.Ints('x y')\ns = z3.Solver()\ns.add(x + y == 10, x - y == 4)\n"
+             "print(s.check(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+
+
+def test_the_next_child_writes_ahead_the_pages_of_the_last_runs_kind_of_code(
+        client: httpx.Client) -> None:
+    """The scientific pool has one container: after a run that imported z3, its next child
+    writes ahead, while it waits, the pages z3's code writes (found by the runner's probe,
+    pages.py), and then takes a fraction of the page faults it takes after a run that imported
+    sympy. (Each run comes a while after the last: a child writes ahead only until its request
+    is there.)"""
+    assert stdout_of(client, "import sympy\nprint(1)") == "1\n"
+    time.sleep(WAITING_S)
+    verdict, after_sympy = stdout_of(client, Z3_FAULTS).split()
+    assert verdict == "sat"
+    time.sleep(WAITING_S)
+    verdict, after_z3 = stdout_of(client, Z3_FAULTS).split()
+    assert verdict == "sat"
+    assert int(after_z3) * 3 < int(after_sympy)

@@ -22,10 +22,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -152,15 +154,14 @@ static PyObject *container_tasks(PyObject *self, PyObject *args) {
     return PyLong_FromLong(count);
 }
 
-/* Whether a live process of uid other than this one exists (zombies wait for init to reap
- * them). */
-static int uid_lives(uid_t uid) {
+/* A live process of uid other than this one (zombies wait for init to reap them): its pid, 0 if
+ * there is none, -1 if /proc cannot be read. */
+static pid_t live_of_uid(uid_t uid) {
     DIR *proc = opendir("/proc");
     if (proc == NULL)
-        return 1;
+        return -1;
     char path[64], buf[STATUS_READ];
-    pid_t me = getpid();
-    int found = 0;
+    pid_t me = getpid(), found = 0;
     struct dirent *entry;
     while (!found && (entry = readdir(proc)) != NULL) {
         char *end;
@@ -174,27 +175,40 @@ static int uid_lives(uid_t uid) {
         const char *uids = strstr(buf, "\nUid:\t");
         if (state == NULL || uids == NULL)
             continue;
-        found = strtoul(uids + 6, NULL, 10) == uid && state[8] != 'Z';
+        if (strtoul(uids + 6, NULL, 10) == uid && state[8] != 'Z')
+            found = (pid_t)pid;
     }
     closedir(proc);
     return found;
 }
 
+/* Until pid has exited (its pidfd polls readable then), at most KILL_WAIT_MS. What is usually
+ * left when a child cleans up is a process the kernel is tearing down (the previous execution's
+ * memory holder, see hold_memory), gone within milliseconds. */
+#define KILL_WAIT_MS 2
+static void await_end(pid_t pid) {
+    int exit_fd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (exit_fd < 0) { /* no pidfds (gVisor), or no pid to wait for */
+        struct timespec pause = {0, KILL_WAIT_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        return;
+    }
+    struct pollfd ended = {.fd = exit_fd, .events = POLLIN};
+    poll(&ended, 1, KILL_WAIT_MS);
+    close(exit_fd);
+}
+
 /* Kill every process of this uid but this one, until /proc shows none (kill(-1)'s return value
- * cannot say, since it counts processes it may not signal too), at most rounds times. The pause
- * between rounds starts short: what is usually left is a process the kernel is tearing down (the
- * previous execution's memory holder, see hold_memory), gone within milliseconds. */
+ * cannot say, since it counts processes it may not signal too), at most rounds times. */
 static int kill_uid(int rounds) {
     uid_t uid = getuid();
-    struct timespec pause = {0, 250000};
     for (int i = 0; i < rounds; i++) {
         if (kill(-1, SIGKILL) < 0 && errno == ESRCH)
             return 1;
-        if (!uid_lives(uid))
+        pid_t live = live_of_uid(uid);
+        if (live == 0)
             return 1;
-        nanosleep(&pause, NULL);
-        if (pause.tv_nsec < 2000000)
-            pause.tv_nsec *= 2;
+        await_end(live);
     }
     return 0;
 }
@@ -389,8 +403,9 @@ static void reap(pid_t pid) {
 
 /* serve_template(sock, before_fork): the template's loop, on the runner's SOCK_SEQPACKET socket
  * (whose fd it takes). In the template it never returns: it ends with the runner. In each child
- * it forks, it returns the child's (fds, tasks): the fds the runner sent with "fork <tasks>".
- * before_fork: None, or what to call before each fork. */
+ * it forks, it returns the child's (fds, tasks, pages): the fds the runner sent with
+ * "fork <tasks> <pages>" (pages: which of the template's page lists the child writes ahead, -1
+ * for none; see pages.py). before_fork: None, or what to call before each fork. */
 static PyObject *serve_template(PyObject *self, PyObject *args) {
     int sock;
     PyObject *before_fork;
@@ -455,7 +470,9 @@ static PyObject *serve_template(PyObject *self, PyObject *args) {
         if (strncmp(message, "reap ", 5) == 0) {
             reap((pid_t)strtol(message + 5, NULL, 10));
         } else if (strncmp(message, "fork", 4) == 0) {
-            long tasks = strtol(message + 4, NULL, 10);
+            char *end;
+            long tasks = strtol(message + 4, &end, 10);
+            long pages = strtol(end, NULL, 10);
             if (child_count == MAX_CHILDREN)
                 end_template();
             if (before_fork != Py_None) {
@@ -482,7 +499,7 @@ static PyObject *serve_template(PyObject *self, PyObject *args) {
                     return NULL;
                 for (int i = 0; i < fd_count; i++)
                     PyTuple_SetItem(received, i, PyLong_FromLong(fds[i]));
-                return Py_BuildValue("(Nl)", received, tasks);
+                return Py_BuildValue("(Nll)", received, tasks, pages);
             }
             PyOS_AfterFork_Parent();
             if (pid < 0)
@@ -502,6 +519,44 @@ static PyObject *serve_template(PyObject *self, PyObject *args) {
                 close(fds[i]);
         }
     }
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Pages written ahead between two looks at the request pipe: about a millisecond's work. */
+#define TOUCH_BETWEEN_LOOKS 256
+
+/* touch(runs, fd): in a child waiting for its request on fd, the pages of runs (native (start,
+ * length) pairs, see pages.py) written ahead: MADV_POPULATE_WRITE takes each one's copy-on-write
+ * fault now, not in the code's run. It stops once the request is there, so that only a child
+ * left waiting spends the time (a busy container's next request comes at once). A run no longer
+ * mapped is let be; nothing is done where the kernel has no such advice (before 5.14, gVisor). */
+static PyObject *touch(PyObject *self, PyObject *args) {
+    const char *runs;
+    Py_ssize_t size;
+    int fd;
+    if (!PyArg_ParseTuple(args, "y#i", &runs, &size, &fd))
+        return NULL;
+    const Py_ssize_t pair = 2 * (Py_ssize_t)sizeof(uint64_t);
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    long since_look = TOUCH_BETWEEN_LOOKS;
+    for (Py_ssize_t at = 0; at + pair <= size; at += pair) {
+        if (since_look >= TOUCH_BETWEEN_LOOKS) {
+            struct pollfd request = {.fd = fd, .events = POLLIN};
+            if (poll(&request, 1, 0) != 0)
+                break;
+            since_look = 0;
+        }
+        uint64_t run[2];
+        memcpy(run, runs + at, sizeof run);
+        if (madvise((void *)(uintptr_t)run[0], (size_t)run[1], MADV_POPULATE_WRITE) < 0 &&
+            errno == EINVAL && at == 0)
+            break;
+        since_look += (long)(run[1] / page);
+    }
+    Py_RETURN_NONE;
 }
 
 /* The holder's stack: a copy in each child (it is in the template's memory), used only by the
@@ -550,6 +605,7 @@ static PyMethodDef methods[] = {
     {"kill_everything", kill_everything, METH_VARARGS, "Kill every other process of this uid."},
     {"scrub", scrub, METH_VARARGS, "Clean up after the previous execution."},
     {"sysv_ipc_exists", sysv_ipc_exists, METH_NOARGS, "Whether a SysV IPC object exists."},
+    {"touch", touch, METH_VARARGS, "Write pages ahead (copy-on-write faults taken now)."},
     {"hold_memory", hold_memory, METH_NOARGS, "A holder of this process's memory till it exits."},
     {"serve_template", serve_template, METH_VARARGS, "The template's loop; returns in a child."},
     {NULL, NULL, 0, NULL},

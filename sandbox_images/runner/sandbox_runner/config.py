@@ -15,6 +15,8 @@ DRAIN_AFTER_EXIT_S = 0.05
 CLEANUP_ROUNDS = 200
 SANDBOX_NICE = 10
 MAX_OPEN_FILES = 256  # RLIMIT_NOFILE of every execution
+HOLD_MEMORY_FROM_MIB = 100  # a preloaded template this large (the scientific stack's, not
+# numpy's alone) has a holder tear down each child's memory (template.py)
 BARE, PRELOADED = "bare", "preloaded"  # the templates, as a request's `template` names them
 MAX_WALK_ENTRIES = 20000  # directory entries looked at when matching return_files patterns
 INTERRUPT_GRACE_S = 2.0  # a session cell past its timeout gets this long to stop after SIGINT

@@ -25,7 +25,7 @@ from functools import partial
 
 from sandbox_runner import _native
 from sandbox_runner.child import prepare_interpreter
-from sandbox_runner.config import BARE, PRELOADED
+from sandbox_runner.config import BARE, HOLD_MEMORY_FROM_MIB, PRELOADED
 from sandbox_runner.scrub import container_tasks
 
 MESSAGE_SIZE = 64
@@ -42,12 +42,19 @@ def reseeder():
     return lambda: numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
 
 
+def resident_bytes():
+    """This process's resident memory."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class Template:
     """The runner's handle on the template process."""
 
-    def __init__(self, child_main, close_in_template):
-        """Fork the template. child_main(*fds) becomes each child (it never returns);
-        close_in_template: the runner's fds, which the template must not hold."""
+    def __init__(self, child_main, close_in_template, pages=()):
+        """Fork the template. child_main(*fds, tasks, pages) becomes each child (it never
+        returns); close_in_template: the runner's fds, which the template must not hold; pages:
+        the lists of pages a child may be told to write ahead (see pages.py)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
@@ -60,8 +67,9 @@ class Template:
                 gc.freeze()  # keep the template's heap shared with every forked child
                 # The loop is in C (native/_native.c): after each fork the template's memory is
                 # all shared with the child, and each page its Python wrote would be copied.
-                fds, tasks = _native.serve_template(theirs.detach(), reseeder())
-                child_main(*fds, *([None] * (CHILD_FDS - len(fds))), tasks)
+                fds, tasks, ahead = _native.serve_template(theirs.detach(), reseeder())
+                child_main(*fds, *([None] * (CHILD_FDS - len(fds))), tasks,
+                           pages[ahead] if 0 <= ahead < len(pages) else None)
             finally:
                 os._exit(126)
         theirs.close()
@@ -69,9 +77,11 @@ class Template:
         self.fd = ours.fileno()  # polls readable when the template has news of the child
         self.tasks = 0  # passed to each child's clean-up (see Templates.settle)
 
-    def fork(self, fds):
-        """A child on these fds (see CHILD_FDS); its pid."""
-        socket.send_fds(self.sock, [b"fork %d" % self.tasks], [fd for fd in fds if fd is not None])
+    def fork(self, fds, pages=-1):
+        """A child on these fds (see CHILD_FDS), which writes ahead the template's list of pages
+        of that index (-1: none); its pid."""
+        socket.send_fds(self.sock, [b"fork %d %d" % (self.tasks, pages)],
+                        [fd for fd in fds if fd is not None])
         message = self.sock.recv(MESSAGE_SIZE)
         kind, _, pid = message.partition(b" ")
         if kind != b"pid":
@@ -101,9 +111,11 @@ class Templates:
 
     def __init__(self, child_main, close_in_template, modules):
         self.bare = Template(child_main, close_in_template)
+        self.ahead_of = None  # code -> which list of pages its next child writes ahead
         self.by_name = {BARE: self.bare}
         # Only now: the bare template holds none of these modules, and each child's fork and
         # exit cost grows with the memory of the template it is forked from.
+        from sandbox_runner.pages import importer, probe_all
         from sandbox_runner.preload import installed, preload
 
         modules = installed(modules)
@@ -111,10 +123,15 @@ class Templates:
             preload(modules)
             gc.collect()
             gc.freeze()
-            # Its children's memory takes milliseconds to tear down: a holder does it, after
-            # their exit status is out (_native.hold_memory).
-            self.by_name[PRELOADED] = Template(partial(child_main, hold_memory=True),
-                                               {*close_in_template, self.bare.fd})
+            probed = probe_all(modules)  # from this memory, which the template then shares
+            self.ahead_of = importer([package for package, _ in probed])
+            # A child of a template this large takes milliseconds to tear down: a holder does
+            # it, after the child's exit status is out (_native.hold_memory). Below, the holder
+            # would cost the next child's clean-up more than it saves.
+            hold = resident_bytes() >= HOLD_MEMORY_FROM_MIB << 20
+            self.by_name[PRELOADED] = Template(partial(child_main, hold_memory=hold),
+                                               {*close_in_template, self.bare.fd},
+                                               tuple(runs for _, runs in probed))
         self.default = self.by_name.get(PRELOADED, self.bare)
 
     def settle(self):
@@ -127,6 +144,14 @@ class Templates:
         if container_tasks() == expected:
             for template in self.by_name.values():
                 template.tasks = expected
+
+    def pages_after(self, template, req):
+        """Which of `template`'s lists of pages its next child writes ahead after `req` (-1:
+        none): the one of the first probed package the code imports (pages.py)."""
+        if (self.ahead_of is None or template is self.bare or req.get("command")
+                or req.get("fresh_interpreter")):
+            return -1
+        return self.ahead_of(req.get("code"))
 
     def pick(self, name):
         """The template a request names; the preloaded one for any other name, or none."""

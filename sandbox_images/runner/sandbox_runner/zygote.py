@@ -36,11 +36,14 @@ from sandbox_runner.scrub import kill_everything, scrub
 COLLECT_FIELDS = ("return_files", "max_return_bytes", "max_return_files")
 
 
-def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks, hold_memory=False):
+def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks, pages,
+                hold_memory=False):
     """In the template's fork. Never returns: sandboxes itself, waits for a request, becomes
     the execution. With files_w it is a collector instead: it reads back the previous
     execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
-    so that what it read is in no later execution's memory. tasks: see scrub. hold_memory: a
+    so that what it read is in no later execution's memory. tasks: see scrub. pages: what it
+    writes ahead while it waits for its request (the template's list for the last request's
+    kind of code, see pages.py), or None. hold_memory: a
     run in this interpreter leaves the teardown of its memory to a holder (the preloaded
     template's children, see _native.hold_memory)."""
     try:
@@ -58,6 +61,8 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks, ho
         os.mkdir(WORKDIR, 0o700)
         os.chdir(WORKDIR)
         main = new_main()
+        if pages:  # while no request is there
+            _native.touch(pages, ctl_r)
         req = read_request(ctl_r)
     except BaseException:
         os._exit(126)
@@ -127,9 +132,9 @@ def exec_command(req, argv):
 class Zygote:
     """The next execution's child, forked and sandboxed, waiting on its control pipe."""
 
-    def __init__(self, template, collect=None):
+    def __init__(self, template, collect=None, pages=-1):
         """collect: the previous request, when the child is to send back the files it asked for
-        (and do nothing else)."""
+        (and do nothing else); pages: which of the template's lists of pages it writes ahead."""
         self.template = template
         ctl_r, self.ctl_w = os.pipe()
         stdin_r, self.stdin_w = os.pipe()
@@ -141,7 +146,7 @@ class Zygote:
             self.files_r, files_w = os.pipe()
         child_fds = (ctl_r, stdin_r, out_w, err_w, status_w, files_w)
         try:
-            self.pid = template.fork(child_fds)
+            self.pid = template.fork(child_fds, pages)
         finally:
             for fd in child_fds:
                 if fd is not None:
