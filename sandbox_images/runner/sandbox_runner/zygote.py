@@ -43,9 +43,9 @@ def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks, pa
     execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
     so that what it read is in no later execution's memory. tasks: see scrub. pages: what it
     writes ahead while it waits for its request (the template's list for the last request's
-    kind of code, see pages.py), or None. hold_memory: a
-    run in this interpreter leaves the teardown of its memory to a holder (the preloaded
-    template's children, see _native.hold_memory)."""
+    kind of code, see pages.py), or None. hold_memory: a run in this interpreter leaves the
+    teardown of its memory to a holder (the scientific template's children, see
+    _native.hold_memory)."""
     try:
         # Its own session, the OOM killer's first choice, the pipes as fds 0-2, the sandbox
         # uid, and below the runner in its container's CPU share, so that a hundred busy
