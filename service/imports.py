@@ -72,20 +72,27 @@ class ImportKinds:
         self.numpy = packages(preload)
         self.scientific = packages(scientific_preload) - self.numpy
 
-    def of(self, code: str) -> Kind:
+    def scan(self, code: str) -> tuple[Kind, frozenset[str]]:
+        """The snippet's kind, and the packages of the scientific stack it imports (the
+        scientific pool's runner writes ahead the pages such code writes:
+        sandbox_runner/pages.py)."""
         if "import" not in code:
-            return Kind.BARE
+            return Kind.BARE, frozenset()
         names = imported(code)
-        if names & self.scientific:
-            return Kind.SCIENTIFIC
-        return Kind.NUMPY if names & self.numpy else Kind.BARE
+        scientific = frozenset(names & self.scientific)
+        if scientific:
+            return Kind.SCIENTIFIC, scientific
+        return (Kind.NUMPY if names & self.numpy else Kind.BARE), scientific
 
-    def of_job(self, spec: JobSpec) -> Kind:
-        """A Python snippet's kind; bare for what the runner execs (another language, a fresh
+    def of(self, code: str) -> Kind:
+        return self.scan(code)[0]
+
+    def of_job(self, spec: JobSpec) -> tuple[Kind, frozenset[str]]:
+        """A Python snippet's scan; bare for what the runner execs (another language, a fresh
         interpreter), which preloads nothing it could use."""
         if spec.language != Language.PYTHON or spec.fresh_interpreter:
-            return Kind.BARE
-        return self.of(spec.code)
+            return Kind.BARE, frozenset()
+        return self.scan(spec.code)
 
 
 def template_of(kind: Kind) -> str:

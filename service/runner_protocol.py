@@ -10,11 +10,13 @@ A run ends at `timeout_s` of its time (wall clock less its waits for a CPU), at 
 of wall clock, or at `cpu_timeout_s` of CPU time (if set); `time_limit` says which.
 A `run` or `session` request's `template` names the runner's template its child is forked from
 (`bare`, or `preloaded`: numpy or the scientific stack; see service/imports.py), the preloaded
-one when absent.
+one when absent; its `imports`, the packages of the scientific stack the code imports, from the
+same scan (the runner's next child writes ahead the pages such code writes).
 A contract test runs the real runner against these definitions.
 """
 
 import struct
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -55,9 +57,11 @@ def encode_frame(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def run_message(job_id: str, spec: JobSpec, template: str | None = None) -> dict[str, Any]:
+def run_message(job_id: str, spec: JobSpec, template: str | None = None,
+                imports: Collection[str] = ()) -> dict[str, Any]:
     """A `run` request for the runner; `template`: the one its child is forked from (bare or
-    preloaded; see service/imports.py), the preloaded one when None."""
+    preloaded; see service/imports.py), the preloaded one when None; `imports`: the packages of
+    the scientific stack the code imports."""
     message = {
         "op": OP_RUN,
         "id": job_id,
@@ -73,6 +77,8 @@ def run_message(job_id: str, spec: JobSpec, template: str | None = None) -> dict
     }
     if template is not None:
         message["template"] = template
+    if imports:
+        message["imports"] = sorted(imports)
     if spec.argv:
         message["argv"] = spec.argv
     if spec.stream:

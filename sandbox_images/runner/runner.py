@@ -121,7 +121,7 @@ def main():
             result.update(collector.collected(CLEANUP_TIMEOUT_S))
             collector.close()
         write_frame(proto_out, result)
-        child = Zygote(template, pages=templates.pages_after(template, req))
+        child = Zygote(template, pages=template.pages_for(req.get("imports") or ()))
         if not child.wait_clean(CLEANUP_TIMEOUT_S):
             child.close()
             return 3  # something of the last execution survived: let the worker replace us

@@ -137,7 +137,7 @@ class Executor:
 
     async def _execute(self, job: wire.Job, spec: JobSpec,
                        ticket: Ticket | None) -> ExecutionResult:
-        kind = self.kinds.of_job(spec)
+        kind, imports = self.kinds.of_job(spec)
         pool = self._pool_for(spec, kind)
         template = template_of(kind)
         sandbox = await pool.lease(LEASE_TIMEOUT_S, template)
@@ -154,7 +154,7 @@ class Executor:
                     await ready_again(sandbox)
                 reusable = False
             await pool.set_memory(sandbox, spec.sandbox_memory_mb())
-            message = rp.run_message(job.id, spec, template)
+            message = rp.run_message(job.id, spec, template, imports)
             sandbox.template = template  # its runner's next child is forked from it too
             if spec.language != Language.PYTHON:
                 message.update(program_fields(spec, compiled))

@@ -39,6 +39,15 @@ def test_kind_follows_the_heaviest_import(code: str, kind: Kind) -> None:
     assert KINDS.of(code) is kind
 
 
+def test_the_scan_names_the_scientific_packages_the_code_imports() -> None:
+    """They go with the run (its `imports`): the runner's next child writes ahead the pages
+    such code writes."""
+    assert KINDS.scan("import numpy as np, z3\nfrom sympy import Symbol") == \
+        (Kind.SCIENTIFIC, {"z3", "sympy"})
+    assert KINDS.scan("import numpy as np") == (Kind.NUMPY, frozenset())
+    assert KINDS.scan("print(1)") == (Kind.BARE, frozenset())
+
+
 def test_the_kinds_follow_what_the_templates_preload() -> None:
     assert packages("numpy, scipy.optimize,sympy") == {"numpy", "scipy", "sympy", "mpmath"}
     custom = ImportKinds("numpy,requests", "numpy,sympy")

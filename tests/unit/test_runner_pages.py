@@ -1,8 +1,7 @@
 """The runner's probe of the pages a kind of code writes (sandbox_runner/pages.py), on this
 host's kernel, with code of the test's own (the probe runs only the warm-ups, never a caller's
-code): the pages it finds are those the code wrote, and the scan of a request's imports names the
-list its next child writes ahead. tests/integration/test_templates.py checks a child that wrote
-them ahead through the service."""
+code): the pages it finds are those the code wrote. tests/integration/test_templates.py checks a
+child that wrote them ahead through the service."""
 
 import builtins
 import ctypes
@@ -52,12 +51,3 @@ def test_a_probe_finds_the_pages_its_code_wrote(pages: ModuleType, buffer: bytea
 def test_a_probe_that_fails_finds_nothing(pages: ModuleType) -> None:
     assert pages.probe("raise RuntimeError('no')") == b""
 
-
-def test_the_scan_names_the_first_probed_package_the_code_imports(pages: ModuleType) -> None:
-    of = pages.importer(["sympy", "z3"])
-    assert of("import numpy as np\nfrom z3 import Int\nimport sympy") == 1
-    assert of("import os, sympy.abc as abc, z3") == 0
-    assert of("  import sympy.abc as abc") == 0
-    assert of("import z3py\nprint('import z3')\nx = 1  # from sympy") == -1
-    assert of("") == -1
-    assert pages.importer([])("import z3") == -1

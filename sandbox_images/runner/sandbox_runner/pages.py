@@ -8,14 +8,14 @@ memory every time, so the same code writes the same pages. The runner forks a pr
 that has a warm-up (warmup.py) before it forks the preloaded template: the probe runs the warm-up
 again, as a child would run code using the module, and reads from /proc/self/pagemap which pages
 of the memory it shares with the runner it now holds alone. The template keeps the lists; the
-runner names one in each fork, by the modules the last request's code imported (runs of one kind
-tend to follow each other: one problem set, many samples), and that child writes those pages
+runner names one in each fork, by the packages the last request's code imported (its `imports`,
+from the worker's scan, service/imports.py; runs of one kind tend to follow each other: one
+problem set, many samples), and that child writes those pages
 (MADV_POPULATE_WRITE, _native.touch) while it waits for its request, up to the request's coming:
 a busy container's next request comes at once, and its child then writes nothing it may not
 need. Where the kernel does not say (gVisor has no pagemap), there are no lists."""
 
 import os
-import re
 import signal
 from array import array
 
@@ -26,8 +26,6 @@ from sandbox_runner.warmup import WARMUPS
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PRESENT_ALONE = 1 << 63 | 1 << 56  # a pagemap entry's bits: present, mapped by this process only
 PROBE_TIMEOUT_S = 30
-STATEMENT = re.compile(r"^[ \t]*(?:from[ \t]+(\w+)|import[ \t]+([^#;\n]+))", re.M)
-NAMES = re.compile(r"(?:^|,)[ \t]*(\w+)")
 
 
 def probe_all(modules):
@@ -93,20 +91,3 @@ def written(spans):
         os.close(fd)
     return runs.tobytes()
 
-
-def importer(packages):
-    """A function of code: the index in `packages` of the first one its import statements name
-    (`import a.b as c, d`, `from a.b import c`: a cheap scan, right about speed only), else -1."""
-    index = {name: i for i, name in enumerate(packages)}
-
-    def of(code):
-        if not index or not code:
-            return -1
-        for found in STATEMENT.finditer(code):
-            names = [found.group(1)] if found.group(1) else NAMES.findall(found.group(2))
-            for name in names:
-                if name in index:
-                    return index[name]
-        return -1
-
-    return of

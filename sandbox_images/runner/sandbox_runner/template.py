@@ -21,7 +21,6 @@ import gc
 import os
 import socket
 import sys
-from functools import partial
 
 from sandbox_runner import _native
 from sandbox_runner.child import prepare_interpreter
@@ -51,10 +50,12 @@ def resident_bytes():
 class Template:
     """The runner's handle on the template process."""
 
-    def __init__(self, child_main, close_in_template, pages=()):
-        """Fork the template. child_main(*fds, tasks, pages) becomes each child (it never
-        returns); close_in_template: the runner's fds, which the template must not hold; pages:
-        the lists of pages a child may be told to write ahead (see pages.py)."""
+    def __init__(self, child_main, close_in_template, probed=(), hold_memory=False):
+        """Fork the template. child_main(*fds, tasks, pages, hold_memory) becomes each child
+        (it never returns); close_in_template: the runner's fds, which the template must not
+        hold; probed: (package, pages) for each list of pages a child may be told to write
+        ahead (see pages.py); hold_memory: whether its children leave the teardown of their
+        memory to a holder (_native.hold_memory)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.pid = os.fork()
         if self.pid == 0:
@@ -69,13 +70,20 @@ class Template:
                 # all shared with the child, and each page its Python wrote would be copied.
                 fds, tasks, ahead = _native.serve_template(theirs.detach(), reseeder())
                 child_main(*fds, *([None] * (CHILD_FDS - len(fds))), tasks,
-                           pages[ahead] if 0 <= ahead < len(pages) else None)
+                           probed[ahead][1] if 0 <= ahead < len(probed) else None, hold_memory)
             finally:
                 os._exit(126)
         theirs.close()
         self.sock = ours
         self.fd = ours.fileno()  # polls readable when the template has news of the child
         self.tasks = 0  # passed to each child's clean-up (see Templates.settle)
+        self.packages = [package for package, _ in probed]
+
+    def pages_for(self, imports):
+        """Which of its lists of pages a child writes ahead when the last request's code imported
+        `imports` (the request's own, from the worker's scan): the first probed package's; -1 for
+        none."""
+        return next((i for i, package in enumerate(self.packages) if package in imports), -1)
 
     def fork(self, fds, pages=-1):
         """A child on these fds (see CHILD_FDS), which writes ahead the template's list of pages
@@ -111,11 +119,10 @@ class Templates:
 
     def __init__(self, child_main, close_in_template, modules):
         self.bare = Template(child_main, close_in_template)
-        self.ahead_of = None  # code -> which list of pages its next child writes ahead
         self.by_name = {BARE: self.bare}
         # Only now: the bare template holds none of these modules, and each child's fork and
         # exit cost grows with the memory of the template it is forked from.
-        from sandbox_runner.pages import importer, probe_all
+        from sandbox_runner.pages import probe_all
         from sandbox_runner.preload import installed, preload
 
         modules = installed(modules)
@@ -123,15 +130,13 @@ class Templates:
             preload(modules)
             gc.collect()
             gc.freeze()
-            probed = probe_all(modules)  # from this memory, which the template then shares
-            self.ahead_of = importer([package for package, _ in probed])
             # A child of a template this large takes milliseconds to tear down: a holder does
             # it, after the child's exit status is out (_native.hold_memory). Below, the holder
             # would cost the next child's clean-up more than it saves.
-            hold = resident_bytes() >= HOLD_MEMORY_FROM_MIB << 20
-            self.by_name[PRELOADED] = Template(partial(child_main, hold_memory=hold),
-                                               {*close_in_template, self.bare.fd},
-                                               tuple(runs for _, runs in probed))
+            self.by_name[PRELOADED] = Template(
+                child_main, {*close_in_template, self.bare.fd},
+                probe_all(modules),  # from this memory, which the template then shares
+                resident_bytes() >= HOLD_MEMORY_FROM_MIB << 20)
         self.default = self.by_name.get(PRELOADED, self.bare)
 
     def settle(self):
@@ -144,14 +149,6 @@ class Templates:
         if container_tasks() == expected:
             for template in self.by_name.values():
                 template.tasks = expected
-
-    def pages_after(self, template, req):
-        """Which of `template`'s lists of pages its next child writes ahead after `req` (-1:
-        none): the one of the first probed package the code imports (pages.py)."""
-        if (self.ahead_of is None or template is self.bare or req.get("command")
-                or req.get("fresh_interpreter")):
-            return -1
-        return self.ahead_of(req.get("code"))
 
     def pick(self, name):
         """The template a request names; the preloaded one for any other name, or none."""

@@ -37,7 +37,7 @@ COLLECT_FIELDS = ("return_files", "max_return_bytes", "max_return_files")
 
 
 def zygote_main(ctl_r, stdin_r, stdout_w, stderr_w, status_w, files_w, tasks, pages,
-                hold_memory=False):
+                hold_memory):
     """In the template's fork. Never returns: sandboxes itself, waits for a request, becomes
     the execution. With files_w it is a collector instead: it reads back the previous
     execution's files (the first frame on ctl_r says which), sends them on files_w and exits,
